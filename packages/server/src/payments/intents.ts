@@ -1,0 +1,282 @@
+import type { Direction, LimitsUtilizationCents } from '@cashwire/webhooks';
+import { errors } from '../api/errors.js';
+import { withTx, type Queryable, type Tx } from '../db/pool.js';
+import { decide, type DeclineCategory, type Environment } from '../domain/decision.js';
+import { allowedFrom, canTransition, type IntentAction } from '../domain/intent-state.js';
+import { insertEvents } from '../store/events.js';
+import type { CredentialRow, IntentRow, TransactionRow } from '../store/rows.js';
+import type { Caller, Deps } from './context.js';
+import { idempotent } from './idempotency.js';
+import { page, pageFilter } from './pagination.js';
+import { userLimits } from './users.js';
+
+export interface CreateIntentInput {
+  direction: Direction;
+  user_id: string;
+  amount: number;
+  currency: 'USD';
+  redirect_url?: string;
+  webhook_url?: string;
+  webhook_secret?: string;
+  tag?: string;
+  approval_mode?: 'automatic' | 'manual';
+  account_id?: string;
+  display_limits?: boolean;
+  display_loyalty?: boolean;
+}
+
+export function intentUrl(deps: Deps, i: Pick<IntentRow, 'operator_id' | 'id' | 'session_token'>): string {
+  return `${deps.config.publicUrl}/pay/${i.operator_id}/${i.id}?s=${i.session_token}`;
+}
+
+export function publicIntent(deps: Deps, i: IntentRow, txns: TransactionRow[] = [], credential?: CredentialRow | null) {
+  return {
+    id: i.id,
+    url: intentUrl(deps, i),
+    idempotency_key: i.idempotency_key,
+    tag: i.tag,
+    created_at: i.created_at.toISOString(),
+    direction: i.direction,
+    user_id: i.user_id,
+    amount: i.amount,
+    currency: i.currency,
+    status: i.status,
+    decline_category: i.decline_category,
+    rail: i.rail,
+    type: i.type,
+    approval_mode: i.approval_mode,
+    redirect_url: i.redirect_url,
+    webhook_url: i.webhook_url,
+    account_id: i.account_id,
+    display_limits: i.display_limits,
+    display_loyalty: i.display_loyalty,
+    credential: credential ? { id: credential.id, display_name: credential.display_name, last4: credential.last4 } : null,
+    limits_utilization: i.limits_utilization
+      ? Object.fromEntries(Object.entries(i.limits_utilization).map(([k, v]) => [k, (v as number).toFixed(2)]))
+      : null,
+    transactions: txns.map((t) => ({ id: t.id, amount: t.amount, currency: t.currency, created_at: t.created_at.toISOString(), date: t.date, status: t.status, account_id: t.account_id })),
+    refund: null,
+    dispute: null,
+  };
+}
+
+/** Ids carry their environment; one of the other environment is named as such, without a lookup. */
+export function checkIntentId(caller: Caller, id: string): void {
+  const other: Environment = caller.environment === 'sandbox' ? 'production' : 'sandbox';
+  if (id.startsWith(`intent_${other}_`)) throw errors.wrongEnvironment('intent', id, caller.environment);
+}
+
+function userNotFound(err: unknown, userId: string): never {
+  if ((err as { code?: string }).code === '23503') throw errors.notFound('user', userId);
+  throw err;
+}
+
+/** POST /intent: idempotent by X-Idempotency-Key (scoped to operator and environment). */
+export async function createIntent(deps: Deps, caller: Caller, input: CreateIntentInput, idemKey: string | undefined) {
+  return idempotent(deps, caller, 'intent', idemKey, input, async (tx) => {
+    const now = deps.clock.now();
+    const id = deps.ids.next(`intent_${caller.environment}_`);
+    const { rows } = await tx
+      .query<IntentRow>(
+        `INSERT INTO intents (operator_id, environment, id, user_id, direction, amount, currency, status, approval_mode, rail, type,
+                              tag, idempotency_key, redirect_url, webhook_url, webhook_secret, account_id, display_limits, display_loyalty,
+                              session_token, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'created', $8, 'ach', 'push', $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)
+         RETURNING *`,
+        [caller.operatorId, caller.environment, id, input.user_id, input.direction, input.amount, input.currency, input.approval_mode ?? 'automatic',
+          input.tag ?? null, idemKey ?? null, input.redirect_url ?? null, input.webhook_url ?? null, input.webhook_secret ?? null,
+          input.account_id ?? null, input.display_limits ?? null, input.display_loyalty ?? null, deps.ids.secret(18), now],
+      )
+      .catch((err) => userNotFound(err, input.user_id));
+    return { statusCode: 200, body: publicIntent(deps, rows[0]!) };
+  });
+}
+
+async function loadIntent(q: Queryable, operatorId: string, id: string, lock = false): Promise<IntentRow | undefined> {
+  const { rows } = await q.query<IntentRow>(`SELECT * FROM intents WHERE operator_id = $1 AND id = $2${lock ? ' FOR UPDATE' : ''}`, [operatorId, id]);
+  return rows[0];
+}
+
+async function details(q: Queryable, i: IntentRow): Promise<{ txns: TransactionRow[]; credential: CredentialRow | null }> {
+  const [t, c] = await Promise.all([
+    q.query<TransactionRow>('SELECT * FROM transactions WHERE operator_id = $1 AND intent_id = $2 ORDER BY created_at', [i.operator_id, i.id]),
+    i.credential_id
+      ? q.query<CredentialRow>('SELECT id, display_name, last4 FROM credentials WHERE operator_id = $1 AND id = $2', [i.operator_id, i.credential_id])
+      : Promise.resolve({ rows: [] as CredentialRow[] }),
+  ]);
+  return { txns: t.rows, credential: c.rows[0] ?? null };
+}
+
+export async function renderIntent(deps: Deps, q: Queryable, i: IntentRow) {
+  const d = await details(q, i);
+  return publicIntent(deps, i, d.txns, d.credential);
+}
+
+export async function getIntent(deps: Deps, caller: Caller, id: string) {
+  checkIntentId(caller, id);
+  const i = await loadIntent(deps.db, caller.operatorId, id);
+  if (!i || i.environment !== caller.environment) throw errors.notFound('intent', id);
+  return renderIntent(deps, deps.db, i);
+}
+
+export async function listIntents(deps: Deps, caller: Caller, q: { cursor?: string; limit?: number; 'created_at.after'?: string; 'created_at.before'?: string }) {
+  const limit = q.limit ?? 25;
+  const params: unknown[] = [caller.operatorId, caller.environment];
+  const where = pageFilter({ after: q['created_at.after'], before: q['created_at.before'], cursor: q.cursor }, params);
+  const { rows } = await deps.db.query<IntentRow>(
+    `SELECT * FROM intents WHERE operator_id = $1 AND environment = $2 ${where} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`,
+    params,
+  );
+  const p = page(rows, limit);
+  const { rows: txns } = await deps.db.query<TransactionRow>(
+    'SELECT * FROM transactions WHERE operator_id = $1 AND intent_id = ANY($2::text[])',
+    [caller.operatorId, p.rows.map((r) => r.id)],
+  );
+  return { data: p.rows.map((i) => publicIntent(deps, i, txns.filter((t) => t.intent_id === i.id))), next_cursor: p.next_cursor };
+}
+
+function startOfDay(d: Date): Date {
+  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
+}
+function startOfMonth(d: Date): Date {
+  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1));
+}
+
+/** A user's approved and pending usage in the current UTC day and month, and whether they ever deposited. */
+async function userFacts(tx: Tx, operatorId: string, userId: string, now: Date): Promise<{ usage: LimitsUtilizationCents; hasDeposit: boolean }> {
+  // The lock serialises decisions for one user, so two concurrent intents cannot both fit under a limit.
+  await tx.query('SELECT 1 FROM users WHERE operator_id = $1 AND id = $2 FOR UPDATE', [operatorId, userId]);
+  const { rows } = await tx.query<LimitsUtilizationCents & { has_deposit: boolean }>(
+    `SELECT coalesce(sum(amount) FILTER (WHERE direction = 'cash_in'  AND decided_at >= $3), 0)::bigint AS daily_cash_in,
+            coalesce(sum(amount) FILTER (WHERE direction = 'cash_out' AND decided_at >= $3), 0)::bigint AS daily_cash_out,
+            coalesce(sum(amount) FILTER (WHERE direction = 'cash_in'), 0)::bigint AS monthly_cash_in,
+            coalesce(sum(amount) FILTER (WHERE direction = 'cash_out'), 0)::bigint AS monthly_cash_out,
+            EXISTS (SELECT 1 FROM intents d WHERE d.operator_id = $1 AND d.user_id = $2 AND d.direction = 'cash_in' AND d.status = 'approved') AS has_deposit
+       FROM intents
+      WHERE operator_id = $1 AND user_id = $2 AND status IN ('approved', 'pending') AND decided_at >= $4`,
+    [operatorId, userId, startOfDay(now), startOfMonth(now)],
+  );
+  const r = rows[0]!;
+  return {
+    usage: { daily_cash_in: r.daily_cash_in, daily_cash_out: r.daily_cash_out, monthly_cash_in: r.monthly_cash_in, monthly_cash_out: r.monthly_cash_out },
+    hasDeposit: r.has_deposit,
+  };
+}
+
+export type Verdict = { forced?: DeclineCategory };
+
+/**
+ * Decides a `created` intent (hosted page approve, or authorize) and writes the result and its event in `tx`.
+ * `forced` declines without running the rules (the sandbox page's Decline button).
+ */
+export async function decideIntent(deps: Deps, tx: Tx, intent: IntentRow, settings: Caller['settings'], verdict: Verdict = {}): Promise<IntentRow> {
+  const now = deps.clock.now();
+  let status: IntentRow['status'];
+  let declineCategory: string | null = null;
+  let utilization: LimitsUtilizationCents | null = null;
+  if (verdict.forced) {
+    status = 'declined';
+    declineCategory = verdict.forced;
+  } else {
+    const facts = await userFacts(tx, intent.operator_id, intent.user_id, now);
+    const d = decide({
+      environment: intent.environment,
+      direction: intent.direction,
+      amount: intent.amount,
+      approvalMode: intent.approval_mode,
+      hasDeposit: facts.hasDeposit,
+      usage: facts.usage,
+      limits: userLimits({ settings } as Caller),
+    });
+    status = d.status;
+    if (d.status === 'declined') declineCategory = d.declineCategory;
+    else utilization = d.utilization;
+  }
+  const settleAt = status === 'approved' ? new Date(now.getTime() + deps.config.settleDelayMs[intent.environment]) : null;
+  const { rows } = await tx.query<IntentRow>(
+    `UPDATE intents SET status = $3, decline_category = $4, limits_utilization = $5, decided_at = $6, settle_at = $7, updated_at = $6,
+            credential_id = coalesce($8, credential_id), rail = $9, type = $10
+      WHERE operator_id = $1 AND id = $2 RETURNING *`,
+    [intent.operator_id, intent.id, status, declineCategory, utilization ? JSON.stringify(utilization) : null, now, settleAt,
+      intent.credential_id, intent.rail, intent.type],
+  );
+  const updated = rows[0]!;
+  await insertEvents(tx, deps, [{ intent: updated, type: status === 'declined' ? 'intent.declined' : 'intent.approved' }]);
+  return updated;
+}
+
+function conflict(action: IntentAction, i: IntentRow) {
+  const allowed = allowedFrom(action).join(' or ');
+  return errors.conflict(`intent_not_${action === 'cancel' ? 'cancelable' : action === 'approve' ? 'pending' : 'approved'}`,
+    `intent ${i.id} is ${i.status}; ${action} needs an intent that is ${allowed}`);
+}
+
+/** Runs `fn` on the intent row locked in a transaction, after the tenant and environment checks. */
+export async function withIntent<T>(deps: Deps, caller: Caller, id: string, fn: (tx: Tx, i: IntentRow) => Promise<T>): Promise<T> {
+  checkIntentId(caller, id);
+  return withTx(deps.db, async (tx) => {
+    const i = await loadIntent(tx, caller.operatorId, id, true);
+    if (!i || i.environment !== caller.environment) throw errors.notFound('intent', id);
+    return fn(tx, i);
+  });
+}
+
+/** POST /intent/{id}/approve: manual review, pending -> approved. */
+export async function approveIntent(deps: Deps, caller: Caller, id: string) {
+  return withIntent(deps, caller, id, async (tx, i) => {
+    if (!canTransition(i.status, 'approve')) throw conflict('approve', i);
+    const now = deps.clock.now();
+    const { rows } = await tx.query<IntentRow>(
+      `UPDATE intents SET status = 'approved', settle_at = $3, updated_at = $4 WHERE operator_id = $1 AND id = $2 RETURNING *`,
+      [i.operator_id, i.id, new Date(now.getTime() + deps.config.settleDelayMs[i.environment]), now],
+    );
+    await insertEvents(tx, deps, [{ intent: rows[0]!, type: 'intent.approved' }]);
+    return renderIntent(deps, tx, rows[0]!);
+  });
+}
+
+export async function cancelIntentRow(deps: Deps, tx: Tx, i: IntentRow): Promise<IntentRow> {
+  if (!canTransition(i.status, 'cancel')) throw conflict('cancel', i);
+  const { rows } = await tx.query<IntentRow>(
+    `UPDATE intents SET status = 'canceled', settle_at = NULL, updated_at = $3 WHERE operator_id = $1 AND id = $2 RETURNING *`,
+    [i.operator_id, i.id, deps.clock.now()],
+  );
+  await insertEvents(tx, deps, [{ intent: rows[0]!, type: 'intent.canceled' }]);
+  return rows[0]!;
+}
+
+/** POST /intent/{id}/cancel: only before approval. */
+export async function cancelIntent(deps: Deps, caller: Caller, id: string) {
+  return withIntent(deps, caller, id, async (tx, i) => renderIntent(deps, tx, await cancelIntentRow(deps, tx, i)));
+}
+
+/** Settles locked, approved intents: one transaction row and one `intent.settled` event each. */
+export async function settleRows(deps: Deps, tx: Tx, intents: IntentRow[]): Promise<void> {
+  const now = deps.clock.now();
+  const events: { intent: IntentRow; type: 'intent.settled'; transaction: TransactionRow }[] = [];
+  for (const i of intents) {
+    const { accountId } = await deps.rail.settle(i);
+    const t: TransactionRow = {
+      id: deps.ids.next('txn_'), amount: i.amount, currency: i.currency, status: 'settled',
+      date: now.toISOString().slice(0, 10), account_id: accountId, created_at: now,
+    };
+    await tx.query(
+      `INSERT INTO transactions (operator_id, id, intent_id, amount, currency, status, date, account_id, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [i.operator_id, t.id, i.id, t.amount, t.currency, t.status, t.date, t.account_id, now],
+    );
+    const { rows } = await tx.query<IntentRow>('UPDATE intents SET settled_at = $3, updated_at = $3 WHERE operator_id = $1 AND id = $2 RETURNING *', [i.operator_id, i.id, now]);
+    events.push({ intent: rows[0]!, type: 'intent.settled', transaction: t });
+  }
+  await insertEvents(tx, deps, events);
+}
+
+/** POST /simulate/intent/{id}/settle (sandbox): settle now; settling a settled intent changes nothing. */
+export async function simulateSettle(deps: Deps, caller: Caller, id: string) {
+  if (caller.environment !== 'sandbox') throw errors.sandboxOnly();
+  return withIntent(deps, caller, id, async (tx, i) => {
+    if (!canTransition(i.status, 'settle')) throw conflict('settle', i);
+    if (!i.settled_at) await settleRows(deps, tx, [i]);
+    return renderIntent(deps, tx, (await loadIntent(tx, i.operator_id, i.id))!);
+  });
+}

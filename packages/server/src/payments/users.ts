@@ -1,0 +1,81 @@
+import { errors } from '../api/errors.js';
+import { DEFAULT_LIMITS } from '../domain/decision.js';
+import { checkKyc, type KycInput } from '../domain/kyc.js';
+import type { Queryable } from '../db/pool.js';
+import type { Caller, Deps } from './context.js';
+import { idempotent } from './idempotency.js';
+import { page, pageFilter } from './pagination.js';
+
+export interface CreateUserInput extends KycInput {
+  name: { first: string; last: string };
+  address: { address_line_1: string; address_line_2?: string; locality: string; administrative_area: string; postal_code: string; country: string };
+  tag?: string;
+}
+
+interface UserRow {
+  id: string;
+  tag: string | null;
+  status: string;
+  daily_limit: number;
+  data: CreateUserInput;
+  created_at: Date;
+}
+
+export function publicUser(u: UserRow) {
+  const { tag: _tag, ...kyc } = u.data;
+  return { id: u.id, tag: u.tag, ...kyc, status: u.status, limits: { daily_limit: u.daily_limit, currency: 'USD' }, created_at: u.created_at.toISOString() };
+}
+
+export function userLimits(caller: Caller) {
+  return { ...DEFAULT_LIMITS, ...(caller.settings.limits ?? {}) };
+}
+
+async function byTag(q: Queryable, caller: Caller, tag: string): Promise<UserRow | undefined> {
+  const { rows } = await q.query<UserRow>(
+    'SELECT id, tag, status, daily_limit, data, created_at FROM users WHERE operator_id = $1 AND environment = $2 AND tag = $3',
+    [caller.operatorId, caller.environment, tag],
+  );
+  return rows[0];
+}
+
+/** POST /user: idempotent by `tag` (same tag, same user) and by X-Idempotency-Key. */
+export async function createUser(deps: Deps, caller: Caller, input: CreateUserInput, idemKey: string | undefined) {
+  const problem = checkKyc(input, deps.clock.now());
+  if (problem) throw errors.validation(problem.field, problem.message, problem.code);
+  return idempotent(deps, caller, 'user', idemKey, input, async (tx) => {
+    const id = deps.ids.next('user_');
+    const { rows } = await tx.query<{ id: string }>(
+      `INSERT INTO users (operator_id, environment, id, tag, status, daily_limit, data, created_at)
+       VALUES ($1, $2, $3, $4, 'enabled', $5, $6, $7)
+       ON CONFLICT (operator_id, environment, tag) WHERE tag IS NOT NULL DO NOTHING
+       RETURNING id`,
+      [caller.operatorId, caller.environment, id, input.tag ?? null, userLimits(caller).daily_cash_in, JSON.stringify(input), deps.clock.now()],
+    );
+    if (rows[0]) return { statusCode: 200, body: { id: rows[0].id } };
+    const existing = await byTag(tx, caller, input.tag!);
+    return { statusCode: 200, body: { id: existing!.id } };
+  });
+}
+
+export async function getUser(deps: Deps, caller: Caller, id: string) {
+  const { rows } = await deps.db.query<UserRow>(
+    'SELECT id, tag, status, daily_limit, data, created_at FROM users WHERE operator_id = $1 AND environment = $2 AND id = $3',
+    [caller.operatorId, caller.environment, id],
+  );
+  if (!rows[0]) throw errors.notFound('user', id);
+  return publicUser(rows[0]);
+}
+
+export async function listUsers(deps: Deps, caller: Caller, q: { cursor?: string; limit?: number; 'created_at.after'?: string; 'created_at.before'?: string }) {
+  const limit = q.limit ?? 25;
+  const params: unknown[] = [caller.operatorId, caller.environment];
+  const where = pageFilter({ after: q['created_at.after'], before: q['created_at.before'], cursor: q.cursor }, params);
+  const { rows } = await deps.db.query<UserRow>(
+    `SELECT id, tag, status, daily_limit, data, created_at FROM users
+      WHERE operator_id = $1 AND environment = $2 ${where}
+      ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`,
+    params,
+  );
+  const p = page(rows, limit);
+  return { data: p.rows.map(publicUser), next_cursor: p.next_cursor };
+}

@@ -1,0 +1,85 @@
+import pino, { type Logger } from 'pino';
+import { buildApp } from './api/app.js';
+import { systemClock, randomIds, type Clock, type IdGenerator } from './clock.js';
+import { loadConfig, type Config } from './config.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
+import { migrate } from './db/migrate.js';
+import { createPool, type Db } from './db/pool.js';
+import { createSettlementJob } from './jobs/settlement.js';
+import type { Deps } from './payments/context.js';
+import { ledgerOnlyRail, type RailAdapter } from './payments/rail.js';
+
+export interface Database {
+  db: Db;
+  url: string;
+  embedded?: EmbeddedPostgres;
+  close(): Promise<void>;
+}
+
+/** DATABASE_URL if set, otherwise the embedded PostgreSQL in the data folder. Migrations applied either way. */
+export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+  let url = config.databaseUrl;
+  let embedded: EmbeddedPostgres | undefined;
+  if (!url) {
+    log.info({ dataDir: config.dataDir, port: config.embeddedPgPort }, 'starting embedded PostgreSQL');
+    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPgPort, onLog: (l) => log.debug({ pg: l.trim() }, 'postgres') });
+    url = embedded.url;
+  }
+  const db = createPool(url, config.poolSize);
+  const applied = await migrate(db);
+  if (applied.length) log.info({ applied }, 'migrations applied');
+  return {
+    db,
+    url,
+    embedded,
+    async close() {
+      await db.end().catch(() => {});
+      await embedded?.stop();
+    },
+  };
+}
+
+export interface StartOptions {
+  config?: Config;
+  clock?: Clock;
+  ids?: IdGenerator;
+  rail?: RailAdapter;
+  log?: Logger;
+  /** Run the settlement job in this process. Default true. */
+  jobs?: boolean;
+}
+
+export interface Running {
+  url: string;
+  deps: Deps;
+  database: Database;
+  stop(): Promise<void>;
+}
+
+export async function start(opts: StartOptions = {}): Promise<Running> {
+  const config = opts.config ?? loadConfig();
+  const log = opts.log ?? pino({ level: config.logLevel });
+  const database = await openDatabase(config, log);
+  const deps: Deps = { db: database.db, clock: opts.clock ?? systemClock, ids: opts.ids ?? randomIds, config, log, rail: opts.rail ?? ledgerOnlyRail };
+  const app = await buildApp(deps);
+  const settlement = createSettlementJob(deps);
+  if (opts.jobs !== false) settlement.start();
+  const address = await app.listen({ port: config.port, host: config.host });
+  const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
+  // With an ephemeral port (tests), the payment-page links must name the port actually bound.
+  if (config.port === 0) config.publicUrl = url;
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    deps,
+    database,
+    stop() {
+      stopping ??= (async () => {
+        await app.close(); // stop accepting, let in-flight requests finish
+        await settlement.stop();
+        await database.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import type { Direction, IntentStatus, LimitsUtilizationCents, TransactionRecord } from '@cashwire/webhooks';
+import type { Environment } from '../domain/decision.js';
+
+export interface OperatorRow {
+  id: string;
+  name: string;
+  settings: OperatorSettings;
+  created_at: Date;
+}
+
+export interface OperatorSettings {
+  rate_limits?: { create?: number; read?: number };
+  limits?: Partial<Record<'daily_cash_in' | 'daily_cash_out' | 'monthly_cash_in' | 'monthly_cash_out', number>>;
+}
+
+export interface IntentRow {
+  operator_id: string;
+  environment: Environment;
+  id: string;
+  user_id: string;
+  direction: Direction;
+  amount: number;
+  currency: string;
+  status: IntentStatus;
+  decline_category: string | null;
+  approval_mode: 'automatic' | 'manual';
+  rail: 'ach' | 'card';
+  type: string;
+  tag: string | null;
+  idempotency_key: string | null;
+  redirect_url: string | null;
+  webhook_url: string | null;
+  webhook_secret: string | null;
+  account_id: string | null;
+  display_limits: boolean | null;
+  display_loyalty: boolean | null;
+  credential_id: string | null;
+  session_token: string;
+  limits_utilization: LimitsUtilizationCents | null;
+  decided_at: Date | null;
+  settle_at: Date | null;
+  settled_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface CredentialRow {
+  id: string;
+  display_name: string;
+  last4: string;
+}
+
+export interface TransactionRow extends Omit<TransactionRecord, 'created_at'> {
+  created_at: Date;
+  intent_id?: string;
+}

@@ -1,0 +1,85 @@
+/**
+ * The event catalog: every event type Cashwire emits and the shape of its `data`.
+ * The server stores one canonical record per event (`EventRecord`); the payload a receiver sees is
+ * rendered from it for the payload version the receiver asked for (see render.ts).
+ */
+
+export const EVENT_TYPES = [
+  'intent.approved',
+  'intent.declined',
+  'intent.canceled',
+  'intent.settled',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export const PAYLOAD_VERSIONS = ['2024-05', '2023-01'] as const;
+/** `2024-05`: integer cents, `tag`, `rail`, `type` (seed 003, the default). `2023-01`: float dollars and `idempotency_key` (seed 002). */
+export type PayloadVersion = (typeof PAYLOAD_VERSIONS)[number];
+export const DEFAULT_PAYLOAD_VERSION: PayloadVersion = '2024-05';
+
+export type Direction = 'cash_in' | 'cash_out';
+export type IntentStatus = 'created' | 'pending' | 'approved' | 'declined' | 'canceled';
+
+/** Limit usage in cents, as numbers; rendered as two-decimal strings in the payload's unit. */
+export interface LimitsUtilizationCents {
+  daily_cash_in: number;
+  daily_cash_out: number;
+  monthly_cash_in: number;
+  monthly_cash_out: number;
+}
+
+export interface TransactionRecord {
+  id: string;
+  amount: number; // cents
+  currency: string;
+  status: 'settled';
+  date: string; // YYYY-MM-DD
+  account_id: string | null;
+  created_at: string;
+}
+
+/** The canonical, version-independent data of an intent event, as the server stores it. */
+export interface IntentEventRecord {
+  id: string;
+  tag: string | null;
+  idempotency_key: string | null;
+  direction: Direction;
+  amount: number; // cents
+  currency: string;
+  status: IntentStatus;
+  rail: 'ach' | 'card';
+  type: string;
+  decline_category?: string | null;
+  limits_utilization?: LimitsUtilizationCents | null;
+  transaction?: TransactionRecord | null;
+}
+
+export interface EventRecord {
+  id: string;
+  type: EventType;
+  data: IntentEventRecord;
+}
+
+/** Which optional fields each type carries. */
+export const CATALOG: Record<EventType, { description: string; fields: string[] }> = {
+  'intent.approved': {
+    description: 'An intent was approved (status `approved`), or accepted for manual review (status `pending`).',
+    fields: ['id', 'tag', 'direction', 'amount', 'status', 'rail', 'currency', 'type', 'limits_utilization'],
+  },
+  'intent.declined': {
+    description: 'An intent was declined; `decline_category` says why.',
+    fields: ['id', 'tag', 'direction', 'amount', 'status', 'decline_category', 'currency', 'type'],
+  },
+  'intent.canceled': {
+    description: 'An intent was canceled before approval, by the operator or by the user on the payment page.',
+    fields: ['id', 'tag', 'direction', 'amount', 'status', 'currency', 'type'],
+  },
+  'intent.settled': {
+    description: 'An approved intent settled: money moved; `transaction` is the settled transaction.',
+    fields: ['id', 'tag', 'direction', 'amount', 'status', 'rail', 'currency', 'type', 'transaction'],
+  },
+};
+
+export function isEventType(value: unknown): value is EventType {
+  return typeof value === 'string' && (EVENT_TYPES as readonly string[]).includes(value);
+}

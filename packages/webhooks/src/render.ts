@@ -1,0 +1,63 @@
+import type { EventRecord, IntentEventRecord, LimitsUtilizationCents, PayloadVersion, TransactionRecord } from './catalog.js';
+import { CATALOG } from './catalog.js';
+
+/** Formats a cents amount as a two-decimal string in the payload's unit (cents or dollars). */
+export function formatUtilization(cents: number, unit: 'cents' | 'dollars'): string {
+  if (unit === 'cents') return cents.toFixed(2);
+  const sign = cents < 0 ? '-' : '';
+  const abs = Math.abs(cents);
+  return `${sign}${Math.floor(abs / 100)}.${String(abs % 100).padStart(2, '0')}`;
+}
+
+function utilization(u: LimitsUtilizationCents, unit: 'cents' | 'dollars') {
+  return {
+    daily_cash_in: formatUtilization(u.daily_cash_in, unit),
+    daily_cash_out: formatUtilization(u.daily_cash_out, unit),
+    monthly_cash_in: formatUtilization(u.monthly_cash_in, unit),
+    monthly_cash_out: formatUtilization(u.monthly_cash_out, unit),
+  };
+}
+
+function transaction(t: TransactionRecord, unit: 'cents' | 'dollars') {
+  return {
+    id: t.id,
+    amount: unit === 'cents' ? t.amount : t.amount / 100,
+    currency: t.currency,
+    status: t.status,
+    date: t.date,
+    account_id: t.account_id,
+  };
+}
+
+/**
+ * Renders the `data` of an event for a payload version. `2024-05` (seed 003) uses integer cents and `tag`;
+ * `2023-01` (seed 002) uses float dollars and `idempotency_key`.
+ */
+export function renderData(event: EventRecord, version: PayloadVersion): Record<string, unknown> {
+  const d: IntentEventRecord = event.data;
+  const fields = CATALOG[event.type].fields;
+  const unit = version === '2024-05' ? 'cents' : 'dollars';
+  const out: Record<string, unknown> = { id: d.id };
+  if (version === '2024-05') out.tag = d.tag;
+  else out.idempotency_key = d.idempotency_key ?? d.tag;
+  out.direction = d.direction;
+  out.amount = unit === 'cents' ? d.amount : d.amount / 100;
+  out.status = d.status;
+  if (version === '2024-05' && fields.includes('rail')) out.rail = d.rail;
+  if (fields.includes('decline_category')) out.decline_category = d.decline_category ?? null;
+  out.currency = d.currency;
+  if (version === '2024-05') out.type = d.type;
+  if (fields.includes('limits_utilization') && d.limits_utilization) out.limits_utilization = utilization(d.limits_utilization, unit);
+  if (fields.includes('transaction') && d.transaction) out.transaction = transaction(d.transaction, unit);
+  return out;
+}
+
+/** ISO 8601 with microseconds, as the seeds show (`2024-01-14T22:31:02.756096Z`). */
+export function isoMicros(date: Date): string {
+  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+/** The webhook body `{type, data, timestamp}`; `timestamp` is the time of this attempt. */
+export function renderPayload(event: EventRecord, version: PayloadVersion, at: Date): string {
+  return JSON.stringify({ type: event.type, data: renderData(event, version), timestamp: isoMicros(at) });
+}
