@@ -26,17 +26,18 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
     url = embedded.url;
   }
   const db = createPool(url, config.poolSize);
-  const applied = await migrate(db);
-  if (applied.length) log.info({ applied }, 'migrations applied');
-  return {
-    db,
-    url,
-    embedded,
-    async close() {
-      await db.end().catch(() => {});
-      await embedded?.stop();
-    },
+  const close = async () => {
+    await db.end().catch(() => {});
+    await embedded?.stop();
   };
+  try {
+    const applied = await migrate(db);
+    if (applied.length) log.info({ applied }, 'migrations applied');
+  } catch (err) {
+    await close(); // a failed start must not leave the embedded PostgreSQL running
+    throw err;
+  }
+  return { db, url, embedded, close };
 }
 
 export interface StartOptions {
@@ -61,10 +62,20 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
   const log = opts.log ?? pino({ level: config.logLevel });
   const database = await openDatabase(config, log);
   const deps: Deps = { db: database.db, clock: opts.clock ?? systemClock, ids: opts.ids ?? randomIds, config, log, rail: opts.rail ?? ledgerOnlyRail };
-  const app = await buildApp(deps);
   const settlement = createSettlementJob(deps);
+  let app: Awaited<ReturnType<typeof buildApp>> | undefined;
+  let address: string;
+  try {
+    app = await buildApp(deps);
+    address = await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    // e.g. EADDRINUSE: close what was opened, or the embedded PostgreSQL outlives the failed start.
+    await app?.close().catch(() => {});
+    await database.close();
+    throw err;
+  }
+  const http = app;
   if (opts.jobs !== false) settlement.start();
-  const address = await app.listen({ port: config.port, host: config.host });
   const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
   // With an ephemeral port (tests), the payment-page links must name the port actually bound.
   if (config.port === 0) config.publicUrl = url;
@@ -75,7 +86,7 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
     database,
     stop() {
       stopping ??= (async () => {
-        await app.close(); // stop accepting, let in-flight requests finish
+        await http.close(); // stop accepting, let in-flight requests finish
         await settlement.stop();
         await database.close();
       })();

@@ -45,6 +45,8 @@ function toApiError(err: FastifyError & { validation?: { keyword: string; instan
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new ApiError(400, 'invalid_content_length', 'Content-Length does not match the body');
   }
+  const pgCode = (err as { code?: string }).code;
+  if (pgCode && PG_INPUT_ERRORS.has(pgCode)) return new ApiError(400, 'invalid_value', `a value in the request cannot be stored: ${err.message}`);
   if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
     return new ApiError(400, 'malformed_json', `the request body is not valid JSON: ${err.message}`);
   }
@@ -53,6 +55,16 @@ function toApiError(err: FastifyError & { validation?: { keyword: string; instan
   }
   return new ApiError(500, 'internal_error', 'an unexpected error occurred; it was logged');
 }
+
+function hasNul(v: unknown): boolean {
+  if (typeof v === 'string') return v.includes('\u0000');
+  if (Array.isArray(v)) return v.some(hasNul);
+  if (v && typeof v === 'object') return Object.entries(v).some(([k, x]) => k.includes('\u0000') || hasNul(x));
+  return false;
+}
+
+/** PostgreSQL errors that can only come from the input (a value it cannot store), never from a bug of ours. */
+const PG_INPUT_ERRORS = new Set(['22021', '22P05', '22001', '22003', '22P02', '22007', '22008']);
 
 export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -70,6 +82,23 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
+  });
+
+  // JSON only. PostgreSQL text cannot hold U+0000, so a string carrying one is refused here, as bad input.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = body as string;
+    if (text.length === 0) return done(new ApiError(400, 'empty_body', 'the request has Content-Type application/json but no body'), undefined);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      return done(new ApiError(400, 'malformed_json', `the request body is not valid JSON: ${(err as Error).message}`), undefined);
+    }
+    if (text.includes('\\u0000') && hasNul(parsed)) {
+      return done(new ApiError(400, 'invalid_character', 'strings may not contain the NUL character (\\u0000)'), undefined);
+    }
+    done(null, parsed);
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {

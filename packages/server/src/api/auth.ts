@@ -52,6 +52,9 @@ export async function authenticate(deps: Deps, req: FastifyRequest, reply: Fasti
   reply.header('X-RateLimit-Remaining', Math.max(0, limit - used));
   reply.header('X-RateLimit-Reset', reset);
   if (used > limit) {
+    // A refused request does not count, so a client that keeps retrying recovers as the window slides.
+    await deps.db.query('UPDATE rate_counters SET count = count - 1 WHERE key_id = $1 AND class = $2 AND window_start = $3', [k.id, cls, windowStart]);
+    reply.header('X-RateLimit-Remaining', 0);
     reply.header('Retry-After', reset - nowS);
     throw errors.rateLimited(reset - nowS);
   }

@@ -4,7 +4,7 @@
  * that Cashwire owns the shutdown order: drain HTTP and jobs first, then stop the database.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chown, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -57,9 +57,15 @@ function runAs(): { uid: number; gid: number } | undefined {
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // An orphan that exited under an init that does not reap (a bare container) stays a zombie: it is gone.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // not Linux
   }
 }
 
@@ -129,13 +135,16 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
       const text = chunk.toString('utf8');
       output += text;
       log(text);
-      if (text.includes('database system is ready to accept connections')) resolve();
+      // The whole output, not this chunk: the line may arrive split across two reads.
+      if (output.includes('database system is ready to accept connections')) resolve();
     };
     child.stderr!.on('data', onData);
     child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`embedded PostgreSQL exited with code ${code}: ${output.slice(-2000)}`)));
+    child.once('error', reject);
+    child.once('exit', (code, signal) => reject(new Error(`embedded PostgreSQL exited with ${code ?? signal}: ${output.slice(-2000)}`)));
   });
   child.removeAllListeners('exit');
+  child.removeAllListeners('error');
   return {
     url: `postgres://postgres:${PASSWORD}@127.0.0.1:${opts.port}/postgres`,
     pid: child.pid!,
