@@ -44,7 +44,9 @@ if (results.length) {
   console.log('\n# Cashwire benchmarks\n');
   console.log(`- CPU: ${m.cpu}, nproc ${m.nproc}, ${m.memoryGiB} GiB RAM, ${m.kernel}`);
   console.log(`- Node.js ${m.node}`);
-  console.log(`- ${m.postgres}\n`);
+  console.log(`- ${m.postgres}`);
+  if (m.busyBefore !== undefined) console.log(`- rest of the machine busy before the run: ${m.busyBefore}% of all cores`);
+  console.log('');
   console.log('| bench | benchmark | req/s | p50 ms | p99 ms | non-2xx | errors | requests |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
@@ -52,6 +54,13 @@ if (results.length) {
       console.log(`| ${r.bench} | ${row.title} | ${row.rps.toLocaleString('en-US')} | ${row.p50} | ${row.p99} | ${row.non2xx} | ${row.errors} | ${row.total.toLocaleString('en-US')} |`);
     }
   }
+}
+const withCpu = results.flatMap((r) => r.rows.filter((row) => row.cpu).map((row) => ({ bench: r.bench, ...row })));
+if (withCpu.length) {
+  console.log('\nCPU time per request (all parties share the same cores):\n');
+  console.log('| bench | benchmark | server µs/req | postgres µs/req | load generator µs/req | rest of machine busy | idle |');
+  console.log('|---|---|---:|---:|---:|---:|---:|');
+  for (const r of withCpu) console.log(`| ${r.bench} | ${r.title} | ${r.cpu.serverUs} | ${r.cpu.pgUs} | ${r.cpu.loadgenUs} | ${r.cpu.othersPct}% | ${r.cpu.idlePct}% |`);
 }
 if (benches.length === 0) console.log('no benchmarks matched');
 if (failed.length) {

@@ -38,7 +38,10 @@ program
     const config = loadConfig();
     const log = pino({ level: config.logLevel });
     const running = await start({ config, log });
-    const first = await ensureSandboxOperator({ db: running.deps.db, clock: systemClock, ids: randomIds }, config.sandboxApiKey);
+    const first = await ensureSandboxOperator({ db: running.deps.db, clock: systemClock, ids: randomIds }, config.sandboxApiKey).catch(async (err: unknown) => {
+      await running.stop().catch(() => {}); // exiting with the embedded PostgreSQL still running would orphan it
+      throw err;
+    });
     const key = first.key ?? '<your sandbox API key>';
     const base = config.publicUrl;
     process.stdout.write(

@@ -23,6 +23,8 @@ let profileDir: string;
 let site: Server;
 let siteUrl: string;
 const received: URL[] = [];
+/** The Referer header each /return request carried, by intent id. */
+const referers = new Map<string, string | undefined>();
 
 const LISTENER = `<script>
   window.__messages = []; window.__origins = [];
@@ -33,6 +35,7 @@ function startSite(): Promise<void> {
   site = createServer((req, res) => {
     const u = new URL(req.url ?? '/', siteUrl);
     received.push(u);
+    if (u.pathname === '/return') referers.set(u.searchParams.get('intent_id') ?? '', req.headers.referer);
     const target = JSON.stringify(u.searchParams.get('u') ?? '');
     const html = (body: string) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(`<!doctype html><html><body>${body}</body></html>`);
     if (u.pathname === '/return') return html('<h1 id="back">Back at the casino</h1>');
@@ -195,6 +198,9 @@ describe('hosted payment page', () => {
     expect(hit).toHaveLength(1);
     expect(Object.fromEntries(hit[0]!.searchParams)).toEqual({ order: '42', intent_id: i.id, status: 'approved' });
     expect(await text(page, '#back')).toBe('Back at the casino');
+    // The payment URL carries the session token; the redirect target must not learn it from the Referer.
+    expect(referers.has(i.id)).toBe(true);
+    expect(referers.get(i.id)).toBeUndefined();
     // Before leaving, the page told the user what happened.
     expect(results).toContain('Payment approved');
 
@@ -310,6 +316,8 @@ describe('hosted payment page', () => {
     bad.searchParams.set('s', 'x'.repeat(u.searchParams.get('s')!.length));
     const wrongTokenOfSameLength = await page.goto(bad.toString());
     expect(wrongTokenOfSameLength?.status()).toBe(404);
+    expect(wrongTokenOfSameLength?.headers()['content-type']).toMatch(/^text\/html/);
+    expect(wrongTokenOfSameLength?.headers()['cache-control']).toBe('no-store');
     expect(await text(page, 'h1')).toBe('Payment session not found');
     expect(await page.getByRole('button').count()).toBe(0);
     expect(await page.locator('[data-testid=amount]').count()).toBe(0);
@@ -366,6 +374,30 @@ describe('hosted payment page', () => {
     expect(await outcome(tabB)).toBe('this payment is already canceled');
     expect((await intent(stale.id)).status).toBe('canceled');
     expect(await eventTypes(stale.id)).toEqual(['intent.canceled']);
+  });
+
+  it('a server error while deciding lets the user try again', async () => {
+    const user = await newUser(api);
+    const i = await createIntent({ user_id: user, amount: 5000 });
+    const page = await browser.newPage();
+    await page.goto(i.url);
+    // The first decision request fails as a crashed server would answer; later ones go through.
+    let failed = 0;
+    await page.route('**/decision', async (route) => {
+      if (failed++ === 0) {
+        return route.fulfill({ status: 500, contentType: 'application/json', body: JSON.stringify({ error: { code: 'internal_error', message: 'an unexpected error occurred; it was logged' } }) });
+      }
+      return route.continue();
+    });
+    await page.getByRole('button', { name: 'Approve deposit' }).click();
+    expect(await outcome(page)).toBe('an unexpected error occurred; it was logged');
+    await page.locator('#approve:enabled').waitFor();
+    expect((await intent(i.id)).status).toBe('created');
+
+    await page.getByRole('button', { name: 'Approve deposit' }).click();
+    expect(await outcome(page)).toBe('Payment approved');
+    expect(failed).toBe(2);
+    expect((await intent(i.id)).status).toBe('approved');
   });
 
   it('keyboard: Tab reaches Approve first, and Enter approves', async () => {

@@ -131,12 +131,18 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   );
   await new Promise<void>((resolve, reject) => {
     let output = '';
+    let ready = false;
     const onData = (chunk: Buffer) => {
       const text = chunk.toString('utf8');
-      output += text;
       log(text);
+      if (ready) return; // keep no copy of a long-running server's log
+      output += text;
       // The whole output, not this chunk: the line may arrive split across two reads.
-      if (output.includes('database system is ready to accept connections')) resolve();
+      if (output.includes('database system is ready to accept connections')) {
+        ready = true;
+        output = '';
+        resolve();
+      }
     };
     child.stderr!.on('data', onData);
     child.stdout!.on('data', onData);
@@ -145,6 +151,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   });
   child.removeAllListeners('exit');
   child.removeAllListeners('error');
+  child.on('error', (err) => log(`postgres process error: ${err.message}`));
   return {
     url: `postgres://postgres:${PASSWORD}@127.0.0.1:${opts.port}/postgres`,
     pid: child.pid!,

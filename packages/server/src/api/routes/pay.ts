@@ -36,12 +36,28 @@ export function redirectTarget(i: Pick<IntentRow, 'redirect_url' | 'id' | 'statu
   return u.toString();
 }
 
+const STYLE = `
+ *{box-sizing:border-box}
+ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f4f6fb;margin:0;display:flex;justify-content:center;padding:48px 16px;color:#14213d}
+ main{background:#fff;border-radius:12px;box-shadow:0 2px 12px #0001;max-width:420px;width:100%;padding:28px}
+ h1{font-size:1.1rem;margin:0 0 4px} p{margin:8px 0 0} .amount{font-size:2.2rem;font-weight:700;margin:16px 0 4px} .muted{color:#5c677d;font-size:.9rem}
+ .sandbox{display:inline-block;background:#fff3cd;color:#7a5a00;border-radius:4px;padding:2px 8px;font-size:.75rem;font-weight:600;margin-bottom:12px}
+ .actions{display:flex;gap:8px;margin-top:24px;flex-wrap:wrap} button{font:inherit;border-radius:8px;padding:10px 16px;border:1px solid #c5cbd8;background:#fff;color:#14213d;cursor:pointer;flex:1;white-space:nowrap}
+ button.primary{background:#1d4ed8;border-color:#1d4ed8;color:#fff;flex-basis:100%;font-weight:600} button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px} button:disabled{opacity:.6;cursor:wait}
+ #result{margin-top:20px;font-weight:600} #result:empty{margin:0} #result.declined,#result.error{color:#b91c1c} #result.approved{color:#15803d}
+`;
+
 const OUTCOME: Record<string, string> = {
   approved: 'Payment approved',
   pending: 'Payment submitted for review',
   declined: 'Payment declined',
   canceled: 'Payment canceled',
 };
+
+const NOT_FOUND = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Payment session not found</title><style>${STYLE}</style></head>
+<body><main><h1>Payment session not found</h1><p class="muted">This payment link is not valid. Go back to the site you came from and start the payment again.</p></main></body></html>`;
 
 function page(i: IntentRow, operatorName: string, token: string): string {
   const verb = i.direction === 'cash_in' ? 'Deposit' : 'Withdrawal';
@@ -51,15 +67,7 @@ function page(i: IntentRow, operatorName: string, token: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${verb} ${dollars(i.amount)} · ${esc(operatorName)}</title>
-<style>
- body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f4f6fb;margin:0;display:flex;justify-content:center;padding:48px 16px;color:#14213d}
- main{background:#fff;border-radius:12px;box-shadow:0 2px 12px #0001;max-width:420px;width:100%;padding:28px}
- h1{font-size:1.1rem;margin:0 0 4px} .amount{font-size:2.2rem;font-weight:700;margin:16px 0 4px} .muted{color:#5c677d;font-size:.9rem}
- .sandbox{display:inline-block;background:#fff3cd;color:#7a5a00;border-radius:4px;padding:2px 8px;font-size:.75rem;font-weight:600;margin-bottom:12px}
- .actions{display:flex;gap:8px;margin-top:24px;flex-wrap:wrap} button{font:inherit;border-radius:8px;padding:10px 16px;border:1px solid #c5cbd8;background:#fff;cursor:pointer}
- button.primary{background:#1d4ed8;border-color:#1d4ed8;color:#fff;flex:1} button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px} button:disabled{opacity:.6;cursor:wait}
- #result{margin-top:20px;font-weight:600} #result.declined,#result.error{color:#b91c1c} #result.approved{color:#15803d}
-</style></head>
+<style>${STYLE}</style></head>
 <body><main>
  ${sandbox ? '<span class="sandbox" data-testid="sandbox-badge">SANDBOX</span>' : ''}
  <h1>${esc(operatorName)}</h1>
@@ -91,9 +99,14 @@ function page(i: IntentRow, operatorName: string, token: string): string {
       document.querySelectorAll('button').forEach(function(x){ x.disabled = true; });
       result.className = ''; result.textContent = 'Processing…';
       fetch(state.decision, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ s: state.s, action: b.dataset.action }) })
-        .then(function(res){ return res.json().then(function(j){ return { ok: res.ok, j: j }; }); })
+        .then(function(res){ return res.json().then(function(j){ return { ok: res.ok, status: res.status, j: j }; }); })
         .then(function(x){
-          if (!x.ok) { result.className = 'error'; result.textContent = (x.j.error && x.j.error.message) || 'Something went wrong'; return; }
+          if (!x.ok) {
+            result.className = 'error'; result.textContent = (x.j.error && x.j.error.message) || 'Something went wrong';
+            // A server-side failure decided nothing: let the user try again. A 4xx (already decided, bad link) is final.
+            if (x.status >= 500) document.querySelectorAll('button').forEach(function(btn){ btn.disabled = false; });
+            return;
+          }
           finish(x.j);
         })
         .catch(function(){ result.className = 'error'; result.textContent = 'Network error: try again';
@@ -120,10 +133,13 @@ export const payPageRoutes = (deps: Deps): FastifyPluginAsync => async (app) => 
   app.get<{ Params: Static<typeof Params>; Querystring: Static<typeof Query> }>('/pay/:op/:id', { schema: { params: Params, querystring: Query, hide: true } }, async (req, reply) => {
     try {
       const i = await load(deps, req.params.op, req.params.id, req.query.s, false);
-      return reply.type('text/html; charset=utf-8').header('Cache-Control', 'no-store').send(page(i, i.operator_name, req.query.s!));
+      return reply.type('text/html; charset=utf-8').header('Cache-Control', 'no-store')
+        // The URL carries the session token: never hand it to the redirect target (or anything else) as a Referer.
+        .header('Referrer-Policy', 'no-referrer')
+        .send(page(i, i.operator_name, req.query.s!));
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) {
-        return reply.status(404).type('text/html; charset=utf-8').send('<!doctype html><title>Payment not found</title><main><h1>Payment session not found</h1><p>This link is not valid.</p></main>');
+        return reply.status(404).type('text/html; charset=utf-8').header('Cache-Control', 'no-store').header('Referrer-Policy', 'no-referrer').send(NOT_FOUND);
       }
       throw err;
     }
