@@ -118,6 +118,7 @@ CREATE TABLE tokens (
 
 -- The outbox: every state change that causes a webhook writes its event here in the same transaction.
 CREATE TABLE events (
+  seq          bigint GENERATED ALWAYS AS IDENTITY,
   operator_id  text NOT NULL,
   environment  text NOT NULL,
   id           text NOT NULL,
@@ -127,7 +128,7 @@ CREATE TABLE events (
   created_at   timestamptz NOT NULL,
   PRIMARY KEY (operator_id, id)
 );
-CREATE INDEX events_list ON events (operator_id, environment, created_at, id);
+CREATE INDEX events_list ON events (operator_id, environment, seq);
 CREATE INDEX events_intent ON events (operator_id, intent_id);
 
 CREATE TABLE idempotency_keys (

@@ -46,7 +46,7 @@ export async function authenticate(deps: Deps, req: FastifyRequest, reply: Fasti
   if (!k) throw errors.unauthorized();
   const limit = k.settings.rate_limits?.[cls] ?? deps.config.rateLimits[cls];
   const elapsed = (nowS - windowStart) / WINDOW_S;
-  const used = Math.ceil((k.previous ?? 0) * (1 - elapsed)) + k.current;
+  const used = Math.floor((k.previous ?? 0) * (1 - elapsed)) + k.current;
   const reset = windowStart + WINDOW_S;
   reply.header('X-RateLimit-Limit', limit);
   reply.header('X-RateLimit-Remaining', Math.max(0, limit - used));

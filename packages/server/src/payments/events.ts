@@ -2,7 +2,7 @@ import { DEFAULT_PAYLOAD_VERSION, renderData, type EventRecord } from '@cashwire
 import { errors } from '../api/errors.js';
 import type { EventRow } from '../store/events.js';
 import type { Caller, Deps } from './context.js';
-import { page, pageFilter } from './pagination.js';
+import { pageFilter } from './pagination.js';
 
 export function publicEvent(e: EventRow) {
   return { id: e.id, type: e.type, intent_id: e.intent_id, created_at: e.created_at.toISOString(), data: renderData(e as EventRecord, DEFAULT_PAYLOAD_VERSION) };
@@ -15,15 +15,22 @@ export async function listEvents(
 ) {
   const limit = q.limit ?? 25;
   const params: unknown[] = [caller.operatorId, caller.environment];
-  let where = pageFilter({ after: q['created_at.after'], before: q['created_at.before'], cursor: q.cursor }, params);
+  // Events are ordered by their insertion sequence, so two events of one instant keep their order.
+  let where = pageFilter({ after: q['created_at.after'], before: q['created_at.before'] }, params);
+  if (q.cursor) {
+    const seq = /^[0-9]{1,18}$/.test(q.cursor) ? q.cursor : undefined;
+    if (!seq) throw errors.validation('cursor', 'cursor is not one this API returned', 'invalid_cursor');
+    where += ` AND seq < $${params.push(seq)}`;
+  }
   if (q.type) where += ` AND type = $${params.push(q.type)}`;
   if (q.intent_id) where += ` AND intent_id = $${params.push(q.intent_id)}`;
   const { rows } = await deps.db.query<EventRow>(
-    `SELECT * FROM events WHERE operator_id = $1 AND environment = $2 ${where} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`,
+    `SELECT * FROM events WHERE operator_id = $1 AND environment = $2 ${where} ORDER BY seq DESC LIMIT ${limit + 1}`,
     params,
   );
-  const p = page(rows, limit);
-  return { data: p.rows.map(publicEvent), next_cursor: p.next_cursor };
+  const more = rows.length > limit;
+  const data = more ? rows.slice(0, limit) : rows;
+  return { data: data.map(publicEvent), next_cursor: more ? String(data[data.length - 1]!.seq) : null };
 }
 
 export async function getEvent(deps: Deps, caller: Caller, id: string) {

@@ -4,6 +4,7 @@ import type { Queryable } from '../db/pool.js';
 import type { IntentRow, TransactionRow } from './rows.js';
 
 export interface EventRow {
+  seq: number;
   operator_id: string;
   environment: string;
   id: string;

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
 import type { Deps } from '../../payments/context.js';
 import { getEvent, listEvents } from '../../payments/events.js';
@@ -15,18 +15,17 @@ export const metaRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
     }
   });
 
-  app.post('/keys/verify', { schema: { summary: 'Check an API key; returns the operator name' } }, async (req, reply) => {
-    await authenticate(deps, req, reply, 'read');
+  app.post('/keys/verify', { schema: { summary: 'Check an API key; returns the operator name' }, onRequest: (req, reply) => authenticate(deps, req, reply, 'read') }, async (req) => {
     return { name: req.caller.operatorName, environment: req.caller.environment };
   });
 
-  app.get<{ Querystring: Static<typeof EventsQuery> }>('/events', { schema: { querystring: EventsQuery, summary: 'List events, newest first' } }, async (req, reply) => {
-    await authenticate(deps, req, reply, 'read');
+  const read = async (req: FastifyRequest, reply: FastifyReply) => authenticate(deps, req, reply, 'read');
+
+  app.get<{ Querystring: Static<typeof EventsQuery> }>('/events', { schema: { querystring: EventsQuery, summary: 'List events, newest first' }, onRequest: read }, async (req) => {
     return listEvents(deps, req.caller, { ...req.query, limit: req.query.limit ? Number(req.query.limit) : undefined });
   });
 
-  app.get<{ Params: Static<typeof IdParams> }>('/events/:id', { schema: { params: IdParams, summary: 'Get one event' } }, async (req, reply) => {
-    await authenticate(deps, req, reply, 'read');
+  app.get<{ Params: Static<typeof IdParams> }>('/events/:id', { schema: { params: IdParams, summary: 'Get one event' }, onRequest: read }, async (req) => {
     return getEvent(deps, req.caller, req.params.id);
   });
 };

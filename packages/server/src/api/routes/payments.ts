@@ -34,43 +34,43 @@ export const paymentRoutes = (deps: Deps): FastifyPluginAsync => async (app) => 
 
   app.post<Body<Static<typeof CreateUserBody>>>('/user', {
     schema: { body: CreateUserBody, headers: IdempotencyHeaders, summary: 'Register a KYC-verified user (idempotent by tag and X-Idempotency-Key)' },
-    preHandler: auth('create'),
+    onRequest: auth('create'),
   }, async (req, reply) => sendOutcome(reply, await createUser(deps, req.caller, req.body, req.headers['x-idempotency-key'])));
 
-  app.get<{ Querystring: Static<typeof ListQuery> }>('/user/list', { schema: { querystring: ListQuery, summary: 'List users, newest first' }, preHandler: auth('read') },
+  app.get<{ Querystring: Static<typeof ListQuery> }>('/user/list', { schema: { querystring: ListQuery, summary: 'List users, newest first' }, onRequest: auth('read') },
     async (req) => listUsers(deps, req.caller, listQuery(req.query)));
 
-  app.get<{ Params: Static<typeof IdParams> }>('/user/:id', { schema: { params: IdParams, summary: 'Get a user' }, preHandler: auth('read') },
+  app.get<{ Params: Static<typeof IdParams> }>('/user/:id', { schema: { params: IdParams, summary: 'Get a user' }, onRequest: auth('read') },
     async (req) => getUser(deps, req.caller, req.params.id));
 
   app.post<Body<Static<typeof CreateIntentBody>>>('/intent', {
     schema: { body: CreateIntentBody, headers: IdempotencyHeaders, summary: 'Create a payment intent (idempotent by X-Idempotency-Key)' },
-    preHandler: auth('create'),
+    onRequest: auth('create'),
   }, async (req, reply) => {
     checkUrl(req.body.redirect_url, 'redirect_url');
     checkUrl(req.body.webhook_url, 'webhook_url');
     return sendOutcome(reply, await createIntent(deps, req.caller, req.body, req.headers['x-idempotency-key']));
   });
 
-  app.get<{ Querystring: Static<typeof ListQuery> }>('/intent/list', { schema: { querystring: ListQuery, summary: 'List intents, newest first' }, preHandler: auth('read') },
+  app.get<{ Querystring: Static<typeof ListQuery> }>('/intent/list', { schema: { querystring: ListQuery, summary: 'List intents, newest first' }, onRequest: auth('read') },
     async (req) => listIntents(deps, req.caller, listQuery(req.query)));
 
-  app.get<{ Params: Static<typeof IdParams> }>('/intent/:id', { schema: { params: IdParams, summary: 'Get an intent' }, preHandler: auth('read') },
+  app.get<{ Params: Static<typeof IdParams> }>('/intent/:id', { schema: { params: IdParams, summary: 'Get an intent' }, onRequest: auth('read') },
     async (req) => getIntent(deps, req.caller, req.params.id));
 
-  app.post<{ Params: Static<typeof IdParams> }>('/intent/:id/approve', { schema: { params: IdParams, summary: 'Approve an intent under manual review' }, preHandler: auth('read') },
+  app.post<{ Params: Static<typeof IdParams> }>('/intent/:id/approve', { schema: { params: IdParams, summary: 'Approve an intent under manual review' }, onRequest: auth('read') },
     async (req) => approveIntent(deps, req.caller, req.params.id));
 
-  app.post<{ Params: Static<typeof IdParams> }>('/intent/:id/cancel', { schema: { params: IdParams, summary: 'Cancel an intent not yet approved' }, preHandler: auth('read') },
+  app.post<{ Params: Static<typeof IdParams> }>('/intent/:id/cancel', { schema: { params: IdParams, summary: 'Cancel an intent not yet approved' }, onRequest: auth('read') },
     async (req) => cancelIntent(deps, req.caller, req.params.id));
 
-  app.post<{ Body: Static<typeof TokenBody> }>('/token', { schema: { body: TokenBody, summary: 'Create a payment-method token for a user' }, preHandler: auth('create') },
+  app.post<{ Body: Static<typeof TokenBody> }>('/token', { schema: { body: TokenBody, summary: 'Create a payment-method token for a user' }, onRequest: auth('create') },
     async (req) => createToken(deps, req.caller, req.body));
 
   for (const path of ['/authorize', '/authorization']) {
     app.post<{ Body: Static<typeof AuthorizeBody> }>(path, {
       schema: { body: AuthorizeBody, summary: 'Create and decide an intent at once: 200 approved, 401 declined (with the intent as body)', hide: path === '/authorization' },
-      preHandler: auth('create'),
+      onRequest: auth('create'),
     }, async (req, reply) => {
       checkUrl(req.body.redirect_url, 'redirect_url');
       checkUrl(req.body.webhook_url, 'webhook_url');
@@ -79,6 +79,6 @@ export const paymentRoutes = (deps: Deps): FastifyPluginAsync => async (app) => 
     });
   }
 
-  app.post<{ Params: Static<typeof IdParams> }>('/simulate/intent/:id/settle', { schema: { params: IdParams, summary: 'Sandbox: settle an approved intent now' }, preHandler: auth('read') },
+  app.post<{ Params: Static<typeof IdParams> }>('/simulate/intent/:id/settle', { schema: { params: IdParams, summary: 'Sandbox: settle an approved intent now' }, onRequest: auth('read') },
     async (req) => simulateSettle(deps, req.caller, req.params.id));
 };
