@@ -7,6 +7,7 @@
 //
 //   node bench/intent.js                 (after `npm run build`)
 //   BENCH_DATABASE_URL=postgres://...    admin URL used to CREATE/DROP the bench database
+//   BENCH_USERS=<n>                      spread the intents over n users (default 1)
 //   BENCH_CPU_PROF=<dir>                 run the Cashwire child with --cpu-prof, profiles written to <dir>
 //   BENCH_RESULT_FILE=<file>             also write the results as JSON (used by bench/run.js)
 import { execFileSync, fork, spawn } from 'node:child_process';
@@ -27,6 +28,9 @@ const HELLO = { warmup: 2, duration: 10 };
 const INTENT = { warmup: 3, duration: 15 };
 const API_KEY = 'sk_sandbox_bench_0123456789abcdefghijklmnopqrstuv';
 const HIGH_LIMIT = '100000000';
+// Intents all go to one user by default. BENCH_USERS=n spreads them over n users (the foreign-key check on
+// intents.user_id locks the user row, so one user is the most contended case).
+const USERS = Math.max(1, Number(process.env.BENCH_USERS ?? 1) || 1);
 const TICK_MS = 10; // /proc CPU times are in ticks; CLK_TCK is 100 on Linux
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -113,10 +117,15 @@ async function main() {
     await waitHealthy(`${base}/healthz`, server, serverOutput);
 
     const auth = { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' };
-    const userRes = await fetch(`${base}/user`, { method: 'POST', headers: auth, body: JSON.stringify(userBody()) });
-    const user = await userRes.json();
-    if (userRes.status !== 200) throw new Error(`POST /user: ${userRes.status} ${JSON.stringify(user)}`);
-    const intentBody = JSON.stringify({ direction: 'cash_in', user_id: user.id, amount: 5000, currency: 'USD' });
+    const userIds = [];
+    for (let i = 0; i < USERS; i++) {
+      const userRes = await fetch(`${base}/user`, { method: 'POST', headers: auth, body: JSON.stringify(userBody()) });
+      const user = await userRes.json();
+      if (userRes.status !== 200) throw new Error(`POST /user: ${userRes.status} ${JSON.stringify(user)}`);
+      userIds.push(user.id);
+    }
+    const bodies = userIds.map((id) => JSON.stringify({ direction: 'cash_in', user_id: id, amount: 5000, currency: 'USD' }));
+    const intentBody = bodies[0];
     // One request by hand first, so a broken setup fails with the server's own error, not as 750,000 non-2xx.
     const probe = await fetch(`${base}/intent`, { method: 'POST', headers: { ...auth, 'x-idempotency-key': 'bench-probe' }, body: intentBody });
     const probeBody = await probe.json();
@@ -151,9 +160,11 @@ async function main() {
       method: 'POST',
       headers: auth,
       body: intentBody,
-      requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'x-idempotency-key': `bench-${runId}-${++seq}` } }) }],
+      requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'x-idempotency-key': `bench-${runId}-${++seq}` }, body: bodies[seq % USERS] }) }],
     };
+    let turn = 0;
     const plainOpts = { url: `${base}/intent`, method: 'POST', headers: auth, body: intentBody };
+    if (USERS > 1) plainOpts.requests = [{ setupRequest: (req) => ({ ...req, body: bodies[++turn % USERS] }) }];
 
     const keyedWarm = await load('POST /intent (with key) warm-up', keyedOpts, { duration: INTENT.warmup }, server.pid);
     const keyed = await load('POST /intent (with key)', keyedOpts, INTENT, server.pid);
