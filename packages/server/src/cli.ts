@@ -60,6 +60,24 @@ program
   });
 
 program
+  .command('worker')
+  .description('run a delivery worker alone (no API); start as many as you like on one database')
+  .action(async () => {
+    const config = loadConfig();
+    const log = pino({ level: config.logLevel });
+    const running = await start({ config, log, api: false, jobs: false });
+    log.info({ worker: running.worker?.id }, 'delivery worker running');
+    let signals = 0;
+    const shutdown = (sig: string) => {
+      if (signals++ > 0) return;
+      log.info({ signal: sig }, 'shutting down');
+      running.stop().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
+    };
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+  });
+
+program
   .command('migrate')
   .description('apply pending database migrations and exit')
   .action(() => withDatabase(async () => ({ migrated: true })));

@@ -31,6 +31,16 @@ export interface Config {
   /** Pool size for the API. Default 20. */
   poolSize: number;
   logLevel: string;
+  /** Delivery workers; see delivery/worker.ts for each default. */
+  worker: {
+    connectTimeoutMs: number;
+    totalTimeoutMs: number;
+    concurrency: number;
+    batchSize: number;
+    leaseMs: number | undefined;
+    pollMs: number;
+    drainMs: number;
+  };
 }
 
 function int(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
@@ -63,5 +73,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: int('CASHWIRE_BODY_LIMIT', 65_536, env),
     poolSize: int('CASHWIRE_PG_POOL_SIZE', 20, env),
     logLevel: env.LOG_LEVEL || 'info',
+    worker: {
+      connectTimeoutMs: int('CASHWIRE_WEBHOOK_CONNECT_TIMEOUT_MS', 5_000, env),
+      totalTimeoutMs: int('CASHWIRE_WEBHOOK_TIMEOUT_MS', 15_000, env),
+      concurrency: int('CASHWIRE_WORKER_CONCURRENCY', 256, env),
+      batchSize: int('CASHWIRE_WORKER_BATCH', 200, env),
+      leaseMs: env.CASHWIRE_LEASE_MS ? int('CASHWIRE_LEASE_MS', 0, env) : undefined,
+      pollMs: int('CASHWIRE_POLL_MS', 1_000, env),
+      drainMs: int('CASHWIRE_DRAIN_MS', 10_000, env),
+    },
   };
 }

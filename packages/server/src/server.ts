@@ -1,5 +1,7 @@
 import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
 import { buildApp } from './api/app.js';
+import { createWorker, type DeliveryWorker, type WorkerOptions } from './delivery/worker.js';
 import { systemClock, randomIds, type Clock, type IdGenerator } from './clock.js';
 import { loadConfig, type Config } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
@@ -40,6 +42,19 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   return { db, url, embedded, close };
 }
 
+export function workerOptions(config: Config): Partial<WorkerOptions> {
+  const w = config.worker;
+  return {
+    connectTimeoutMs: w.connectTimeoutMs,
+    totalTimeoutMs: w.totalTimeoutMs,
+    concurrency: w.concurrency,
+    batchSize: w.batchSize,
+    pollMs: w.pollMs,
+    drainMs: w.drainMs,
+    ...(w.leaseMs !== undefined ? { leaseMs: w.leaseMs } : {}),
+  };
+}
+
 export interface StartOptions {
   config?: Config;
   clock?: Clock;
@@ -48,10 +63,15 @@ export interface StartOptions {
   log?: Logger;
   /** Run the settlement job in this process. Default true. */
   jobs?: boolean;
+  /** Run a delivery worker in this process. Default true. */
+  worker?: boolean | Partial<WorkerOptions>;
+  /** Serve the API. Default true (false: `cashwire worker`). */
+  api?: boolean;
 }
 
 export interface Running {
   url: string;
+  worker?: DeliveryWorker;
   deps: Deps;
   database: Database;
   stop(): Promise<void>;

@@ -5,6 +5,7 @@ import { loadConfig, type Config } from '../src/config.js';
 import { ManualClock, type Clock } from '../src/clock.js';
 import { createOperator } from '../src/payments/operators.js';
 import { start, type Running } from '../src/server.js';
+import type { WorkerOptions } from '../src/delivery/worker.js';
 
 /** The machine's PostgreSQL (trust auth); each test file gets a database of its own. */
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -35,7 +36,11 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(overrides: Partial<Config> = {}, clock: Clock = new ManualClock(new Date())): Promise<TestServer> {
+export async function startTestServer(
+  overrides: Partial<Config> = {},
+  clock: Clock = new ManualClock(new Date()),
+  opts: { worker?: boolean | Partial<WorkerOptions> } = {},
+): Promise<TestServer> {
   const database = await createTestDatabase();
   const config: Config = {
     ...loadConfig({}),
@@ -45,7 +50,7 @@ export async function startTestServer(overrides: Partial<Config> = {}, clock: Cl
     rateLimits: { create: 1_000_000, read: 1_000_000 },
     ...overrides,
   };
-  const running = await start({ config, clock, log: pino({ level: 'silent' }), jobs: false });
+  const running = await start({ config, clock, log: pino({ level: 'silent' }), jobs: false, worker: opts.worker ?? false });
   return {
     running,
     url: running.url,

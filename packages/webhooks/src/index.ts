@@ -1,2 +1,3 @@
 export * from './catalog.js';
 export * from './render.js';
+export * from './signing.js';

@@ -1,4 +1,5 @@
-import type { EventType, IntentEventRecord } from '@cashwire/webhooks';
+import { DEFAULT_PAYLOAD_VERSION, type EventType, type IntentEventRecord } from '@cashwire/webhooks';
+import { scheduleNameFor } from '../domain/retry.js';
 import type { Clock, IdGenerator } from '../clock.js';
 import type { Queryable } from '../db/pool.js';
 import type { IntentRow, TransactionRow } from './rows.js';
@@ -31,7 +32,13 @@ export function intentEventData(intent: IntentRow, transaction?: TransactionRow)
   };
 }
 
-/** Writes an event in the caller's transaction: the outbox half of every state change. */
+export const DELIVERY_CHANNEL = 'cashwire_deliveries';
+
+/**
+ * Writes events in the caller's transaction: the outbox half of every state change. An event whose intent names a
+ * `webhook_url` also gets its delivery (format `pushcash`, signed with the intent's `webhook_secret`), and the
+ * workers are woken by a NOTIFY that PostgreSQL sends only if the transaction commits. One statement in all.
+ */
 export async function insertEvents(
   tx: Queryable,
   deps: { clock: Clock; ids: IdGenerator },
@@ -39,19 +46,37 @@ export async function insertEvents(
 ): Promise<void> {
   if (events.length === 0) return;
   const now = deps.clock.now();
-  const cols = { op: [] as string[], env: [] as string[], id: [] as string[], type: [] as string[], intent: [] as string[], data: [] as string[] };
+  const c = { op: [] as string[], env: [] as string[], id: [] as string[], type: [] as string[], intent: [] as string[], data: [] as string[],
+    url: [] as (string | null)[], secret: [] as (string | null)[], delivery: [] as string[], schedule: [] as string[] };
   for (const e of events) {
-    cols.op.push(e.intent.operator_id);
-    cols.env.push(e.intent.environment);
-    cols.id.push(deps.ids.next('evt_'));
-    cols.type.push(e.type);
-    cols.intent.push(e.intent.id);
-    cols.data.push(JSON.stringify(intentEventData(e.intent, e.transaction)));
+    c.op.push(e.intent.operator_id);
+    c.env.push(e.intent.environment);
+    c.id.push(deps.ids.next('evt_'));
+    c.type.push(e.type);
+    c.intent.push(e.intent.id);
+    c.data.push(JSON.stringify(intentEventData(e.intent, e.transaction)));
+    c.url.push(e.intent.webhook_url);
+    c.secret.push(e.intent.webhook_secret);
+    c.delivery.push(deps.ids.next('dlv_'));
+    c.schedule.push(scheduleNameFor(e.intent.environment, 'pushcash'));
   }
   await tx.query(
-    `INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at)
-     SELECT op, env, id, type, intent, data::jsonb, $7
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(op, env, id, type, intent, data)`,
-    [cols.op, cols.env, cols.id, cols.type, cols.intent, cols.data, now],
+    `WITH ev AS (
+       INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at)
+       SELECT op, env, id, type, intent, data::jsonb, $7
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(op, env, id, type, intent, data)
+       RETURNING 1
+     ), dl AS (
+       INSERT INTO deliveries (operator_id, id, environment, event_id, url, format, payload_version, secret, schedule_name, schedule, next_attempt_at, created_at)
+       SELECT t.op, t.delivery, t.env, t.id, t.url, 'pushcash', coalesce(o.settings->>'payload_version', '${DEFAULT_PAYLOAD_VERSION}'), t.secret,
+              t.schedule, o.settings->'retry_schedules'->t.schedule, $7, $7
+         FROM unnest($1::text[], $2::text[], $3::text[], $8::text[], $9::text[], $10::text[], $11::text[]) AS t(op, env, id, url, secret, delivery, schedule)
+         JOIN operators o ON o.id = t.op
+        WHERE t.url IS NOT NULL
+       RETURNING 1
+     )
+     SELECT (SELECT count(*) FROM ev) AS events,
+            CASE WHEN EXISTS (SELECT 1 FROM dl) THEN pg_notify('${DELIVERY_CHANNEL}', '') END AS notified`,
+    [c.op, c.env, c.id, c.type, c.intent, c.data, now, c.url, c.secret, c.delivery, c.schedule],
   );
 }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
 import type { Deps } from '../../payments/context.js';
-import { getEvent, listEvents } from '../../payments/events.js';
+import { getEvent, listEvents, resendEvent } from '../../payments/events.js';
 import { authenticate } from '../auth.js';
 import { EventsQuery, IdParams } from '../schemas.js';
 
@@ -25,7 +25,11 @@ export const metaRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
     return listEvents(deps, req.caller, { ...req.query, limit: req.query.limit ? Number(req.query.limit) : undefined });
   });
 
-  app.get<{ Params: Static<typeof IdParams> }>('/events/:id', { schema: { params: IdParams, summary: 'Get one event' }, onRequest: read }, async (req) => {
+  app.get<{ Params: Static<typeof IdParams> }>('/events/:id', { schema: { params: IdParams, summary: 'Get one event with its deliveries and their attempts' }, onRequest: read }, async (req) => {
     return getEvent(deps, req.caller, req.params.id);
+  });
+
+  app.post<{ Params: Static<typeof IdParams> }>('/events/:id/resend', { schema: { params: IdParams, summary: 'Send an event again to its destinations, with the same event id' }, onRequest: read }, async (req) => {
+    return resendEvent(deps, req.caller, req.params.id);
   });
 };

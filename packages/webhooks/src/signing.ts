@@ -1,0 +1,119 @@
+/**
+ * The three signature schemes, for the sender and for receivers. Async so the same code runs on Node and on
+ * runtimes that only have Web Crypto (`crypto.subtle`).
+ *
+ * - `pushcash`:  `X-Webhook-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>`, only when there is a secret.
+ * - `sendcash`:  `X-Transfers-Signature: <hex HMAC-SHA256(secret, raw body)>`.
+ * - `standard`:  Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>` over
+ *   `{id}.{timestamp}.{body}`, `whsec_<base64>` secrets, several space-separated signatures during a rotation.
+ */
+
+export const FORMATS = ['pushcash', 'sendcash', 'standard'] as const;
+export type Format = (typeof FORMATS)[number];
+
+const encoder = new TextEncoder();
+
+function toBytes(data: string | Uint8Array): Uint8Array {
+  return typeof data === 'string' ? encoder.encode(data) : data;
+}
+
+type NodeCrypto = typeof import('node:crypto');
+let nodeCrypto: NodeCrypto | null | undefined;
+
+/** Node's crypto when present (synchronous and fast); otherwise Web Crypto. */
+async function node(): Promise<NodeCrypto | null> {
+  if (nodeCrypto === undefined) {
+    try {
+      nodeCrypto = typeof process !== 'undefined' && process.versions?.node ? await import('node:crypto') : null;
+    } catch {
+      nodeCrypto = null;
+    }
+  }
+  return nodeCrypto;
+}
+
+export async function hmacSha256(key: string | Uint8Array, data: string | Uint8Array): Promise<Uint8Array> {
+  const n = await node();
+  if (n) return new Uint8Array(n.createHmac('sha256', toBytes(key)).update(toBytes(data)).digest());
+  const k = await crypto.subtle.importKey('raw', toBytes(key) as BufferSource, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  return new Uint8Array(await crypto.subtle.sign('HMAC', k, toBytes(data) as BufferSource));
+}
+
+export function toHex(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) out += b.toString(16).padStart(2, '0');
+  return out;
+}
+
+export function toBase64(bytes: Uint8Array): string {
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+export function fromBase64(s: string): Uint8Array {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** Standard Webhooks secrets are `whsec_<base64 key bytes>`; the HMAC key is the decoded bytes. */
+export function standardKey(secret: string): Uint8Array {
+  return fromBase64(secret.startsWith('whsec_') ? secret.slice(6) : secret);
+}
+
+export interface SignInput {
+  format: Format;
+  /** The event id: the same on every attempt and resend. */
+  id: string;
+  body: string;
+  /** Secrets that sign, newest first. Several only during a rotation (standard sends one signature each). */
+  secrets: string[];
+  /** The attempt time. */
+  timestamp: Date;
+}
+
+/** The headers that identify and sign one attempt. */
+export async function signHeaders(input: SignInput): Promise<Record<string, string>> {
+  const headers: Record<string, string> = {};
+  switch (input.format) {
+    case 'pushcash': {
+      headers['x-webhook-id'] = input.id;
+      const secret = input.secrets[0];
+      if (secret) headers['x-webhook-signature'] = `sha256=${toHex(await hmacSha256(secret, input.body))}`;
+      return headers;
+    }
+    case 'sendcash': {
+      headers['x-webhook-id'] = input.id;
+      const secret = input.secrets[0];
+      if (secret) headers['x-transfers-signature'] = toHex(await hmacSha256(secret, input.body));
+      return headers;
+    }
+    case 'standard': {
+      const ts = String(Math.floor(input.timestamp.getTime() / 1000));
+      headers['webhook-id'] = input.id;
+      headers['webhook-timestamp'] = ts;
+      const content = `${input.id}.${ts}.${input.body}`;
+      const sigs: string[] = [];
+      for (const secret of input.secrets) sigs.push(`v1,${toBase64(await hmacSha256(standardKey(secret), content))}`);
+      if (sigs.length) headers['webhook-signature'] = sigs.join(' ');
+      return headers;
+    }
+  }
+}
+
+/** Constant-time comparison of two byte strings (length is not secret). */
+export function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
+
+/** Makes a new Standard Webhooks secret: `whsec_` + base64 of 32 random bytes. */
+export function newStandardSecret(): string {
+  const bytes = new Uint8Array(32);
+  crypto.getRandomValues(bytes);
+  return `whsec_${toBase64(bytes)}`;
+}
