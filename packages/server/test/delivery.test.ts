@@ -1,0 +1,322 @@
+import { execFileSync } from 'node:child_process';
+import pino from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { signHeaders } from '@cashwire/webhooks';
+import { createWorker, type DeliveryWorker, type WorkerOptions } from '../src/delivery/worker.js';
+import { claim } from '../src/delivery/store.js';
+import { client, newOperator, newUser, payThroughPage, startTestServer, type Api, type TestServer } from './helpers.js';
+import { startReceiver } from './receiver.js';
+
+const SECRET = 'whk_test_secret_0123456789abcdefghijklmnopqrstuv';
+let s: TestServer;
+let api: Api;
+let userId: string;
+let rx: Awaited<ReturnType<typeof startReceiver>>;
+const workers: DeliveryWorker[] = [];
+
+beforeAll(async () => {
+  s = await startTestServer();
+  api = client(s.url, (await newOperator(s)).sandbox);
+  userId = await newUser(api);
+  rx = await startReceiver();
+});
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+  // Each test starts with an empty queue: what an earlier test left pending is closed.
+  await s.running.deps.db.query("UPDATE deliveries SET status = 'expired' WHERE status = 'pending'");
+  rx.setResponder(() => ({ status: 200, body: 'ok' }));
+  rx.received.length = 0;
+});
+afterAll(async () => {
+  await rx?.close();
+  await s?.stop();
+});
+
+function worker(o: Partial<WorkerOptions> = {}) {
+  const w = createWorker(
+    { db: s.running.deps.db, clock: s.clock, ids: s.running.deps.ids, log: pino({ level: 'silent' }), random: () => 0.5 },
+    { connectTimeoutMs: 300, totalTimeoutMs: 600, leaseMs: 2_000, pollMs: 0, listen: false, drainMs: 300, connectionString: s.running.database.url, ...o },
+  );
+  workers.push(w);
+  return w;
+}
+
+/** An approved intent whose webhook goes to `path` on the receiver; returns the intent and its event. */
+async function approvedTo(path: string, extra: Record<string, unknown> = {}) {
+  const { intent } = await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 5000, webhook_url: rx.url + path, webhook_secret: SECRET, tag: 'txn_1', ...extra });
+  const ev = await api.get(`/events?intent_id=${intent.id}`);
+  return { intent, event: ev.body.data[0] };
+}
+
+async function deliveryOf(eventId: string) {
+  const r = await api.get(`/events/${eventId}`);
+  expect(r.status).toBe(200);
+  return r.body.deliveries[0];
+}
+
+function openssl(args: string[], input: string): string {
+  return execFileSync('openssl', ['dgst', '-sha256', ...args], { input }).toString().trim();
+}
+
+describe('signatures against independent vectors', () => {
+  it('pushcash and sendcash are the hex HMAC-SHA256 of the raw body, as openssl computes it', async () => {
+    const body = '{"type":"intent.approved","data":{"amount":5000},"timestamp":"2024-01-14T22:31:02.756096Z"}';
+    const expected = openssl(['-hmac', SECRET, '-r'], body).split(' ')[0];
+    const push = await signHeaders({ format: 'pushcash', id: 'evt_1', body, secrets: [SECRET], timestamp: new Date() });
+    expect(push['x-webhook-signature']).toBe(`sha256=${expected}`);
+    expect(push['x-webhook-id']).toBe('evt_1');
+    const sendcash = await signHeaders({ format: 'sendcash', id: 'evt_1', body, secrets: [SECRET], timestamp: new Date() });
+    expect(sendcash['x-transfers-signature']).toBe(expected);
+    const unsigned = await signHeaders({ format: 'pushcash', id: 'evt_1', body, secrets: [], timestamp: new Date() });
+    expect(unsigned).toEqual({ 'x-webhook-id': 'evt_1' });
+  });
+
+  it('standard signs "{id}.{timestamp}.{body}" with the decoded whsec_ key, one signature per secret', async () => {
+    const key = Buffer.from('0123456789abcdef0123456789abcdef');
+    const secret = `whsec_${key.toString('base64')}`;
+    const secret2 = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    const body = '{"a":1}';
+    const at = new Date(1_700_000_000_000);
+    const h = await signHeaders({ format: 'standard', id: 'evt_std', body, secrets: [secret, secret2], timestamp: at });
+    expect(h['webhook-id']).toBe('evt_std');
+    expect(h['webhook-timestamp']).toBe('1700000000');
+    const content = `evt_std.1700000000.${body}`;
+    const mac = (k: Buffer) => Buffer.from(openssl(['-mac', 'HMAC', '-macopt', `hexkey:${k.toString('hex')}`, '-r'], content).split(' ')[0]!, 'hex').toString('base64');
+    expect(h['webhook-signature']).toBe(`v1,${mac(key)} v1,${mac(Buffer.alloc(32, 7))}`);
+  });
+});
+
+describe('delivering an event', () => {
+  it('POSTs the body rendered at the attempt, signed, with the stable event id and a Cashwire User-Agent', async () => {
+    const { intent, event } = await approvedTo('/hook');
+    rx.setResponder(() => ({ status: 500, body: 'try later' }));
+    const w = worker();
+    expect(await w.tick()).toBe(1);
+    s.clock.advance(60_000);
+    rx.setResponder(() => ({ status: 200, body: 'ok' }));
+    expect(await w.tick()).toBe(1);
+    expect(rx.received).toHaveLength(2);
+    const [first, second] = rx.received;
+    for (const r of [first!, second!]) {
+      expect(r.path).toBe('/hook');
+      expect(r.headers['content-type']).toBe('application/json');
+      expect(r.headers['user-agent']).toMatch(/^Cashwire/);
+      expect(r.headers['x-webhook-id']).toBe(event.id);
+      const expected = openssl(['-hmac', SECRET, '-r'], r.body).split(' ')[0];
+      expect(r.headers['x-webhook-signature']).toBe(`sha256=${expected}`);
+    }
+    const b1 = JSON.parse(first!.body);
+    const b2 = JSON.parse(second!.body);
+    expect(b1).toEqual({ type: 'intent.approved', data: { ...event.data }, timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/) });
+    expect(b1.data).toMatchObject({ id: intent.id, tag: 'txn_1', amount: 5000, status: 'approved', rail: 'ach', type: 'push' });
+    // Each attempt carries its own time.
+    expect(new Date(b2.timestamp).getTime() - new Date(b1.timestamp).getTime()).toBe(60_000);
+    const d = await deliveryOf(event.id);
+    expect(d).toMatchObject({ status: 'succeeded', attempts: 2, format: 'pushcash', url: rx.url + '/hook' });
+    expect(d.attempt_log).toEqual([
+      expect.objectContaining({ attempt: 1, status_code: 500, outcome: 'retry', response: 'try later', latency_ms: expect.any(Number) }),
+      expect.objectContaining({ attempt: 2, status_code: 200, outcome: 'succeeded', response: 'ok' }),
+    ]);
+  });
+
+  it('renders the older payload version (float dollars, idempotency_key) when the operator chose it', async () => {
+    const op = await newOperator(s, 'Legacy Co');
+    await s.running.deps.db.query(`UPDATE operators SET settings = settings || '{"payload_version":"2023-01"}' WHERE id = $1`, [op.id]);
+    const legacy = client(s.url, op.sandbox);
+    const u = await newUser(legacy);
+    await payThroughPage(s, legacy, { direction: 'cash_in', user_id: u, amount: 1234, webhook_url: `${rx.url}/legacy`, webhook_secret: SECRET }, 'approve')
+      .then(() => undefined);
+    await worker().tick();
+    const body = JSON.parse(rx.received.find((r) => r.path === '/legacy')!.body);
+    expect(body.data).toMatchObject({ amount: 12.34, limits_utilization: { daily_cash_in: '12.34' } });
+    expect(body.data).toHaveProperty('idempotency_key');
+    expect(body.data).not.toHaveProperty('tag');
+  });
+
+  it('sends no signature header without a secret', async () => {
+    await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 100, webhook_url: `${rx.url}/nosecret` });
+    await worker().tick();
+    const r = rx.received.find((x) => x.path === '/nosecret')!;
+    expect(r.headers['x-webhook-signature']).toBeUndefined();
+    expect(r.headers['x-webhook-id']).toMatch(/^evt_/);
+  });
+
+  it('sends every state change of a payment to its webhook_url, and only there', async () => {
+    const { intent } = await approvedTo('/lifecycle');
+    await api.post(`/simulate/intent/${intent.id}/settle`);
+    await worker().tick();
+    const types = rx.received.filter((r) => r.path === '/lifecycle').map((r) => JSON.parse(r.body).type);
+    expect(types.sort()).toEqual(['intent.approved', 'intent.settled']);
+    const settled = JSON.parse(rx.received.find((r) => JSON.parse(r.body).type === 'intent.settled')!.body);
+    expect(settled.data.transaction).toMatchObject({ amount: 5000, status: 'settled', currency: 'USD' });
+  });
+});
+
+describe('status codes', () => {
+  it('treats 3xx as a failure and never follows it', async () => {
+    const { event } = await approvedTo('/redirect');
+    rx.setResponder((r) => (r.path === '/redirect' ? { status: 302, headers: { location: `${rx.url}/elsewhere` } } : { status: 200 }));
+    await worker().tick();
+    expect(rx.received.map((r) => r.path)).toEqual(['/redirect']);
+    expect(await deliveryOf(event.id)).toMatchObject({ status: 'pending', attempts: 1, last_status: 302 });
+  });
+
+  it('stops at 410 and fails the other pending deliveries to that URL', async () => {
+    const a = await approvedTo('/gone');
+    const b = await approvedTo('/gone');
+    const other = await approvedTo('/still-here');
+    rx.setResponder((r) => (r.path === '/gone' ? { status: 410 } : { status: 500 }));
+    const w = worker({ batchSize: 1 }); // one at a time: the first 410 fails the second before it is claimed
+    await w.tick();
+    const [da, db] = [await deliveryOf(a.event.id), await deliveryOf(b.event.id)];
+    expect([da.status, db.status]).toEqual(['failed', 'failed']);
+    expect([da.last_error, db.last_error].sort()).toEqual(['gone', 'url_gone']);
+    expect(rx.received.filter((r) => r.path === '/gone')).toHaveLength(1);
+    expect((await deliveryOf(other.event.id)).status).toBe('pending');
+    s.clock.advance(3_600_000);
+    rx.received.length = 0;
+    await w.tick();
+    expect(rx.received.filter((r) => r.path === '/gone')).toHaveLength(0);
+  });
+
+  it('does not retry 413', async () => {
+    const { event } = await approvedTo('/too-large');
+    rx.setResponder(() => ({ status: 413 }));
+    const w = worker();
+    await w.tick();
+    s.clock.advance(3_600_000);
+    await w.tick();
+    expect(await deliveryOf(event.id)).toMatchObject({ status: 'failed', attempts: 1, last_status: 413, last_error: 'too_large' });
+  });
+
+  it('honours Retry-After on 429 and 503, capped at an hour', async () => {
+    const a = await approvedTo('/slow-down');
+    rx.setResponder(() => ({ status: 429, headers: { 'retry-after': '600' } }));
+    const w = worker();
+    const t0 = s.clock.now().getTime();
+    await w.tick();
+    expect(new Date((await deliveryOf(a.event.id)).next_attempt_at).getTime()).toBe(t0 + 600_000);
+    const b = await approvedTo('/unavailable');
+    rx.setResponder(() => ({ status: 503, headers: { 'retry-after': '86400' } }));
+    await w.tick();
+    expect(new Date((await deliveryOf(b.event.id)).next_attempt_at).getTime()).toBe(t0 + 3_600_000);
+    // Without Retry-After, the schedule decides (sandbox: 1 minute after the first attempt).
+    const c = await approvedTo('/plain-503');
+    rx.setResponder(() => ({ status: 503 }));
+    await w.tick();
+    expect(new Date((await deliveryOf(c.event.id)).next_attempt_at).getTime()).toBe(t0 + 60_000);
+  });
+
+  it('retries network errors and timeouts, recording their codes', async () => {
+    const hang = await approvedTo('/hang');
+    rx.setResponder(() => ({ status: 0, hang: true }));
+    const w = worker();
+    await w.tick();
+    const d = await deliveryOf(hang.event.id);
+    expect(d).toMatchObject({ status: 'pending', attempts: 1, last_error: 'timeout', last_status: null });
+    const { intent } = await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 100, webhook_url: 'http://127.0.0.1:9/closed' });
+    await w.tick();
+    const ev = (await api.get(`/events?intent_id=${intent.id}`)).body.data[0];
+    expect((await deliveryOf(ev.id)).last_error).toBe('connection_refused');
+  });
+});
+
+describe('retry schedules, by the clock', () => {
+  it('sandbox: 3 attempts (now, +1 min, +10 min), then expired', async () => {
+    const { event } = await approvedTo('/always-500');
+    rx.setResponder(() => ({ status: 500 }));
+    const w = worker();
+    expect(await w.tick()).toBe(1);
+    s.clock.advance(59_999);
+    expect(await w.tick()).toBe(0);
+    s.clock.advance(1);
+    expect(await w.tick()).toBe(1);
+    s.clock.advance(599_999);
+    expect(await w.tick()).toBe(0);
+    s.clock.advance(1);
+    expect(await w.tick()).toBe(1);
+    s.clock.advance(86_400_000);
+    expect(await w.tick()).toBe(0);
+    const d = await deliveryOf(event.id);
+    expect(d).toMatchObject({ status: 'expired', attempts: 3 });
+    expect(d.attempt_log.map((a: { outcome: string }) => a.outcome)).toEqual(['retry', 'retry', 'expired']);
+    expect((await api.get('/events?delivery_status=expired')).body.data.map((e: { id: string }) => e.id)).toContain(event.id);
+  });
+
+  it('production: 40 attempts over about 3 days, then expired', async () => {
+    const op = await newOperator(s, 'Prod Co');
+    const prod = client(s.url, op.production);
+    const u = await newUser(prod);
+    const { intent } = await payThroughPage(s, prod, { direction: 'cash_in', user_id: u, amount: 100, webhook_url: `${rx.url}/prod-500` });
+    const ev = (await prod.get(`/events?intent_id=${intent.id}`)).body.data[0];
+    rx.setResponder(() => ({ status: 500 }));
+    const w = worker();
+    const start = s.clock.now().getTime();
+    const times: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      const n = await w.tick();
+      if (n) times.push(s.clock.now().getTime() - start);
+      const d = (await prod.get(`/events/${ev.id}`)).body.deliveries[0];
+      if (d.status !== 'pending') break;
+      s.clock.set(new Date(d.next_attempt_at));
+    }
+    const d = (await prod.get(`/events/${ev.id}`)).body.deliveries[0];
+    expect(d).toMatchObject({ status: 'expired', attempts: 40 });
+    expect(times).toHaveLength(40);
+    expect(times.slice(0, 5)).toEqual([0, 5_000, 15_000, 35_000, 75_000]);
+    const hours = times[39]! / 3_600_000;
+    expect(hours).toBeGreaterThan(60);
+    expect(hours).toBeLessThanOrEqual(72);
+  });
+});
+
+describe('the worker', () => {
+  it('is woken by NOTIFY with polling switched off', async () => {
+    const w = worker({ listen: true, pollMs: 0 });
+    await w.start();
+    await approvedTo('/notified');
+    await expect.poll(() => rx.received.filter((r) => r.path === '/notified').length, { timeout: 10_000, interval: 20 }).toBe(1);
+  });
+
+  it('reclaims a lease left by a dead worker once it runs out', async () => {
+    const { event } = await approvedTo('/reclaim');
+    // A worker that claims and dies before sending.
+    const dead = await claim(s.running.deps.db, 'dead-worker', s.clock.now(), 2_000, 10);
+    expect(dead.map((d) => d.event.id)).toContain(event.id);
+    const w = worker();
+    expect(await w.tick()).toBe(0); // still leased
+    s.clock.advance(2_000);
+    expect(await w.tick()).toBe(1);
+    const { rows } = await s.running.deps.db.query('SELECT reclaims, attempts, status FROM deliveries WHERE event_id = $1', [event.id]);
+    expect(rows[0]).toEqual({ reclaims: 1, attempts: 2, status: 'succeeded' });
+  });
+
+  it('on stop lets in-flight attempts finish, then aborts and releases the rest', async () => {
+    const { event } = await approvedTo('/stuck');
+    rx.setResponder(() => ({ status: 0, hang: true }));
+    const w = worker({ totalTimeoutMs: 30_000, leaseMs: 60_000, drainMs: 200, listen: true, pollMs: 50 });
+    await w.start();
+    await expect.poll(() => rx.received.filter((r) => r.path === '/stuck').length, { timeout: 10_000, interval: 20 }).toBe(1);
+    await w.stop();
+    const { rows } = await s.running.deps.db.query('SELECT attempts, status, leased_by, next_attempt_at FROM deliveries WHERE event_id = $1', [event.id]);
+    expect(rows[0]).toMatchObject({ attempts: 0, status: 'pending', leased_by: null });
+    expect(rows[0].next_attempt_at.getTime()).toBeLessThanOrEqual(s.clock.now().getTime());
+  });
+
+  it('resends an event with the same id on request', async () => {
+    const { event } = await approvedTo('/resend');
+    const w = worker();
+    await w.tick();
+    const r = await api.post(`/events/${event.id}/resend`);
+    expect(r.status).toBe(200);
+    expect(r.body.deliveries).toHaveLength(2);
+    await w.tick();
+    const got = rx.received.filter((x) => x.path === '/resend');
+    expect(got).toHaveLength(2);
+    expect(got[1]!.headers['x-webhook-id']).toBe(got[0]!.headers['x-webhook-id']);
+    const none = await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 100 });
+    const ev = (await api.get(`/events?intent_id=${none.intent.id}`)).body.data[0];
+    expect((await api.post(`/events/${ev.id}/resend`)).status).toBe(409);
+    expect((await api.post('/events/evt_nope/resend')).status).toBe(404);
+  });
+});
