@@ -26,6 +26,7 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
     log.info({ dataDir: config.dataDir, port: config.embeddedPgPort }, 'starting embedded PostgreSQL');
     embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPgPort, onLog: (l) => log.debug({ pg: l.trim() }, 'postgres') });
     url = embedded.url;
+    if (embedded.shared) log.info({ pid: embedded.pid }, 'using the embedded PostgreSQL of the Cashwire already running on this data folder');
   }
   const db = createPool(url, config.poolSize);
   const close = async () => {
@@ -83,31 +84,39 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
   const database = await openDatabase(config, log);
   const deps: Deps = { db: database.db, clock: opts.clock ?? systemClock, ids: opts.ids ?? randomIds, config, log, rail: opts.rail ?? ledgerOnlyRail };
   const settlement = createSettlementJob(deps);
-  let app: Awaited<ReturnType<typeof buildApp>> | undefined;
-  let address: string;
+  let app: FastifyInstance | undefined;
+  let url = '';
   try {
-    app = await buildApp(deps);
-    address = await app.listen({ port: config.port, host: config.host });
+    if (opts.api !== false) {
+      app = await buildApp(deps);
+      const address = await app.listen({ port: config.port, host: config.host });
+      url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
+      // With an ephemeral port (tests), the payment-page links must name the port actually bound.
+      if (config.port === 0) config.publicUrl = url;
+    }
   } catch (err) {
     // e.g. EADDRINUSE: close what was opened, or the embedded PostgreSQL outlives the failed start.
     await app?.close().catch(() => {});
     await database.close();
     throw err;
   }
-  const http = app;
   if (opts.jobs !== false) settlement.start();
-  const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
-  // With an ephemeral port (tests), the payment-page links must name the port actually bound.
-  if (config.port === 0) config.publicUrl = url;
+  const worker = opts.worker === false ? undefined : createWorker(
+    { db: database.db, clock: deps.clock, ids: deps.ids, log },
+    { ...workerOptions(config), connectionString: database.url, ...(typeof opts.worker === 'object' ? opts.worker : {}) },
+  );
+  await worker?.start();
   let stopping: Promise<void> | undefined;
   return {
     url,
     deps,
     database,
+    worker,
     stop() {
       stopping ??= (async () => {
-        await http.close(); // stop accepting, let in-flight requests finish
+        await app?.close(); // stop accepting, let in-flight requests finish
         await settlement.stop();
+        await worker?.stop(); // stop claiming, drain in-flight attempts, release the rest
         await database.close();
       })();
       return stopping;

@@ -21,6 +21,8 @@ export interface EmbeddedPostgres {
   stop(): Promise<void>;
   /** The postmaster process id. */
   pid: number;
+  /** True when the postmaster belongs to another, running Cashwire: `stop()` leaves it running. */
+  shared?: boolean;
 }
 
 interface Binaries { initdb: string; postgres: string }
@@ -78,28 +80,61 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
   return !alive(pid);
 }
 
+/** The parent of `pid`, or undefined when it cannot be told. */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    try {
+      return Number(execFileSync('ps', ['-o', 'ppid=', '-p', String(pid)]).toString().trim()) || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** Records which process started the postmaster, so that a later Cashwire can tell an orphan from a live server's. */
+const OWNER_FILE = 'postgres.owner';
+
 /**
- * A postmaster left running by a Cashwire whose node process was killed (its child outlived it) is stopped
- * with a fast shutdown before we start our own; a postmaster that died with it leaves only a stale pid file,
- * which PostgreSQL itself handles (crash recovery on start).
+ * A postmaster already running in the data folder is either
+ * - still owned by a live Cashwire (its parent is the process that started it: `cashwire start` is running and
+ *   this is, say, `cashwire key create`): it is used as it is, and left running; or
+ * - an orphan, left by a Cashwire whose node process was killed (its child outlived it): stopped with a fast
+ *   shutdown before we start our own.
+ * A postmaster that died with its Cashwire leaves only a stale pid file, which PostgreSQL itself handles (crash
+ * recovery on start).
  */
-async function stopOrphan(pgdata: string): Promise<void> {
+async function runningPostmaster(dataDir: string, pgdata: string): Promise<{ pid: number; port: number } | undefined> {
   const pidFile = path.join(pgdata, 'postmaster.pid');
-  if (!existsSync(pidFile)) return;
-  const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
+  if (!existsSync(pidFile)) return undefined;
+  const lines = (await readFile(pidFile, 'utf8')).split('\n');
+  const pid = Number(lines[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return undefined;
   let cmdline = '';
   try {
     cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
   } catch {
     /* not Linux: trust the pid file */
   }
-  if (cmdline && !cmdline.includes('postgres')) return; // the pid was reused by something else
-  process.kill(pid, 'SIGINT');
+  if (cmdline && !cmdline.includes('postgres')) return undefined; // the pid was reused by something else
+  const ownerPid = Number((await readFile(path.join(dataDir, OWNER_FILE), 'utf8').catch(() => '')).trim());
+  const port = Number(lines[3]);
+  if (ownerPid > 0 && parentOf(pid) === ownerPid && Number.isInteger(port) && port > 0) return { pid, port };
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* already gone */
+    }
+  };
+  signal('SIGINT');
   if (!(await waitForExit(pid, 30_000))) {
-    process.kill(pid, 'SIGQUIT');
+    signal('SIGQUIT');
     await waitForExit(pid, 10_000);
   }
+  return undefined;
 }
 
 const PASSWORD = 'cashwire';
@@ -123,7 +158,12 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
       await unlink(pwfile).catch(() => {});
     }
   }
-  await stopOrphan(pgdata);
+  const live = await runningPostmaster(opts.dataDir, pgdata);
+  if (live) {
+    log(`using the PostgreSQL (pid ${live.pid}, port ${live.port}) of the Cashwire already running in ${opts.dataDir}`);
+    return { url: `postgres://postgres:${PASSWORD}@127.0.0.1:${live.port}/postgres`, pid: live.pid, shared: true, stop: async () => {} };
+  }
+  await writeFile(path.join(opts.dataDir, OWNER_FILE), `${process.pid}\n`);
   const child = spawn(
     bin.postgres,
     ['-D', pgdata, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
