@@ -93,6 +93,20 @@ describe('the operator flow over HTTP', () => {
   });
 });
 
+describe('service endpoints', () => {
+  it('serves an OpenAPI 3.1 document built from the validating schemas, and a health check', async () => {
+    const doc = await client(s.url).get('/openapi.json');
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toBe('3.1.0');
+    const createIntent = doc.body.paths['/intent'].post;
+    const schema = createIntent.requestBody.content['application/json'].schema;
+    expect(schema.required).toEqual(expect.arrayContaining(['direction', 'user_id', 'amount', 'currency']));
+    expect(schema.properties.webhook_secret).toMatchObject({ minLength: 32, maxLength: 4096 });
+    expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/user', '/user/{id}', '/intent/list', '/authorize', '/token', '/events', '/keys/verify']));
+    expect((await client(s.url).get('/healthz')).body).toEqual({ status: 'ok' });
+  });
+});
+
 describe('users', () => {
   it('returns the same user for the same tag', async () => {
     const a = await api.post('/user', userBody({ tag: 'same-tag' }));
