@@ -7,6 +7,9 @@ import { createOperator } from '../src/payments/operators.js';
 import { start, type Running } from '../src/server.js';
 import type { WorkerOptions } from '../src/delivery/worker.js';
 
+// One sealing key for the test process and the Cashwire processes it spawns, so they read each other's secrets.
+process.env.CASHWIRE_SECRET_KEY ??= 'a3f1c0ffee5eed0ddba11c0de0f00d1e5ca1ab1eb01dfaceb00cdeadbeef0001';
+
 /** The machine's PostgreSQL (trust auth); each test file gets a database of its own. */
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 

@@ -56,19 +56,26 @@ function runAs(): { uid: number; gid: number } | undefined {
   }
 }
 
+/**
+ * A process that exited but is not reaped yet: an orphan whose new parent (init) reaps late, or never (a bare
+ * container). It is gone, though `kill(pid, 0)` still finds it.
+ */
+function zombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false; // gone, or not Linux
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return (err as NodeJS.ErrnoException).code === 'EPERM' && !zombie(pid);
   }
-  // An orphan that exited under an init that does not reap (a bare container) stays a zombie: it is gone.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true; // not Linux
-  }
+  return !zombie(pid);
 }
 
 async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
@@ -111,7 +118,14 @@ async function runningPostmaster(dataDir: string, pgdata: string): Promise<{ pid
   if (!existsSync(pidFile)) return undefined;
   const lines = (await readFile(pidFile, 'utf8')).split('\n');
   const pid = Number(lines[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return undefined;
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  if (!alive(pid)) {
+    // A postmaster killed along with its Cashwire and not reaped yet: PostgreSQL's own stale-lock check takes
+    // the zombie for a live postmaster and refuses to start, so the stale lock file goes. (Its shared-memory
+    // interlock still refuses to start while any old backend is attached.)
+    if (zombie(pid)) await unlink(pidFile).catch(() => {});
+    return undefined;
+  }
   let cmdline = '';
   try {
     cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
