@@ -1,6 +1,8 @@
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './api/app.js';
+import { createMetrics } from './metrics.js';
+import { loadSecretKey, secretBox, type SecretBox } from './security/secrets.js';
 import { createWorker, type DeliveryWorker, type WorkerOptions } from './delivery/worker.js';
 import { systemClock, randomIds, type Clock, type IdGenerator } from './clock.js';
 import { loadConfig, type Config } from './config.js';
@@ -66,6 +68,8 @@ export interface StartOptions {
   jobs?: boolean;
   /** Run a delivery worker in this process. Default true. */
   worker?: boolean | Partial<WorkerOptions>;
+  /** Seals webhook secrets; default: the key from CASHWIRE_SECRET_KEY or the data folder. */
+  secrets?: SecretBox;
   /** Serve the API. Default true (false: `cashwire worker`). */
   api?: boolean;
 }
@@ -82,7 +86,9 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
   const config = opts.config ?? loadConfig();
   const log = opts.log ?? pino({ level: config.logLevel });
   const database = await openDatabase(config, log);
-  const deps: Deps = { db: database.db, clock: opts.clock ?? systemClock, ids: opts.ids ?? randomIds, config, log, rail: opts.rail ?? ledgerOnlyRail };
+  const secrets = opts.secrets ?? secretBox(await loadSecretKey(process.env, config.dataDir));
+  const deps: Deps = { db: database.db, clock: opts.clock ?? systemClock, ids: opts.ids ?? randomIds, config, log, rail: opts.rail ?? ledgerOnlyRail, secrets,
+    metrics: createMetrics(database.db, opts.clock ?? systemClock) };
   const settlement = createSettlementJob(deps);
   let app: FastifyInstance | undefined;
   let url = '';

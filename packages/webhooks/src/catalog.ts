@@ -4,12 +4,12 @@
  * rendered from it for the payload version the receiver asked for (see render.ts).
  */
 
-export const EVENT_TYPES = [
-  'intent.approved',
-  'intent.declined',
-  'intent.canceled',
-  'intent.settled',
-] as const;
+export const INTENT_EVENT_TYPES = ['intent.approved', 'intent.declined', 'intent.canceled', 'intent.settled'] as const;
+/** Operational events: about the delivery system itself, sent only to registered endpoints subscribed to them. */
+export const OPERATIONAL_EVENT_TYPES = ['delivery.exhausted', 'endpoint.disabled', 'endpoint.recovered'] as const;
+export const EVENT_TYPES = [...INTENT_EVENT_TYPES, ...OPERATIONAL_EVENT_TYPES] as const;
+export type IntentEventType = (typeof INTENT_EVENT_TYPES)[number];
+export type OperationalEventType = (typeof OPERATIONAL_EVENT_TYPES)[number];
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export const PAYLOAD_VERSIONS = ['2024-05', '2023-01'] as const;
@@ -54,13 +54,35 @@ export interface IntentEventRecord {
   transaction?: TransactionRecord | null;
 }
 
-export interface EventRecord {
-  id: string;
-  type: EventType;
-  data: IntentEventRecord;
+/** `delivery.exhausted`: a delivery of a payment event failed for good or expired. */
+export interface DeliveryExhaustedData {
+  delivery_id: string;
+  event_id: string;
+  event_type: string;
+  endpoint_id: string | null;
+  url: string;
+  status: 'failed' | 'expired';
+  attempts: number;
+  last_status: number | null;
+  last_error: string | null;
 }
 
-/** Which optional fields each type carries. */
+/** `endpoint.disabled` and `endpoint.recovered`. */
+export interface EndpointHealthData {
+  endpoint_id: string;
+  url: string;
+  /** disabled: `gone` (a 410), `failing` (failed continuously for the configured time) or `operator`. */
+  reason?: string;
+  at: string;
+}
+
+export type OperationalData = DeliveryExhaustedData | EndpointHealthData;
+
+export type EventRecord =
+  | { id: string; type: IntentEventType; data: IntentEventRecord }
+  | { id: string; type: OperationalEventType; data: OperationalData };
+
+/** What each type means and which fields its `data` carries. */
 export const CATALOG: Record<EventType, { description: string; fields: string[] }> = {
   'intent.approved': {
     description: 'An intent was approved (status `approved`), or accepted for manual review (status `pending`).',
@@ -78,7 +100,23 @@ export const CATALOG: Record<EventType, { description: string; fields: string[] 
     description: 'An approved intent settled: money moved; `transaction` is the settled transaction.',
     fields: ['id', 'tag', 'direction', 'amount', 'status', 'rail', 'currency', 'type', 'transaction'],
   },
+  'delivery.exhausted': {
+    description: 'A delivery of a payment event ended without success: retries expired, or the receiver answered 410 or 413.',
+    fields: ['delivery_id', 'event_id', 'event_type', 'endpoint_id', 'url', 'status', 'attempts', 'last_status', 'last_error'],
+  },
+  'endpoint.disabled': {
+    description: 'A registered endpoint was disabled: by the operator, on a 410, or after failing continuously.',
+    fields: ['endpoint_id', 'url', 'reason', 'at'],
+  },
+  'endpoint.recovered': {
+    description: 'A failing registered endpoint answered 2xx again (its circuit closed).',
+    fields: ['endpoint_id', 'url', 'at'],
+  },
 };
+
+export function isIntentEvent(e: EventRecord): e is Extract<EventRecord, { type: IntentEventType }> {
+  return (INTENT_EVENT_TYPES as readonly string[]).includes(e.type);
+}
 
 export function isEventType(value: unknown): value is EventType {
   return typeof value === 'string' && (EVENT_TYPES as readonly string[]).includes(value);

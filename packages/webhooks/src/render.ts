@@ -1,5 +1,5 @@
 import type { EventRecord, IntentEventRecord, LimitsUtilizationCents, PayloadVersion, TransactionRecord } from './catalog.js';
-import { CATALOG } from './catalog.js';
+import { CATALOG, isIntentEvent } from './catalog.js';
 
 /** Formats a cents amount as a two-decimal string in the payload's unit (cents or dollars). */
 export function formatUtilization(cents: number, unit: 'cents' | 'dollars'): string {
@@ -34,6 +34,7 @@ function transaction(t: TransactionRecord, unit: 'cents' | 'dollars') {
  * `2023-01` (seed 002) uses float dollars and `idempotency_key`.
  */
 export function renderData(event: EventRecord, version: PayloadVersion): Record<string, unknown> {
+  if (!isIntentEvent(event)) return { ...event.data };
   const d: IntentEventRecord = event.data;
   const fields = CATALOG[event.type].fields;
   const unit = version === '2024-05' ? 'cents' : 'dollars';

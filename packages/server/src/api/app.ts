@@ -5,6 +5,7 @@ import { ApiError } from './errors.js';
 import { paymentRoutes } from './routes/payments.js';
 import { metaRoutes } from './routes/meta.js';
 import { payPageRoutes } from './routes/pay.js';
+import { endpointRoutes } from './routes/endpoints.js';
 
 const AJV_CODES: Record<string, string> = {
   required: 'missing_field',
@@ -14,6 +15,8 @@ const AJV_CODES: Record<string, string> = {
   anyOf: 'invalid_value',
   minLength: 'invalid_length',
   maxLength: 'invalid_length',
+  minItems: 'invalid_length',
+  maxItems: 'invalid_length',
   minimum: 'out_of_range',
   maximum: 'out_of_range',
   pattern: 'invalid_format',
@@ -113,6 +116,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(metaRoutes(deps));
   await app.register(paymentRoutes(deps));
   await app.register(payPageRoutes(deps));
+  await app.register(endpointRoutes(deps));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -4,6 +4,8 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/pool.js';
 import type { Environment } from '../domain/decision.js';
 import type { OperatorSettings } from '../store/rows.js';
+import type { Metrics } from '../metrics.js';
+import type { SecretBox } from '../security/secrets.js';
 import type { RailAdapter } from './rail.js';
 
 /** Everything the services need, passed in: no hidden singletons. */
@@ -14,6 +16,9 @@ export interface Deps {
   config: Config;
   log: Logger;
   rail: RailAdapter;
+  /** Seals and opens webhook secrets at rest. */
+  secrets: SecretBox;
+  metrics: Metrics;
 }
 
 /** Who is calling: the API key decides the operator and the environment. */

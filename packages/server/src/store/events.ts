@@ -1,4 +1,4 @@
-import { DEFAULT_PAYLOAD_VERSION, type EventType, type IntentEventRecord } from '@cashwire/webhooks';
+import { DEFAULT_PAYLOAD_VERSION, type EventType, type IntentEventRecord, type OperationalData, type OperationalEventType } from '@cashwire/webhooks';
 import { scheduleNameFor } from '../domain/retry.js';
 import type { Clock, IdGenerator } from '../clock.js';
 import type { Queryable } from '../db/pool.js';
@@ -33,6 +33,29 @@ export function intentEventData(intent: IntentRow, transaction?: TransactionRow)
 }
 
 export const DELIVERY_CHANNEL = 'cashwire_deliveries';
+
+/**
+ * Fan-out: an event whose payment names no webhook_url goes to every registered endpoint of its operator and
+ * environment subscribed to its type, one delivery each. A disabled endpoint's delivery is held (kept, not sent)
+ * until it is enabled; one behind an open circuit waits for the circuit's next probe. The delivery id is derived from
+ * the event and the endpoint, so the pair is delivered once. `source` yields (op, env, id, type, url).
+ */
+export function FANOUT_SQL(source: string, now: string): string {
+  return `
+       INSERT INTO deliveries (operator_id, id, environment, event_id, endpoint_id, url, format, payload_version, secret, schedule_name, schedule, next_attempt_at, created_at)
+       SELECT t.op, 'dlv_' || substr(t.id, 5) || '_' || substr(e.id, 4), t.env, t.id, e.id, e.url, e.format, e.payload_version, NULL,
+              CASE WHEN e.format = 'sendcash' THEN 'sendcash' ELSE t.env END,
+              o.settings->'retry_schedules'->(CASE WHEN e.format = 'sendcash' THEN 'sendcash' ELSE t.env END),
+              CASE WHEN e.status = 'disabled' THEN '9999-12-31T00:00:00Z'::timestamptz
+                   WHEN e.circuit_state = 'open' THEN greatest(${now}, e.circuit_retry_at) ELSE ${now} END,
+              ${now}
+         FROM ${source}
+         JOIN endpoints e ON e.operator_id = t.op AND e.environment = t.env AND e.deleted_at IS NULL
+                         AND (t.type = ANY (e.events) OR '*' = ANY (e.events))
+         JOIN operators o ON o.id = t.op
+        WHERE t.url IS NULL
+       RETURNING 1`;
+}
 
 /**
  * Writes events in the caller's transaction: the outbox half of every state change. An event whose intent names a
@@ -74,9 +97,33 @@ export async function insertEvents(
          JOIN operators o ON o.id = t.op
         WHERE t.url IS NOT NULL
        RETURNING 1
+     ), fo AS (${FANOUT_SQL('unnest($1::text[], $2::text[], $3::text[], $4::text[], $8::text[]) AS t(op, env, id, type, url)', '$7')}
      )
      SELECT (SELECT count(*) FROM ev) AS events,
-            CASE WHEN EXISTS (SELECT 1 FROM dl) THEN pg_notify('${DELIVERY_CHANNEL}', '') END AS notified`,
+            CASE WHEN EXISTS (SELECT 1 FROM dl) OR EXISTS (SELECT 1 FROM fo) THEN pg_notify('${DELIVERY_CHANNEL}', '') END AS notified`,
     [c.op, c.env, c.id, c.type, c.intent, c.data, now, c.url, c.secret, c.delivery, c.schedule],
   );
+}
+
+/**
+ * An operational event (delivery.exhausted, endpoint.disabled, endpoint.recovered): stored like any event and fanned
+ * out to the endpoints subscribed to it.
+ */
+export async function insertOperationalEvent(
+  tx: Queryable,
+  deps: { clock: Clock; ids: IdGenerator },
+  tenant: { operator_id: string; environment: string },
+  type: OperationalEventType,
+  data: OperationalData,
+): Promise<string> {
+  const id = deps.ids.next('evt_');
+  await tx.query(
+    `WITH ev AS (
+       INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at) VALUES ($1, $2, $3, $4, NULL, $5, $6) RETURNING 1
+     ), fo AS (${FANOUT_SQL('(SELECT $1::text AS op, $2::text AS env, $3::text AS id, $4::text AS type, NULL::text AS url) AS t', '$6::timestamptz')}
+     )
+     SELECT (SELECT count(*) FROM ev), CASE WHEN EXISTS (SELECT 1 FROM fo) THEN pg_notify('${DELIVERY_CHANNEL}', '') END`,
+    [tenant.operator_id, tenant.environment, id, type, JSON.stringify(data), deps.clock.now()],
+  );
+  return id;
 }

@@ -9,6 +9,10 @@ export interface OperatorRow {
 }
 
 export interface OperatorSettings {
+  /** The payload version of new endpoints and of per-payment webhooks. */
+  payload_version?: import('@cashwire/webhooks').PayloadVersion;
+  /** Replaces parts of the default retry schedules, by name (sandbox, production, sendcash). */
+  retry_schedules?: Partial<Record<'sandbox' | 'production' | 'sendcash', Partial<import('../domain/retry.js').RetrySchedule>>>;
   rate_limits?: { create?: number; read?: number };
   limits?: Partial<Record<'daily_cash_in' | 'daily_cash_out' | 'monthly_cash_in' | 'monthly_cash_out', number>>;
 }

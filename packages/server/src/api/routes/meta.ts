@@ -3,6 +3,7 @@ import type { Static } from 'typebox';
 import type { Deps } from '../../payments/context.js';
 import { getEvent, listEvents, resendEvent } from '../../payments/events.js';
 import { authenticate } from '../auth.js';
+import { errors } from '../errors.js';
 import { EventsQuery, IdParams } from '../schemas.js';
 
 export const metaRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
@@ -13,6 +14,14 @@ export const metaRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
     } catch {
       return reply.status(503).send({ status: 'unavailable', error: { code: 'database_unavailable', message: 'PostgreSQL is not reachable' } });
     }
+  });
+
+  // Prometheus scrape. With CASHWIRE_METRICS_TOKEN set, it needs `Authorization: Bearer <that token>`.
+  app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
+    const token = process.env.CASHWIRE_METRICS_TOKEN;
+    if (token && req.headers.authorization !== `Bearer ${token}`) return reply.status(401).send(errors.unauthorized('send Authorization: Bearer <CASHWIRE_METRICS_TOKEN>').toJSON());
+    const body = await deps.metrics.registry.metrics();
+    return reply.type(deps.metrics.registry.contentType).send(body);
   });
 
   app.post('/keys/verify', { schema: { summary: 'Check an API key; returns the operator name' }, onRequest: (req, reply) => authenticate(deps, req, reply, 'read') }, async (req) => {

@@ -1,0 +1,86 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
+import type { Deps } from '../../payments/context.js';
+import {
+  createEndpoint, deleteEndpoint, getEndpoint, listEndpoints, recoverEndpoint, revealSecret, rotateSecret, setEnabled, updateEndpoint,
+} from '../../payments/endpoints.js';
+import { getSettings, patchSettings } from '../../payments/settings.js';
+import { authenticate } from '../auth.js';
+import { IdParams } from '../schemas.js';
+
+const Format = Type.Union([Type.Literal('pushcash'), Type.Literal('sendcash'), Type.Literal('standard')]);
+const PayloadVersion = Type.Union([Type.Literal('2024-05'), Type.Literal('2023-01')]);
+const EndpointFields = {
+  url: Type.String({ minLength: 1, maxLength: 2048 }),
+  events: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 50, description: 'event types, or "*" for all' }),
+  format: Type.Optional(Format),
+  payload_version: Type.Optional(PayloadVersion),
+  description: Type.Optional(Type.String({ maxLength: 500 })),
+  max_concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'attempts in flight at once, per worker process' })),
+  rate_limit_per_s: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'attempts started per second, per worker process' })),
+};
+const CreateEndpointBody = Type.Object(EndpointFields);
+const UpdateEndpointBody = Type.Object({
+  url: Type.Optional(EndpointFields.url),
+  events: Type.Optional(EndpointFields.events),
+  format: Type.Optional(Format),
+  payload_version: Type.Optional(PayloadVersion),
+  description: Type.Optional(Type.String({ maxLength: 500 })),
+  max_concurrency: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1000 }), Type.Null()])),
+  rate_limit_per_s: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 100_000 }), Type.Null()])),
+});
+const RotateBody = Type.Object({ grace_period_s: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 * 86_400, description: 'default 86400' })) });
+const RecoverBody = Type.Object({ since: Type.String({ minLength: 1, maxLength: 40 }), until: Type.Optional(Type.String({ minLength: 1, maxLength: 40 })) });
+
+const Schedule = Type.Object({
+  maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+  firstDelayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
+  factor: Type.Optional(Type.Number({ minimum: 1, maximum: 100 })),
+  maxDelayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 86_400_000 })),
+  maxAgeMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86_400_000 })),
+  jitter: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+});
+export const SettingsBody = Type.Object({
+  payload_version: Type.Optional(PayloadVersion),
+  retry_schedules: Type.Optional(Type.Object({ sandbox: Type.Optional(Schedule), production: Type.Optional(Schedule), sendcash: Type.Optional(Schedule) })),
+  rate_limits: Type.Optional(Type.Object({ create: Type.Optional(Type.Integer({ minimum: 1 })), read: Type.Optional(Type.Integer({ minimum: 1 })) })),
+  limits: Type.Optional(Type.Object({
+    daily_cash_in: Type.Optional(Type.Integer({ minimum: 0 })), daily_cash_out: Type.Optional(Type.Integer({ minimum: 0 })),
+    monthly_cash_in: Type.Optional(Type.Integer({ minimum: 0 })), monthly_cash_out: Type.Optional(Type.Integer({ minimum: 0 })),
+  })),
+});
+
+export const endpointRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
+  const create = async (req: FastifyRequest, reply: FastifyReply) => authenticate(deps, req, reply, 'create');
+  const read = async (req: FastifyRequest, reply: FastifyReply) => authenticate(deps, req, reply, 'read');
+  type P = { Params: Static<typeof IdParams> };
+
+  app.post<{ Body: Static<typeof CreateEndpointBody> }>('/webhook/endpoints', {
+    schema: { body: CreateEndpointBody, summary: 'Register a webhook endpoint; the answer shows its secret once' }, onRequest: create,
+  }, async (req, reply) => reply.status(201).send(await createEndpoint(deps, req.caller, req.body)));
+  app.get('/webhook/endpoints', { schema: { summary: 'List webhook endpoints' }, onRequest: read }, async (req) => listEndpoints(deps, req.caller));
+  app.get<P>('/webhook/endpoints/:id', { schema: { params: IdParams, summary: 'Get a webhook endpoint and its health' }, onRequest: read },
+    async (req) => getEndpoint(deps, req.caller, req.params.id));
+  app.patch<P & { Body: Static<typeof UpdateEndpointBody> }>('/webhook/endpoints/:id', {
+    schema: { params: IdParams, body: UpdateEndpointBody, summary: 'Change a webhook endpoint' }, onRequest: read,
+  }, async (req) => updateEndpoint(deps, req.caller, req.params.id, req.body));
+  app.delete<P>('/webhook/endpoints/:id', { schema: { params: IdParams, summary: 'Delete a webhook endpoint' }, onRequest: read },
+    async (req) => deleteEndpoint(deps, req.caller, req.params.id));
+  app.post<P>('/webhook/endpoints/:id/disable', { schema: { params: IdParams, summary: 'Disable: deliveries are held, not lost' }, onRequest: read },
+    async (req) => setEnabled(deps, req.caller, req.params.id, false));
+  app.post<P>('/webhook/endpoints/:id/enable', { schema: { params: IdParams, summary: 'Enable: held deliveries are sent' }, onRequest: read },
+    async (req) => setEnabled(deps, req.caller, req.params.id, true));
+  app.post<P & { Body: Static<typeof RotateBody> }>('/webhook/endpoints/:id/rotate', {
+    schema: { params: IdParams, body: RotateBody, summary: 'Rotate the secret; the old one stays valid for the grace period' }, onRequest: read,
+  }, async (req) => rotateSecret(deps, req.caller, req.params.id, req.body.grace_period_s));
+  app.get<P>('/webhook/endpoints/:id/secret', { schema: { params: IdParams, summary: 'Reveal the secret (and the previous one during a rotation)' }, onRequest: read },
+    async (req) => revealSecret(deps, req.caller, req.params.id));
+  app.post<P & { Body: Static<typeof RecoverBody> }>('/webhook/endpoints/:id/recover', {
+    schema: { params: IdParams, body: RecoverBody, summary: 'Resend what failed or expired for this endpoint in [since, until)' }, onRequest: read,
+  }, async (req) => recoverEndpoint(deps, req.caller, req.params.id, req.body));
+
+  app.get('/operator/settings', { schema: { summary: "The operator's settings, with the defaults in force" }, onRequest: read }, async (req) => getSettings(deps, req.caller));
+  app.patch<{ Body: Static<typeof SettingsBody> }>('/operator/settings', {
+    schema: { body: SettingsBody, summary: 'Change the default payload version, retry schedules, rate limits or user limits' }, onRequest: read,
+  }, async (req) => patchSettings(deps, req.caller, req.body));
+};

@@ -1,0 +1,291 @@
+/**
+ * Registered webhook endpoints: an operator registers a URL once, subscribes it to event types, and every event of
+ * those types whose payment names no `webhook_url` is delivered to it (fan-out: one delivery per endpoint).
+ */
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_PAYLOAD_VERSION, EVENT_TYPES, newStandardSecret, type Format, type PayloadVersion } from '@cashwire/webhooks';
+import { errors } from '../api/errors.js';
+import { withTx, type Queryable } from '../db/pool.js';
+import { literalForbidden } from '../security/ssrf.js';
+import { DELIVERY_CHANNEL, insertOperationalEvent } from '../store/events.js';
+import type { Caller, Deps } from './context.js';
+import { parseTime } from './pagination.js';
+
+export interface EndpointRow {
+  operator_id: string;
+  environment: 'sandbox' | 'production';
+  id: string;
+  url: string;
+  description: string | null;
+  events: string[];
+  format: Format;
+  payload_version: PayloadVersion;
+  secret: string;
+  previous_secret: string | null;
+  previous_expires_at: Date | null;
+  status: 'enabled' | 'disabled';
+  disabled_reason: string | null;
+  disabled_at: Date | null;
+  max_concurrency: number | null;
+  rate_limit_per_s: number | null;
+  circuit_state: 'closed' | 'open';
+  circuit_retry_at: Date | null;
+  consecutive_failures: number;
+  failing_since: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** Far in the future: where held deliveries wait while their endpoint is disabled. */
+export const HELD = new Date('9999-12-31T00:00:00Z');
+export const DEFAULT_ROTATION_GRACE_S = 24 * 3600;
+
+export function newSecret(format: Format): string {
+  if (format === 'standard') return newStandardSecret();
+  if (format === 'sendcash') return randomBytes(32).toString('hex');
+  return `whsk_${randomBytes(32).toString('base64url')}`;
+}
+
+export function publicEndpoint(e: EndpointRow) {
+  return {
+    id: e.id,
+    url: e.url,
+    description: e.description,
+    events: e.events,
+    format: e.format,
+    payload_version: e.payload_version,
+    status: e.status,
+    disabled_reason: e.disabled_reason,
+    disabled_at: e.disabled_at?.toISOString() ?? null,
+    max_concurrency: e.max_concurrency,
+    rate_limit_per_s: e.rate_limit_per_s,
+    health: {
+      circuit: e.circuit_state === 'open' ? 'open' : 'closed',
+      circuit_retry_at: e.circuit_retry_at?.toISOString() ?? null,
+      consecutive_failures: e.consecutive_failures,
+      failing_since: e.failing_since?.toISOString() ?? null,
+    },
+    secret_rotation: e.previous_expires_at ? { previous_valid_until: e.previous_expires_at.toISOString() } : null,
+    created_at: e.created_at.toISOString(),
+    updated_at: e.updated_at.toISOString(),
+  };
+}
+
+/**
+ * A destination URL is http(s); in production it must be https and may not name a loopback, private, link-local or
+ * metadata address literally (names are checked again on the address actually connected to, at send time).
+ */
+export function checkDestination(value: string, field: string, environment: 'sandbox' | 'production'): void {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw errors.validation(field, `${field} must be an absolute URL`, 'invalid_url');
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw errors.validation(field, `${field} must be an http or https URL`, 'invalid_url');
+  if (u.username || u.password) throw errors.validation(field, `${field} may not carry credentials`, 'invalid_url');
+  if (environment === 'production') {
+    if (u.protocol !== 'https:') throw errors.validation(field, `${field} must use https in production`, 'https_required');
+    const bad = literalForbidden(u);
+    if (bad) throw errors.validation(field, `${field} may not point at ${bad}: loopback, private, link-local and metadata addresses are refused in production`, 'forbidden_address');
+  }
+}
+
+function checkEvents(events: string[]): void {
+  for (const t of events) {
+    if (t !== '*' && !(EVENT_TYPES as readonly string[]).includes(t)) {
+      throw errors.validation('events', `unknown event type ${JSON.stringify(t)}; known: ${EVENT_TYPES.join(', ')}, or "*"`, 'unknown_event_type');
+    }
+  }
+}
+
+async function load(q: Queryable, caller: Caller, id: string, lock = false): Promise<EndpointRow> {
+  const { rows } = await q.query<EndpointRow>(
+    `SELECT * FROM endpoints WHERE operator_id = $1 AND id = $2 AND environment = $3 AND deleted_at IS NULL${lock ? ' FOR UPDATE' : ''}`,
+    [caller.operatorId, id, caller.environment],
+  );
+  if (!rows[0]) throw errors.notFound('endpoint', id);
+  return rows[0];
+}
+
+export interface CreateEndpointInput {
+  url: string;
+  events: string[];
+  format?: Format;
+  payload_version?: PayloadVersion;
+  description?: string;
+  max_concurrency?: number;
+  rate_limit_per_s?: number;
+}
+
+export async function createEndpoint(deps: Deps, caller: Caller, input: CreateEndpointInput) {
+  checkDestination(input.url, 'url', caller.environment);
+  checkEvents(input.events);
+  const format = input.format ?? 'pushcash';
+  const secret = newSecret(format);
+  const now = deps.clock.now();
+  const { rows } = await deps.db.query<EndpointRow>(
+    `INSERT INTO endpoints (operator_id, environment, id, url, description, events, format, payload_version, secret, max_concurrency, rate_limit_per_s, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING *`,
+    [caller.operatorId, caller.environment, deps.ids.next('ep_'), input.url, input.description ?? null, input.events, format,
+      input.payload_version ?? caller.settings.payload_version ?? DEFAULT_PAYLOAD_VERSION, deps.secrets.seal(secret),
+      input.max_concurrency ?? null, input.rate_limit_per_s ?? null, now],
+  );
+  return { ...publicEndpoint(rows[0]!), secret };
+}
+
+export async function listEndpoints(deps: Deps, caller: Caller) {
+  const { rows } = await deps.db.query<EndpointRow>(
+    'SELECT * FROM endpoints WHERE operator_id = $1 AND environment = $2 AND deleted_at IS NULL ORDER BY created_at, id',
+    [caller.operatorId, caller.environment],
+  );
+  return { data: rows.map(publicEndpoint) };
+}
+
+export async function getEndpoint(deps: Deps, caller: Caller, id: string) {
+  return publicEndpoint(await load(deps.db, caller, id));
+}
+
+export type UpdateEndpointInput = Omit<Partial<CreateEndpointInput>, 'max_concurrency' | 'rate_limit_per_s'> & { max_concurrency?: number | null; rate_limit_per_s?: number | null };
+
+export async function updateEndpoint(deps: Deps, caller: Caller, id: string, patch: UpdateEndpointInput) {
+  if (patch.url !== undefined) checkDestination(patch.url, 'url', caller.environment);
+  if (patch.events !== undefined) checkEvents(patch.events);
+  return withTx(deps.db, async (tx) => {
+    const e = await load(tx, caller, id, true);
+    const next = { ...e, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) } as EndpointRow;
+    // A new format needs a secret of its shape: a format change rotates at once, with no grace.
+    const secret = next.format !== e.format ? deps.secrets.seal(newSecret(next.format)) : e.secret;
+    const { rows } = await tx.query<EndpointRow>(
+      `UPDATE endpoints SET url = $3, events = $4, description = $5, format = $6, payload_version = $7, max_concurrency = $8,
+              rate_limit_per_s = $9, secret = $10, updated_at = $11
+        WHERE operator_id = $1 AND id = $2 RETURNING *`,
+      [e.operator_id, e.id, next.url, next.events, next.description, next.format, next.payload_version, next.max_concurrency, next.rate_limit_per_s, secret, deps.clock.now()],
+    );
+    return publicEndpoint(rows[0]!);
+  });
+}
+
+/** Disabling holds the endpoint's queued deliveries (kept, not sent); enabling sends them. */
+export async function setEnabled(deps: Deps, caller: Caller, id: string, enabled: boolean) {
+  return withTx(deps.db, async (tx) => {
+    const e = await load(tx, caller, id, true);
+    const now = deps.clock.now();
+    if (enabled) await enableRow(tx, e, now);
+    else await disableRow(deps, tx, e, 'operator', now);
+    return publicEndpoint((await load(tx, caller, id))!);
+  });
+}
+
+export async function enableRow(tx: Queryable, e: Pick<EndpointRow, 'operator_id' | 'id'>, now: Date): Promise<void> {
+  await tx.query(
+    `UPDATE endpoints SET status = 'enabled', disabled_reason = NULL, disabled_at = NULL, circuit_state = 'closed', circuit_retry_at = NULL,
+            consecutive_failures = 0, failing_since = NULL, updated_at = $3
+      WHERE operator_id = $1 AND id = $2`,
+    [e.operator_id, e.id, now],
+  );
+  await tx.query(
+    `WITH r AS (UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND next_attempt_at > $3 RETURNING 1)
+     SELECT CASE WHEN EXISTS (SELECT 1 FROM r) THEN pg_notify('${DELIVERY_CHANNEL}', '') END`,
+    [e.operator_id, e.id, now],
+  );
+}
+
+/** Marks the endpoint disabled and holds its queued deliveries. Returns false if it already was. */
+export async function disableRow(deps: Pick<Deps, 'clock' | 'ids'>, tx: Queryable, e: Pick<EndpointRow, 'operator_id' | 'id' | 'url' | 'environment'>, reason: string, now: Date): Promise<boolean> {
+  const r = await tx.query(
+    `UPDATE endpoints SET status = 'disabled', disabled_reason = $3, disabled_at = $4, updated_at = $4
+      WHERE operator_id = $1 AND id = $2 AND status = 'enabled'`,
+    [e.operator_id, e.id, reason, now],
+  );
+  await tx.query(
+    `UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL`,
+    [e.operator_id, e.id, HELD],
+  );
+  if (r.rowCount === 0) return false;
+  await insertOperationalEvent(tx, deps, { operator_id: e.operator_id, environment: e.environment }, 'endpoint.disabled',
+    { endpoint_id: e.id, url: e.url, reason, at: now.toISOString() });
+  return true;
+}
+
+export async function deleteEndpoint(deps: Deps, caller: Caller, id: string) {
+  return withTx(deps.db, async (tx) => {
+    const e = await load(tx, caller, id, true);
+    const now = deps.clock.now();
+    await tx.query(`UPDATE endpoints SET deleted_at = $3, status = 'disabled', disabled_reason = 'deleted', updated_at = $3 WHERE operator_id = $1 AND id = $2`, [e.operator_id, e.id, now]);
+    // Nothing more goes to a deleted endpoint; its queued deliveries end as failed, with their attempt logs kept.
+    await tx.query(
+      `UPDATE deliveries SET status = 'failed', last_error = 'endpoint_deleted', completed_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending'`,
+      [e.operator_id, e.id, now],
+    );
+    return { id, deleted: true };
+  });
+}
+
+/**
+ * Rotation: the new secret signs from now on. For `standard`, the old one also signs during the grace period (two
+ * signatures); for `pushcash` and `sendcash` (one signature per header) only the new one signs, and receivers accept
+ * both during the grace period. After it, the old secret never signs again.
+ */
+export async function rotateSecret(deps: Deps, caller: Caller, id: string, graceS = DEFAULT_ROTATION_GRACE_S) {
+  return withTx(deps.db, async (tx) => {
+    const e = await load(tx, caller, id, true);
+    const secret = newSecret(e.format);
+    const now = deps.clock.now();
+    const expires = new Date(now.getTime() + graceS * 1000);
+    const { rows } = await tx.query<EndpointRow>(
+      `UPDATE endpoints SET previous_secret = $3, previous_expires_at = $4, secret = $5, updated_at = $6 WHERE operator_id = $1 AND id = $2 RETURNING *`,
+      [e.operator_id, e.id, graceS > 0 ? e.secret : null, graceS > 0 ? expires : null, deps.secrets.seal(secret), now],
+    );
+    return { ...publicEndpoint(rows[0]!), secret };
+  });
+}
+
+/** The explicit reveal: the current secret, and the previous one while it is still valid. */
+export async function revealSecret(deps: Deps, caller: Caller, id: string) {
+  const e = await load(deps.db, caller, id);
+  const now = deps.clock.now();
+  const previousValid = e.previous_secret && e.previous_expires_at && e.previous_expires_at > now;
+  return {
+    id: e.id,
+    secret: deps.secrets.open(e.secret),
+    previous_secret: previousValid ? deps.secrets.open(e.previous_secret!) : null,
+    previous_valid_until: previousValid ? e.previous_expires_at!.toISOString() : null,
+  };
+}
+
+/**
+ * POST /webhook/endpoints/{id}/recover: every event in [since, until) whose latest delivery to this endpoint failed
+ * or expired gets a new delivery (same event id).
+ */
+export async function recoverEndpoint(deps: Deps, caller: Caller, id: string, input: { since: string; until?: string }) {
+  const since = parseTime(input.since, 'since')!;
+  const until = parseTime(input.until, 'until') ?? deps.clock.now();
+  if (until <= since) throw errors.validation('until', 'until must be after since', 'invalid_range');
+  const e = await load(deps.db, caller, id);
+  const now = deps.clock.now();
+  const candidates = await deps.db.query<{ event_id: string; status: string }>(
+    `SELECT DISTINCT ON (d.event_id) d.event_id, d.status
+       FROM deliveries d JOIN events ev ON ev.operator_id = d.operator_id AND ev.id = d.event_id
+      WHERE d.operator_id = $1 AND d.endpoint_id = $2 AND ev.created_at >= $3 AND ev.created_at < $4
+      ORDER BY d.event_id, d.created_at DESC`,
+    [e.operator_id, e.id, since, until],
+  );
+  const failed = candidates.rows.filter((r) => r.status === 'failed' || r.status === 'expired');
+  if (failed.length === 0) return { recovered: 0 };
+  const held = e.status === 'disabled' ? HELD : now;
+  await deps.db.query(
+    `WITH src AS (
+       SELECT DISTINCT ON (d.event_id) d.*, t.new_id FROM deliveries d
+         JOIN unnest($3::text[], $4::text[]) AS t(event_id, new_id) ON t.event_id = d.event_id
+        WHERE d.operator_id = $1 AND d.endpoint_id = $2 ORDER BY d.event_id, d.created_at DESC
+     ), ins AS (
+       INSERT INTO deliveries (operator_id, id, environment, event_id, endpoint_id, url, format, payload_version, secret, schedule_name, schedule, next_attempt_at, created_at)
+       SELECT operator_id, new_id, environment, event_id, endpoint_id, url, format, payload_version, secret, schedule_name, schedule, $5, $6 FROM src
+       RETURNING 1
+     )
+     SELECT count(*), pg_notify('${DELIVERY_CHANNEL}', '') FROM ins`,
+    [e.operator_id, e.id, failed.map((r) => r.event_id), failed.map(() => deps.ids.next('dlv_')), held, now],
+  );
+  return { recovered: failed.length };
+}

@@ -1,0 +1,46 @@
+import { DEFAULT_PAYLOAD_VERSION } from '@cashwire/webhooks';
+import { DEFAULT_SCHEDULES } from '../domain/retry.js';
+import type { OperatorSettings } from '../store/rows.js';
+import type { Caller, Deps } from './context.js';
+import { userLimits } from './users.js';
+
+/** The settings in force: the operator's own, over the defaults. */
+export function effectiveSettings(deps: Deps, settings: OperatorSettings) {
+  return {
+    payload_version: settings.payload_version ?? DEFAULT_PAYLOAD_VERSION,
+    retry_schedules: Object.fromEntries(
+      Object.entries(DEFAULT_SCHEDULES).map(([name, s]) => [name, { ...s, ...(settings.retry_schedules?.[name as keyof typeof DEFAULT_SCHEDULES] ?? {}) }]),
+    ),
+    rate_limits: { ...deps.config.rateLimits, ...(settings.rate_limits ?? {}) },
+    limits: userLimits({ settings } as Caller),
+  };
+}
+
+export async function getSettings(deps: Deps, caller: Caller) {
+  const { rows } = await deps.db.query<{ settings: OperatorSettings }>('SELECT settings FROM operators WHERE id = $1', [caller.operatorId]);
+  return effectiveSettings(deps, rows[0]!.settings);
+}
+
+/** Merges the patch into the stored settings, one level deep for each object (a schedule's fields, each rate limit). */
+export async function patchSettings(deps: Deps, caller: Caller, patch: OperatorSettings) {
+  const { rows } = await deps.db.query<{ settings: OperatorSettings }>('SELECT settings FROM operators WHERE id = $1 FOR UPDATE', [caller.operatorId]);
+  const cur = rows[0]!.settings;
+  const next: OperatorSettings = {
+    ...cur,
+    ...(patch.payload_version ? { payload_version: patch.payload_version } : {}),
+    ...(patch.rate_limits ? { rate_limits: { ...cur.rate_limits, ...patch.rate_limits } } : {}),
+    ...(patch.limits ? { limits: { ...cur.limits, ...patch.limits } } : {}),
+    ...(patch.retry_schedules
+      ? {
+          retry_schedules: Object.fromEntries(
+            [...new Set([...Object.keys(cur.retry_schedules ?? {}), ...Object.keys(patch.retry_schedules)])].map((k) => [
+              k,
+              { ...(cur.retry_schedules as Record<string, object> | undefined)?.[k], ...(patch.retry_schedules as Record<string, object>)[k] },
+            ]),
+          ),
+        }
+      : {}),
+  };
+  await deps.db.query('UPDATE operators SET settings = $2 WHERE id = $1', [caller.operatorId, JSON.stringify(next)]);
+  return effectiveSettings(deps, next);
+}
