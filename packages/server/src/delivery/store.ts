@@ -46,7 +46,7 @@ export async function claim(db: Queryable, worker: string, now: Date, leaseMs: n
   );
   return rows.map((r) => {
     const { event_id, event_type, event_data, ...rest } = r;
-    return { ...rest, event: { id: event_id, type: event_type, data: event_data } };
+    return { ...rest, event: { id: event_id, type: event_type, data: event_data } as EventRecord };
   });
 }
 

@@ -92,6 +92,8 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
   let listener: pg.Client | undefined;
   let listenerRetry: NodeJS.Timeout | undefined;
   let idleWaiters: (() => void)[] = [];
+  // The loop's timers are unref'd; while PostgreSQL is down no socket is open either, and the process would exit.
+  let keepAlive: NodeJS.Timeout | undefined;
 
   // Set when a wake-up came while the loop was busy, so that it claims again instead of sleeping through it.
   let woken = false;
@@ -251,6 +253,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     async start() {
       if (running) return;
       running = true;
+      keepAlive = setInterval(() => {}, 60_000);
       await listen();
       loopDone = loop();
     },
@@ -296,6 +299,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
       await release(deps.db, id, deps.clock.now(), leftovers.map((d) => ({ operator_id: d.operator_id, id: d.id, attempt: d.attempts })))
         .catch((err) => log.error({ err }, 'could not release claims at shutdown; their leases will expire'));
       if (!deps.dispatcher) await (agent as Dispatcher).close().catch(() => {});
+      clearInterval(keepAlive);
       running = false;
     },
   };
