@@ -2,6 +2,7 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './api/app.js';
 import { createMetrics } from './metrics.js';
+import type { LookupFn } from './security/ssrf.js';
 import { loadSecretKey, secretBox, type SecretBox } from './security/secrets.js';
 import { createWorker, type DeliveryWorker, type WorkerOptions } from './delivery/worker.js';
 import { systemClock, randomIds, type Clock, type IdGenerator } from './clock.js';
@@ -70,6 +71,8 @@ export interface StartOptions {
   worker?: boolean | Partial<WorkerOptions>;
   /** Seals webhook secrets; default: the key from CASHWIRE_SECRET_KEY or the data folder. */
   secrets?: SecretBox;
+  /** DNS for production webhooks (checked at connect time); tests inject one. */
+  resolver?: LookupFn;
   /** Serve the API. Default true (false: `cashwire worker`). */
   api?: boolean;
 }
@@ -108,7 +111,7 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
   }
   if (opts.jobs !== false) settlement.start();
   const worker = opts.worker === false ? undefined : createWorker(
-    { db: database.db, clock: deps.clock, ids: deps.ids, log },
+    { db: database.db, clock: deps.clock, ids: deps.ids, log, secrets: deps.secrets, metrics: deps.metrics, resolver: opts.resolver },
     { ...workerOptions(config), connectionString: database.url, ...(typeof opts.worker === 'object' ? opts.worker : {}) },
   );
   await worker?.start();

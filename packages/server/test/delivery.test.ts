@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signHeaders } from '@cashwire/webhooks';
 import { createWorker, type DeliveryWorker, type WorkerOptions } from '../src/delivery/worker.js';
 import { claim } from '../src/delivery/store.js';
+import type { LookupFn } from '../src/security/ssrf.js';
 import { client, newOperator, newUser, payThroughPage, startTestServer, type Api, type TestServer } from './helpers.js';
 import { startReceiver } from './receiver.js';
 
@@ -34,7 +35,8 @@ afterAll(async () => {
 
 function worker(o: Partial<WorkerOptions> = {}) {
   const w = createWorker(
-    { db: s.running.deps.db, clock: s.clock, ids: s.running.deps.ids, log: pino({ level: 'silent' }), random: () => 0.5 },
+    { db: s.running.deps.db, clock: s.clock, ids: s.running.deps.ids, log: pino({ level: 'silent' }), random: () => 0.5, secrets: s.running.deps.secrets, metrics: s.running.deps.metrics,
+      resolver: toLoopback },
     { connectTimeoutMs: 300, totalTimeoutMs: 600, leaseMs: 2_000, pollMs: 0, listen: false, drainMs: 300, connectionString: s.running.database.url, ...o },
   );
   workers.push(w);
@@ -53,6 +55,9 @@ async function deliveryOf(eventId: string) {
   expect(r.status).toBe(200);
   return r.body.deliveries[0];
 }
+
+/** A resolver that answers loopback for every name: production sends must refuse it at connect time. */
+const toLoopback: LookupFn = (_host, options, cb) => (options.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4));
 
 function openssl(args: string[], input: string): string {
   return execFileSync('openssl', ['dgst', '-sha256', ...args], { input }).toString().trim();
@@ -247,9 +252,9 @@ describe('retry schedules, by the clock', () => {
     const op = await newOperator(s, 'Prod Co');
     const prod = client(s.url, op.production);
     const u = await newUser(prod);
-    const { intent } = await payThroughPage(s, prod, { direction: 'cash_in', user_id: u, amount: 100, webhook_url: `${rx.url}/prod-500` });
+    // A public-looking name that resolves to loopback at send time: refused on the address (forbidden_address), retried.
+    const { intent } = await payThroughPage(s, prod, { direction: 'cash_in', user_id: u, amount: 100, webhook_url: 'https://hooks.prod.example/500' });
     const ev = (await prod.get(`/events?intent_id=${intent.id}`)).body.data[0];
-    rx.setResponder(() => ({ status: 500 }));
     const w = worker();
     const start = s.clock.now().getTime();
     const times: number[] = [];
@@ -261,7 +266,8 @@ describe('retry schedules, by the clock', () => {
       s.clock.set(new Date(d.next_attempt_at));
     }
     const d = (await prod.get(`/events/${ev.id}`)).body.deliveries[0];
-    expect(d).toMatchObject({ status: 'expired', attempts: 40 });
+    expect(d).toMatchObject({ status: 'expired', attempts: 40, last_error: 'forbidden_address' });
+    expect(rx.received.filter((r) => r.path === '/500')).toHaveLength(0);
     expect(times).toHaveLength(40);
     expect(times.slice(0, 5)).toEqual([0, 5_000, 15_000, 35_000, 75_000]);
     const hours = times[39]! / 3_600_000;

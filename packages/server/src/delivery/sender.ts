@@ -4,6 +4,7 @@
  */
 import { renderPayload, signHeaders, type EventRecord, type Format, type PayloadVersion } from '@cashwire/webhooks';
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
+import type { LookupFn } from '../security/ssrf.js';
 
 export const USER_AGENT = 'Cashwire-Webhooks/0.1 (+https://github.com/cashwire/cashwire)';
 const EXCERPT_BYTES = 2048;
@@ -43,6 +44,7 @@ export function errorCode(err: unknown): string {
   if (e.name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') return 'connect_timeout';
   if (code === 'ECONNREFUSED') return 'connection_refused';
+  if (code === 'forbidden_address') return 'forbidden_address';
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return 'connection_reset';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns_error';
   if (e.name === 'AbortError') return 'aborted';
@@ -50,10 +52,10 @@ export function errorCode(err: unknown): string {
   return 'network_error';
 }
 
-export function createAgent(t: SendTimeouts, connections = 64): Agent {
+export function createAgent(t: SendTimeouts, connections = 64, lookup?: LookupFn): Agent {
   // Redirects are never followed: undici only follows them through an interceptor, which we do not install.
   return new Agent({
-    connect: { timeout: t.connectTimeoutMs },
+    connect: { timeout: t.connectTimeoutMs, ...(lookup ? { lookup: lookup as never } : {}) },
     headersTimeout: t.totalTimeoutMs,
     bodyTimeout: t.totalTimeoutMs,
     connections,

@@ -16,6 +16,14 @@ export interface Claimed {
   attempts: number;
   created_at: Date;
   event: EventRecord;
+  /** Set for a registered endpoint's delivery: its current settings and health (url, format, secret are its own). */
+  endpoint_id: string | null;
+  previous_secret: string | null;
+  previous_expires_at: Date | null;
+  max_concurrency: number | null;
+  rate_limit_per_s: number | null;
+  circuit_state: 'closed' | 'open' | null;
+  consecutive_failures: number | null;
 }
 
 /**
@@ -26,7 +34,7 @@ export interface Claimed {
 export async function claim(db: Queryable, worker: string, now: Date, leaseMs: number, limit: number): Promise<Claimed[]> {
   const { rows } = await db.query<Claimed & { event_type: EventRecord['type']; event_data: EventRecord['data']; event_id: string }>(
     `WITH due AS (
-       SELECT operator_id, id FROM deliveries
+       SELECT operator_id, id, event_id, endpoint_id FROM deliveries
         WHERE status = 'pending' AND next_attempt_at <= $1
         ORDER BY next_attempt_at
         LIMIT $4
@@ -37,11 +45,15 @@ export async function claim(db: Queryable, worker: string, now: Date, leaseMs: n
             next_attempt_at = $1::timestamptz + make_interval(secs => $2::double precision / 1000),
             reclaims = d.reclaims + (d.leased_by IS NOT NULL)::int,
             leased_by = $3
-       FROM due, events e
+       FROM due
+       JOIN events e ON e.operator_id = due.operator_id AND e.id = due.event_id
+       LEFT JOIN endpoints ep ON ep.operator_id = due.operator_id AND ep.id = due.endpoint_id
       WHERE d.operator_id = due.operator_id AND d.id = due.id
-        AND e.operator_id = d.operator_id AND e.id = d.event_id
-     RETURNING d.operator_id, d.id, d.environment, d.url, d.format, d.payload_version, d.secret, d.schedule_name, d.schedule,
-               d.attempts, d.created_at, e.id AS event_id, e.type AS event_type, e.data AS event_data`,
+     RETURNING d.operator_id, d.id, d.environment, coalesce(ep.url, d.url) AS url, coalesce(ep.format, d.format) AS format,
+               coalesce(ep.payload_version, d.payload_version) AS payload_version, coalesce(ep.secret, d.secret) AS secret,
+               d.schedule_name, d.schedule, d.attempts, d.created_at, d.endpoint_id,
+               ep.previous_secret, ep.previous_expires_at, ep.max_concurrency, ep.rate_limit_per_s, ep.circuit_state, ep.consecutive_failures,
+               e.id AS event_id, e.type AS event_type, e.data AS event_data`,
     [now, leaseMs, worker, limit],
   );
   return rows.map((r) => {
@@ -95,14 +107,17 @@ export async function complete(db: Queryable, worker: string, batch: Completion[
   );
 }
 
-/** Gives back claims this worker will not finish (shutdown): due now, the uncounted attempt taken back. */
-export async function release(db: Queryable, worker: string, now: Date, keys: { operator_id: string; id: string; attempt: number }[]): Promise<void> {
+/**
+ * Gives back claims this worker will not send (shutdown, or a destination at its concurrency cap, rate limit or
+ * circuit probe): due again at `at`, the uncounted attempt taken back.
+ */
+export async function release(db: Queryable, worker: string, keys: { operator_id: string; id: string; attempt: number; at: Date }[]): Promise<void> {
   if (keys.length === 0) return;
   await db.query(
-    `UPDATE deliveries d SET next_attempt_at = $4, leased_by = NULL, attempts = d.attempts - 1
-       FROM unnest($1::text[], $2::text[], $3::int[]) AS u(op, id, attempt)
+    `UPDATE deliveries d SET next_attempt_at = u.at, leased_by = NULL, attempts = d.attempts - 1
+       FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[]) AS u(op, id, attempt, at)
       WHERE d.operator_id = u.op AND d.id = u.id AND d.status = 'pending' AND d.attempts = u.attempt AND d.leased_by = $5`,
-    [keys.map((k) => k.operator_id), keys.map((k) => k.id), keys.map((k) => k.attempt), now, worker],
+    [keys.map((k) => k.operator_id), keys.map((k) => k.id), keys.map((k) => k.attempt), keys.map((k) => k.at), worker],
   );
 }
 

@@ -101,7 +101,8 @@ export async function authorize(deps: Deps, caller: Caller, input: AuthorizeInpu
        VALUES ($1, $2, $3, $4, $5, $6, $7, 'created', $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18) RETURNING *`,
       [caller.operatorId, caller.environment, deps.ids.next(`intent_${caller.environment}_`), userId, input.direction, input.amount, input.currency,
         input.approval_mode ?? 'automatic', METHOD[method].rail, METHOD[method].type, input.tag ?? null, input.redirect_url ?? null,
-        input.webhook_url ?? null, input.webhook_secret ?? null, input.account_id ?? null, credential.id, deps.ids.secret(18), now],
+        input.webhook_url ?? null, input.webhook_secret ? deps.secrets.seal(input.webhook_secret) : null, input.account_id ?? null, credential.id,
+        deps.ids.secret(18), now],
     );
     const decided = await decideIntent(deps, tx, rows[0]!, caller.settings);
     const statusCode = decided.status === 'declined' ? 401 : 200;

@@ -84,7 +84,8 @@ export async function createIntent(deps: Deps, caller: Caller, input: CreateInte
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'created', $8, 'ach', 'push', $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)
          RETURNING *`,
         [caller.operatorId, caller.environment, id, input.user_id, input.direction, input.amount, input.currency, input.approval_mode ?? 'automatic',
-          input.tag ?? null, idemKey ?? null, input.redirect_url ?? null, input.webhook_url ?? null, input.webhook_secret ?? null,
+          input.tag ?? null, idemKey ?? null, input.redirect_url ?? null, input.webhook_url ?? null,
+          input.webhook_secret ? deps.secrets.seal(input.webhook_secret) : null,
           input.account_id ?? null, input.display_limits ?? null, input.display_loyalty ?? null, deps.ids.secret(18), now],
       )
       .catch((err) => userNotFound(err, input.user_id));
