@@ -2,16 +2,19 @@ import { withTx } from '../db/pool.js';
 import type { Deps } from '../payments/context.js';
 import { settleRows } from '../payments/intents.js';
 import type { IntentRow } from '../store/rows.js';
+import { pruneOnce } from './retention.js';
 
 /**
- * Settles approved intents whose settle_at has passed, in batches claimed with FOR UPDATE SKIP LOCKED so that
- * several processes share the work. Also prunes expired idempotency keys and old rate-limit windows.
+ * The periodic job. Settles approved intents whose settle_at has passed, in batches claimed with FOR UPDATE SKIP LOCKED so that
+ * several processes share the work. Also prunes expired idempotency keys, old rate-limit windows, and (hourly)
+ * events and attempts past the retention age.
  */
 export function createSettlementJob(deps: Deps, opts: { batchSize?: number } = {}) {
   const batchSize = opts.batchSize ?? 100;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let stopped = false;
+  let lastPrune = 0;
 
   async function runOnce(): Promise<number> {
     const now = deps.clock.now();
@@ -30,6 +33,12 @@ export function createSettlementJob(deps: Deps, opts: { batchSize?: number } = {
       if (n < batchSize || stopped) break;
     }
     await deps.db.query('DELETE FROM idempotency_keys WHERE expires_at < $1', [now]);
+    // Retention: at most once an hour per process.
+    if (now.getTime() - lastPrune >= 3_600_000) {
+      lastPrune = now.getTime();
+      const pruned = await pruneOnce(deps, deps.config.retentionMs);
+      if (pruned.events || pruned.attempts) deps.log.info({ pruned }, 'retention: pruned old events and attempts');
+    }
     await deps.db.query('DELETE FROM rate_counters WHERE window_start < $1', [Math.floor(now.getTime() / 1000) - 7200]);
     return total;
   }
