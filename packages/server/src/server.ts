@@ -91,7 +91,7 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
   const database = await openDatabase(config, log);
   const secrets = opts.secrets ?? secretBox(await loadSecretKey(process.env, config.dataDir));
   const deps: Deps = { db: database.db, clock: opts.clock ?? systemClock, ids: opts.ids ?? randomIds, config, log, rail: opts.rail ?? ledgerOnlyRail, secrets,
-    metrics: createMetrics(database.db, opts.clock ?? systemClock) };
+    metrics: createMetrics(database.db, opts.clock ?? systemClock), resolver: opts.resolver };
   const settlement = createSettlementJob(deps);
   let app: FastifyInstance | undefined;
   let url = '';

@@ -6,6 +6,7 @@ import { ManualClock, type Clock } from '../src/clock.js';
 import { createOperator } from '../src/payments/operators.js';
 import { start, type Running } from '../src/server.js';
 import type { WorkerOptions } from '../src/delivery/worker.js';
+import type { LookupFn } from '../src/security/ssrf.js';
 
 // One sealing key for the test process and the Cashwire processes it spawns, so they read each other's secrets.
 process.env.CASHWIRE_SECRET_KEY ??= 'a3f1c0ffee5eed0ddba11c0de0f00d1e5ca1ab1eb01dfaceb00cdeadbeef0001';
@@ -42,7 +43,7 @@ export interface TestServer {
 export async function startTestServer(
   overrides: Partial<Config> = {},
   clock: Clock = new ManualClock(new Date()),
-  opts: { worker?: boolean | Partial<WorkerOptions> } = {},
+  opts: { worker?: boolean | Partial<WorkerOptions>; resolver?: LookupFn } = {},
 ): Promise<TestServer> {
   const database = await createTestDatabase();
   const config: Config = {
@@ -53,7 +54,7 @@ export async function startTestServer(
     rateLimits: { create: 1_000_000, read: 1_000_000 },
     ...overrides,
   };
-  const running = await start({ config, clock, log: pino({ level: 'silent' }), jobs: false, worker: opts.worker ?? false });
+  const running = await start({ config, clock, log: pino({ level: 'silent' }), jobs: false, worker: opts.worker ?? false, resolver: opts.resolver });
   return {
     running,
     url: running.url,

@@ -6,6 +6,7 @@ import type { Environment } from '../domain/decision.js';
 import type { OperatorSettings } from '../store/rows.js';
 import type { Metrics } from '../metrics.js';
 import type { SecretBox } from '../security/secrets.js';
+import type { LookupFn } from '../security/ssrf.js';
 import type { RailAdapter } from './rail.js';
 
 /** Everything the services need, passed in: no hidden singletons. */
@@ -19,6 +20,8 @@ export interface Deps {
   /** Seals and opens webhook secrets at rest. */
   secrets: SecretBox;
   metrics: Metrics;
+  /** DNS for the address checks of production destinations; default dns.lookup. */
+  resolver?: LookupFn;
 }
 
 /** Who is calling: the API key decides the operator and the environment. */

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { DEFAULT_PAYLOAD_VERSION, EVENT_TYPES, newStandardSecret, type Format, type PayloadVersion } from '@cashwire/webhooks';
 import { errors } from '../api/errors.js';
 import { withTx, type Queryable } from '../db/pool.js';
-import { literalForbidden } from '../security/ssrf.js';
+import { literalForbidden, resolvesToForbidden } from '../security/ssrf.js';
 import { DELIVERY_CHANNEL, insertOperationalEvent } from '../store/events.js';
 import type { Caller, Deps } from './context.js';
 import { parseTime } from './pagination.js';
@@ -118,8 +118,17 @@ export interface CreateEndpointInput {
   rate_limit_per_s?: number;
 }
 
+/** In production, a name that resolves to a forbidden address now is refused now (and at every send). */
+export async function checkResolvedDestination(deps: Deps, value: string, field: string, environment: 'sandbox' | 'production'): Promise<void> {
+  checkDestination(value, field, environment);
+  if (environment !== 'production') return;
+  const host = new URL(value).hostname;
+  const bad = await resolvesToForbidden(host, deps.resolver);
+  if (bad) throw errors.validation(field, `${field} resolves to ${bad}: loopback, private, link-local and metadata addresses are refused in production`, 'forbidden_address');
+}
+
 export async function createEndpoint(deps: Deps, caller: Caller, input: CreateEndpointInput) {
-  checkDestination(input.url, 'url', caller.environment);
+  await checkResolvedDestination(deps, input.url, 'url', caller.environment);
   checkEvents(input.events);
   const format = input.format ?? 'pushcash';
   const secret = newSecret(format);
@@ -149,7 +158,7 @@ export async function getEndpoint(deps: Deps, caller: Caller, id: string) {
 export type UpdateEndpointInput = Omit<Partial<CreateEndpointInput>, 'max_concurrency' | 'rate_limit_per_s'> & { max_concurrency?: number | null; rate_limit_per_s?: number | null };
 
 export async function updateEndpoint(deps: Deps, caller: Caller, id: string, patch: UpdateEndpointInput) {
-  if (patch.url !== undefined) checkDestination(patch.url, 'url', caller.environment);
+  if (patch.url !== undefined) await checkResolvedDestination(deps, patch.url, 'url', caller.environment);
   if (patch.events !== undefined) checkEvents(patch.events);
   return withTx(deps.db, async (tx) => {
     const e = await load(tx, caller, id, true);

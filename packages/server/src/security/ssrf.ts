@@ -62,3 +62,19 @@ export function literalForbidden(url: URL, allow: (ip: string) => boolean = () =
   if (host === 'localhost' || host.endsWith('.localhost')) return host;
   return undefined;
 }
+
+/**
+ * Resolves a destination's host and returns a forbidden address it resolves to, if any. A name that does not
+ * resolve (yet) passes: the connect-time check still guards every send.
+ */
+export function resolvesToForbidden(host: string, resolve: LookupFn = dns.lookup as unknown as LookupFn, timeoutMs = 2000): Promise<string | undefined> {
+  return new Promise((done) => {
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    resolve(host, { all: true }, (err, address) => {
+      clearTimeout(timer);
+      if (err) return done(undefined);
+      const list = Array.isArray(address) ? address.map((a) => a.address) : [address];
+      done(list.find((a) => isForbiddenAddress(a)));
+    });
+  });
+}

@@ -4,7 +4,7 @@ import { authorize, createToken } from '../../payments/authorize.js';
 import type { Deps } from '../../payments/context.js';
 import { approveIntent, cancelIntent, createIntent, getIntent, listIntents, simulateSettle } from '../../payments/intents.js';
 import { createUser, getUser, listUsers } from '../../payments/users.js';
-import { checkDestination } from '../../payments/endpoints.js';
+import { checkResolvedDestination } from '../../payments/endpoints.js';
 import { authenticate } from '../auth.js';
 import { errors } from '../errors.js';
 import { AuthorizeBody, CreateIntentBody, CreateUserBody, IdempotencyHeaders, IdParams, ListQuery, TokenBody } from '../schemas.js';
@@ -49,7 +49,7 @@ export const paymentRoutes = (deps: Deps): FastifyPluginAsync => async (app) => 
     onRequest: auth('create'),
   }, async (req, reply) => {
     checkUrl(req.body.redirect_url, 'redirect_url');
-    if (req.body.webhook_url !== undefined) checkDestination(req.body.webhook_url, 'webhook_url', req.caller.environment);
+    if (req.body.webhook_url !== undefined) await checkResolvedDestination(deps, req.body.webhook_url, 'webhook_url', req.caller.environment);
     return sendOutcome(reply, await createIntent(deps, req.caller, req.body, req.headers['x-idempotency-key']));
   });
 
@@ -74,7 +74,7 @@ export const paymentRoutes = (deps: Deps): FastifyPluginAsync => async (app) => 
       onRequest: auth('create'),
     }, async (req, reply) => {
       checkUrl(req.body.redirect_url, 'redirect_url');
-      if (req.body.webhook_url !== undefined) checkDestination(req.body.webhook_url, 'webhook_url', req.caller.environment);
+      if (req.body.webhook_url !== undefined) await checkResolvedDestination(deps, req.body.webhook_url, 'webhook_url', req.caller.environment);
       const o = await authorize(deps, req.caller, req.body);
       return reply.status(o.statusCode).send(o.body);
     });
