@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
 import type { Deps } from '../../payments/context.js';
@@ -5,6 +7,18 @@ import { getEvent, listEvents, resendEvent } from '../../payments/events.js';
 import { authenticate } from '../auth.js';
 import { errors } from '../errors.js';
 import { EventsQuery, IdParams } from '../schemas.js';
+
+let script: Promise<string | undefined> | undefined;
+function buttonScript(): Promise<string | undefined> {
+  script ??= (async () => {
+    try {
+      return await readFile(createRequire(import.meta.url).resolve('@cashwire/button'), 'utf8');
+    } catch {
+      return undefined;
+    }
+  })();
+  return script;
+}
 
 export const metaRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
   app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
@@ -22,6 +36,18 @@ export const metaRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
     if (token && req.headers.authorization !== `Bearer ${token}`) return reply.status(401).send(errors.unauthorized('send Authorization: Bearer <CASHWIRE_METRICS_TOKEN>').toJSON());
     const body = await deps.metrics.registry.metrics();
     return reply.type(deps.metrics.registry.contentType).send(body);
+  });
+
+  // The PushJS-compatible button script (packages/button), loaded by merchants' pages with a script tag.
+  app.get('/sdk/push.umd.js', { schema: { hide: true } }, async (_req, reply) => {
+    const js = await buttonScript();
+    if (!js) return reply.status(404).send(errors.notFound('script', 'push.umd.js').toJSON());
+    return reply
+      .type('application/javascript; charset=utf-8')
+      .header('Cache-Control', 'public, max-age=300')
+      .header('Access-Control-Allow-Origin', '*')
+      .header('Cross-Origin-Resource-Policy', 'cross-origin')
+      .send(js);
   });
 
   app.post('/keys/verify', { schema: { summary: 'Check an API key; returns the operator name' }, onRequest: (req, reply) => authenticate(deps, req, reply, 'read') }, async (req) => {
