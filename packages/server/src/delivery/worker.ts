@@ -196,6 +196,9 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
         await failGone(deps.db, d.operator_id, d.url, deps.clock.now());
       }
       // Tell the operator when a payment event could not be delivered (not for operational events: no loops).
+      if (c.status === 'failed' || c.status === 'expired') {
+        log.warn({ delivery: d.id, event: d.event.id, endpoint: d.endpoint_id, status: c.status, last_status: c.status_code, error: c.error_code }, 'delivery ended without success');
+      }
       if ((c.status === 'failed' || c.status === 'expired') && isIntentEvent(d.event)) {
         await insertOperationalEvent(deps.db, deps, d, 'delivery.exhausted', {
           delivery_id: d.id, event_id: d.event.id, event_type: d.event.type, endpoint_id: d.endpoint_id, url: d.url,
