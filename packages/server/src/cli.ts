@@ -31,9 +31,21 @@ async function withDatabase<T>(fn: (ctx: { db: import('./db/pool.js').Db; clock:
   }
 }
 
+/** SIGINT/SIGTERM: stop cleanly once (HTTP, jobs, worker, then the database), then exit. */
+function stopOnSignals(running: { stop(): Promise<void> }, log: pino.Logger): void {
+  let signals = 0;
+  const shutdown = (sig: string) => {
+    if (signals++ > 0) return;
+    log.info({ signal: sig }, 'shutting down');
+    running.stop().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
 program
   .command('start')
-  .description('run the API, the hosted pages and the background jobs')
+  .description('run the API, the hosted pages, the background jobs and a delivery worker')
   .action(async () => {
     const config = loadConfig();
     const log = pino({ level: config.logLevel });
@@ -49,14 +61,7 @@ program
         (first.created ? `A sandbox operator was created. Its API key (shown once, keep it):\n\n  ${key}\n\n` : `\n`) +
         `Try it:\n\n  curl -s -X POST ${base}/keys/verify -H "Authorization: Bearer ${key}"\n\n`,
     );
-    let signals = 0;
-    const shutdown = (sig: string) => {
-      if (signals++ > 0) return;
-      log.info({ signal: sig }, 'shutting down');
-      running.stop().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
-    };
-    process.on('SIGINT', () => shutdown('SIGINT'));
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    stopOnSignals(running, log);
   });
 
 program
@@ -67,14 +72,7 @@ program
     const log = pino({ level: config.logLevel });
     const running = await start({ config, log, api: false, jobs: false });
     log.info({ worker: running.worker?.id }, 'delivery worker running');
-    let signals = 0;
-    const shutdown = (sig: string) => {
-      if (signals++ > 0) return;
-      log.info({ signal: sig }, 'shutting down');
-      running.stop().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
-    };
-    process.on('SIGINT', () => shutdown('SIGINT'));
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    stopOnSignals(running, log);
   });
 
 program

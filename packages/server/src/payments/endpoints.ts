@@ -75,7 +75,8 @@ export function publicEndpoint(e: EndpointRow) {
  * A destination URL is http(s); in production it must be https and may not name a loopback, private, link-local or
  * metadata address literally (names are checked again on the address actually connected to, at send time).
  */
-export function checkDestination(value: string, field: string, environment: 'sandbox' | 'production'): void {
+/** An absolute http(s) URL, or a 400 naming the field. */
+export function parseHttpUrl(value: string, field: string): URL {
   let u: URL;
   try {
     u = new URL(value);
@@ -83,6 +84,11 @@ export function checkDestination(value: string, field: string, environment: 'san
     throw errors.validation(field, `${field} must be an absolute URL`, 'invalid_url');
   }
   if (u.protocol !== 'https:' && u.protocol !== 'http:') throw errors.validation(field, `${field} must be an http or https URL`, 'invalid_url');
+  return u;
+}
+
+export function checkDestination(value: string, field: string, environment: 'sandbox' | 'production'): void {
+  const u = parseHttpUrl(value, field);
   if (u.username || u.password) throw errors.validation(field, `${field} may not carry credentials`, 'invalid_url');
   if (environment === 'production') {
     if (u.protocol !== 'https:') throw errors.validation(field, `${field} must use https in production`, 'https_required');

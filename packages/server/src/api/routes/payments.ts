@@ -4,22 +4,14 @@ import { authorize, createToken } from '../../payments/authorize.js';
 import type { Deps } from '../../payments/context.js';
 import { approveIntent, cancelIntent, createIntent, getIntent, listIntents, simulateSettle } from '../../payments/intents.js';
 import { createUser, getUser, listUsers } from '../../payments/users.js';
-import { checkResolvedDestination } from '../../payments/endpoints.js';
+import { checkResolvedDestination, parseHttpUrl } from '../../payments/endpoints.js';
 import { authenticate } from '../auth.js';
-import { errors } from '../errors.js';
 import { AuthorizeBody, CreateIntentBody, CreateUserBody, IdempotencyHeaders, IdParams, ListQuery, TokenBody } from '../schemas.js';
 
 type Body<T> = { Body: T; Headers: Static<typeof IdempotencyHeaders> };
 
 function checkUrl(value: string | undefined, field: string): void {
-  if (value === undefined) return;
-  let u: URL;
-  try {
-    u = new URL(value);
-  } catch {
-    throw errors.validation(field, `${field} must be an absolute URL`, 'invalid_url');
-  }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw errors.validation(field, `${field} must be an http or https URL`, 'invalid_url');
+  if (value !== undefined) parseHttpUrl(value, field);
 }
 
 function listQuery(q: Static<typeof ListQuery>) {
