@@ -31,6 +31,8 @@ export interface Config {
   /** Pool size for the API. Default 20. */
   poolSize: number;
   logLevel: string;
+  /** Transactions per page of the Sendcash GraphQL getTransactions. Default 20. */
+  graphqlPageSize: number;
   /** Events and attempts older than this are pruned. Default 30 days. */
   retentionMs: number;
   /** Delivery workers; see delivery/worker.ts for each default. */
@@ -75,6 +77,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: int('CASHWIRE_BODY_LIMIT', 65_536, env),
     poolSize: int('CASHWIRE_PG_POOL_SIZE', 20, env),
     logLevel: env.LOG_LEVEL || 'info',
+    graphqlPageSize: Math.max(1, Math.min(100, int('CASHWIRE_GRAPHQL_PAGE_SIZE', 20, env))),
     retentionMs: int('CASHWIRE_RETENTION_DAYS', 30, env) * 86_400_000,
     worker: {
       connectTimeoutMs: int('CASHWIRE_WEBHOOK_CONNECT_TIMEOUT_MS', 5_000, env),

@@ -58,7 +58,19 @@ export function isoMicros(date: Date): string {
   return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
-/** The webhook body `{type, data, timestamp}`; `timestamp` is the time of this attempt. */
+const PAYMENT_STATUS_FIELDS = ['status', 'userId', 'paymentReference', 'amount', 'description', 'senderAccountName', 'sourceAccountNumber',
+  'sourceAccountType', 'sourceBankCode', 'destinationAccountNumber', 'destinationBankCode'];
+
+/**
+ * The webhook body `{type, data, timestamp}`; `timestamp` is the time of this attempt. Sendcash's Payment.Status has
+ * its own shape, `{event, data}`, with no timestamp.
+ */
 export function renderPayload(event: EventRecord, version: PayloadVersion, at: Date): string {
+  if ((event as { type: string }).type === 'Payment.Status') {
+    // Stored as jsonb (keys reordered); sent in the order the Sendcash docs show.
+    const d = event.data as unknown as Record<string, unknown>;
+    const data = Object.fromEntries(PAYMENT_STATUS_FIELDS.map((k) => [k, d[k] ?? null]));
+    return JSON.stringify({ event: 'Payment.Status', data });
+  }
   return JSON.stringify({ type: event.type, data: renderData(event, version), timestamp: isoMicros(at) });
 }

@@ -6,6 +6,8 @@ import { paymentRoutes } from './routes/payments.js';
 import { metaRoutes } from './routes/meta.js';
 import { payPageRoutes } from './routes/pay.js';
 import { endpointRoutes } from './routes/endpoints.js';
+import { sendcashRoutes } from './routes/sendcash.js';
+import { graphqlRoutes } from './graphql.js';
 
 const AJV_CODES: Record<string, string> = {
   required: 'missing_field',
@@ -117,6 +119,8 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(paymentRoutes(deps));
   await app.register(payPageRoutes(deps));
   await app.register(endpointRoutes(deps));
+  await app.register(sendcashRoutes(deps));
+  await app.register(graphqlRoutes(deps, { pageSize: deps.config.graphqlPageSize }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -97,10 +97,13 @@ export function checkDestination(value: string, field: string, environment: 'san
   }
 }
 
+/** Every type an endpoint can subscribe to: the catalog, and Sendcash's Payment.Status. */
+const SUBSCRIBABLE: readonly string[] = [...EVENT_TYPES, 'Payment.Status'];
+
 function checkEvents(events: string[]): void {
   for (const t of events) {
-    if (t !== '*' && !(EVENT_TYPES as readonly string[]).includes(t)) {
-      throw errors.validation('events', `unknown event type ${JSON.stringify(t)}; known: ${EVENT_TYPES.join(', ')}, or "*"`, 'unknown_event_type');
+    if (t !== '*' && !SUBSCRIBABLE.includes(t)) {
+      throw errors.validation('events', `unknown event type ${JSON.stringify(t)}; known: ${SUBSCRIBABLE.join(', ')}, or "*"`, 'unknown_event_type');
     }
   }
 }

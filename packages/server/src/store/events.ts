@@ -106,15 +106,15 @@ export async function insertEvents(
 }
 
 /**
- * An operational event (delivery.exhausted, endpoint.disabled, endpoint.recovered): stored like any event and fanned
- * out to the endpoints subscribed to it.
+ * An event that is not about an intent (operational events, Sendcash's Payment.Status): stored like any event and
+ * fanned out to the endpoints subscribed to its type, in the caller's transaction.
  */
-export async function insertOperationalEvent(
+export async function insertTenantEvent(
   tx: Queryable,
   deps: { clock: Clock; ids: IdGenerator },
   tenant: { operator_id: string; environment: string },
-  type: OperationalEventType,
-  data: OperationalData,
+  type: string,
+  data: object,
 ): Promise<string> {
   const id = deps.ids.next('evt_');
   await tx.query(
@@ -126,4 +126,15 @@ export async function insertOperationalEvent(
     [tenant.operator_id, tenant.environment, id, type, JSON.stringify(data), deps.clock.now()],
   );
   return id;
+}
+
+/** delivery.exhausted, endpoint.disabled, endpoint.recovered. */
+export function insertOperationalEvent(
+  tx: Queryable,
+  deps: { clock: Clock; ids: IdGenerator },
+  tenant: { operator_id: string; environment: string },
+  type: OperationalEventType,
+  data: OperationalData,
+): Promise<string> {
+  return insertTenantEvent(tx, deps, tenant, type, data);
 }
