@@ -121,3 +121,88 @@ export function isIntentEvent(e: EventRecord): e is Extract<EventRecord, { type:
 export function isEventType(value: unknown): value is EventType {
   return typeof value === 'string' && (EVENT_TYPES as readonly string[]).includes(value);
 }
+
+// --- What a receiver sees on the wire -------------------------------------------------------------------------
+
+/** `limits_utilization.*`: two-decimal strings in the payload's unit ("5000.00" cents in 2024-05, "50.00" dollars in 2023-01). */
+export interface LimitsUtilization {
+  daily_cash_in: string;
+  daily_cash_out: string;
+  monthly_cash_in: string;
+  monthly_cash_out: string;
+}
+
+/** `intent.settled`'s `transaction`; `amount` is in the payload's unit. */
+export interface SettledTransaction {
+  id: string;
+  amount: number;
+  currency: string;
+  status: 'settled';
+  date: string;
+  account_id: string | null;
+}
+
+interface IntentDataBase {
+  id: string;
+  direction: Direction;
+  status: IntentStatus;
+  currency: string;
+}
+
+/** `2024-05` (seed 003): `amount` in integer cents, `tag`, `rail`, `type`. */
+export interface IntentData2024 extends IntentDataBase {
+  tag: string | null;
+  amount: number;
+  rail?: 'ach' | 'card';
+  type: string;
+}
+
+/** `2023-01` (seed 002): `amount` in float dollars, `idempotency_key`. */
+export interface IntentData2023 extends IntentDataBase {
+  idempotency_key: string | null;
+  amount: number;
+}
+
+interface IntentExtras {
+  'intent.approved': { limits_utilization?: LimitsUtilization };
+  'intent.declined': { decline_category: string | null };
+  'intent.canceled': Record<never, never>;
+  'intent.settled': { transaction?: SettledTransaction };
+}
+
+/** The `data` of an intent event of type `T` in payload version `V`. */
+export type IntentData<T extends IntentEventType, V extends PayloadVersion> = (V extends '2024-05' ? IntentData2024 : IntentData2023) &
+  IntentExtras[T];
+
+// --- Sendcash Pay (seed 004): a parse target only; Cashwire never emits it --------------------------------------
+
+/** Kept out of EVENT_TYPES: the server iterates that list for subscriptions, and it never emits these. */
+export const SENDCASH_EVENT_TYPES = ['Payment.Status'] as const;
+export type SendcashEventType = (typeof SENDCASH_EVENT_TYPES)[number];
+
+/** Body `{event: "Payment.Status", data}`: `event` where the catalog has `type`, and no `timestamp`. */
+export interface PaymentStatusData {
+  status: 'Completed' | 'Failed';
+  userId: string;
+  /** The merchant's transaction reference: the natural de-duplication key (there is no event id). */
+  paymentReference: string;
+  /** Decimal naira, e.g. 100.23. */
+  amount: number;
+  description: string;
+  /** Compare with the user's verified name before giving value: see `checkSenderName`. */
+  senderAccountName: string;
+  sourceAccountNumber: string;
+  /** `business` accounts may skip the name check. */
+  sourceAccountType: string;
+  sourceBankCode: string;
+  destinationAccountNumber: string;
+  destinationBankCode: string;
+}
+
+export const SENDCASH_CATALOG: Record<SendcashEventType, { description: string; fields: string[] }> = {
+  'Payment.Status': {
+    description: 'A Sendcash Pay transfer completed or failed (`status`).',
+    fields: ['status', 'userId', 'paymentReference', 'amount', 'description', 'senderAccountName', 'sourceAccountNumber', 'sourceAccountType',
+      'sourceBankCode', 'destinationAccountNumber', 'destinationBankCode'],
+  },
+};
