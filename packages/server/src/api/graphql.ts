@@ -5,10 +5,10 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { GraphQLError, Kind, type ASTVisitor, type ValidationContext } from 'graphql';
+import { GraphQLError, Kind, type ASTVisitor, type FragmentDefinitionNode, type SelectionSetNode, type ValidationContext } from 'graphql';
 import mercurius, { type MercuriusOptions } from 'mercurius';
 import type { Deps } from '../payments/context.js';
-import { createTransfer, keysByPublicKey, listTransfers, payerUrl, type Tenant } from '../payments/sendcash.js';
+import { createTransfer, keysByPublicKey, listTransfers, type Tenant } from '../payments/sendcash.js';
 import { toKobo } from '../domain/sendcash.js';
 
 export const schema = /* GraphQL */ `
@@ -67,18 +67,48 @@ function parseDate(value: unknown, name: string, endOfDay: boolean): Date | unde
   if (value === undefined || value === null) return undefined;
   const s = String(value);
   const d = /^\d{4}-\d{2}-\d{2}$/.test(s) ? new Date(`${s}T${endOfDay ? '23:59:59.999' : '00:00:00.000'}Z`) : new Date(s);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(s) || Number.isNaN(d.getTime())) throw new GraphQLError(`${name} must be an ISO 8601 date`, { extensions: { code: 'BAD_USER_INPUT' } });
+  // A day that does not exist (2026-02-30) is refused, not rolled over into the next month.
+  const real = (iso: string) => { const c = new Date(`${iso.slice(0, 10)}T00:00:00Z`); return !Number.isNaN(c.getTime()) && c.toISOString().slice(0, 10) === iso.slice(0, 10); };
+  if (!/^\d{4}-\d{2}-\d{2}/.test(s) || Number.isNaN(d.getTime()) || !real(s)) throw new GraphQLError(`${name} must be an ISO 8601 date`, { extensions: { code: 'BAD_USER_INPUT' } });
   return d;
 }
 
-/** A cost limit: at most `max` fields selected in one operation (aliases and repeats count). */
+/**
+ * A cost limit: at most `max` fields selected in one operation (aliases and repeats count). A fragment counts each
+ * time it is spread, as if written out, so that a fragment reused under many aliases cannot pass for cheap. Each
+ * fragment's cost is computed once, so nested spreads cost no more work than writing them.
+ */
 export function costLimit(max: number) {
   return (context: ValidationContext): ASTVisitor => {
-    let fields = 0;
+    const fragments = new Map<string, FragmentDefinitionNode>();
+    for (const d of context.getDocument().definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
+    const fragmentCost = new Map<string, number>();
+    const visiting = new Set<string>(); // cycles are invalid (NoFragmentCycles reports them); here they just cost nothing more
+    const cost = (set: SelectionSetNode | undefined): number => {
+      let n = 0;
+      for (const sel of set?.selections ?? []) {
+        if (sel.kind === Kind.FIELD) n += 1 + cost(sel.selectionSet);
+        else if (sel.kind === Kind.INLINE_FRAGMENT) n += cost(sel.selectionSet);
+        else {
+          const name = sel.name.value;
+          if (!fragmentCost.has(name)) {
+            const f = fragments.get(name);
+            if (!f || visiting.has(name)) continue;
+            visiting.add(name);
+            fragmentCost.set(name, cost(f.selectionSet));
+            visiting.delete(name);
+          }
+          n += fragmentCost.get(name)!;
+        }
+      }
+      return n;
+    };
     return {
-      Field() {
-        fields += 1;
-        if (fields === max + 1) context.reportError(new GraphQLError(`query too costly: more than ${max} fields selected`, { extensions: { code: 'QUERY_TOO_COSTLY' } }));
+      OperationDefinition(op) {
+        if (cost(op.selectionSet) > max) {
+          context.reportError(new GraphQLError(`query too costly: more than ${max} fields selected`, { nodes: [op], extensions: { code: 'QUERY_TOO_COSTLY' } }));
+        }
+        return false; // nothing below to visit
       },
     };
   };
@@ -143,7 +173,7 @@ export const graphqlRoutes = (deps: Deps, opts: { pageSize: number; maxDepth?: n
               userId: args.input.sourceUserId, paymentReference: b.reference, amount: b.amount, destinationAccountNumber: b.destinationAccountNumber,
               destinationBankCode: b.destinationBankCode, name: b.name, signature: ctx.signature,
             }, 'transfer_request');
-            return r.transfer.payerUrl ?? payerUrl(deps, { operator_id: ctx.tenant.operator_id, id: r.transfer.id, payer_token: '' });
+            return r.authorizationUrl;
           } catch (err) {
             const e = err as { code?: string; message: string };
             throw new GraphQLError(e.message, { extensions: { code: e.code === 'invalid_signature' ? 'UNAUTHENTICATED' : (e.code ?? 'BAD_USER_INPUT').toUpperCase() } });

@@ -94,27 +94,45 @@ export function paymentStatusData(t: TransferRow) {
 /**
  * POST /sendcash/onboarding {webhook_url}: the operator's Sendcash webhook URL becomes a registered endpoint (format
  * `sendcash`, subscribed to Payment.Status) whose secret is the Signature Token, shown once (rotate it like any
- * endpoint secret). The first call also makes the GraphQL key pair; the secret key is shown once too.
+ * endpoint secret). The first call also makes the GraphQL key pair; the secret key is shown once too. Later calls
+ * move the endpoint to the new URL and show nothing again, unless the endpoint was deleted: then a new one is made
+ * and its (new) Signature Token is shown.
  */
 export async function onboard(deps: Deps, caller: Caller, input: { webhook_url: string }) {
-  const { rows } = await deps.db.query<{ public_key: string; endpoint_id: string | null }>(
-    'SELECT public_key, endpoint_id FROM sendcash_keys WHERE operator_id = $1 AND environment = $2',
+  const current = async (q: Queryable) => (await q.query<{ public_key: string; endpoint_id: string | null; live: boolean }>(
+    `SELECT k.public_key, k.endpoint_id, e.id IS NOT NULL AS live
+       FROM sendcash_keys k LEFT JOIN endpoints e ON e.operator_id = k.operator_id AND e.id = k.endpoint_id AND e.deleted_at IS NULL
+      WHERE k.operator_id = $1 AND k.environment = $2`,
     [caller.operatorId, caller.environment],
-  );
-  const existing = rows[0];
-  if (existing?.endpoint_id) {
-    const ep = await updateEndpoint(deps, caller, existing.endpoint_id, { url: input.webhook_url });
+  )).rows[0];
+  const update = async (existing: { public_key: string; endpoint_id: string | null }) => {
+    const ep = await updateEndpoint(deps, caller, existing.endpoint_id!, { url: input.webhook_url });
     return { endpoint_id: ep.id, webhook_url: ep.url, public_key: existing.public_key, signature_token: null, secret_key: null };
-  }
-  const ep = await createEndpoint(deps, caller, { url: input.webhook_url, events: [PAYMENT_STATUS], format: 'sendcash', description: 'Sendcash Pay webhook' });
-  const publicKey = `pk_${caller.environment === 'production' ? 'live' : 'test'}_${randomBytes(16).toString('hex')}`;
-  const secretKey = `sk_sc_${randomBytes(24).toString('hex')}`;
-  await deps.db.query(
-    `INSERT INTO sendcash_keys (operator_id, environment, public_key, secret_key, endpoint_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-     ON CONFLICT (operator_id, environment) DO UPDATE SET endpoint_id = EXCLUDED.endpoint_id`,
-    [caller.operatorId, caller.environment, publicKey, deps.secrets.seal(secretKey), ep.id, deps.clock.now()],
-  );
-  return { endpoint_id: ep.id, webhook_url: ep.url, public_key: existing?.public_key ?? publicKey, signature_token: ep.secret, secret_key: existing ? null : secretKey };
+  };
+  const before = await current(deps.db);
+  if (before?.live) return update(before);
+  // Creating is serialised per operator and environment, and the endpoint and the keys are written together: two
+  // first onboardings at once would otherwise make two endpoints (every Payment.Status sent twice) and hand one caller
+  // a secret key that was never stored.
+  const created = await withTx(deps.db, async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`sendcash_onboarding:${caller.operatorId}:${caller.environment}`]);
+    const existing = await current(tx);
+    if (existing?.live) return { existing };
+    // createEndpoint writes with a single query: run it in this transaction.
+    const ep = await createEndpoint({ ...deps, db: tx as unknown as Deps['db'] }, caller,
+      { url: input.webhook_url, events: [PAYMENT_STATUS], format: 'sendcash', description: 'Sendcash Pay webhook' });
+    const publicKey = `pk_${caller.environment === 'production' ? 'live' : 'test'}_${randomBytes(16).toString('hex')}`;
+    const secretKey = `sk_sc_${randomBytes(24).toString('hex')}`;
+    await tx.query(
+      `INSERT INTO sendcash_keys (operator_id, environment, public_key, secret_key, endpoint_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (operator_id, environment) DO UPDATE SET endpoint_id = EXCLUDED.endpoint_id`,
+      [caller.operatorId, caller.environment, publicKey, deps.secrets.seal(secretKey), ep.id, deps.clock.now()],
+    );
+    return {
+      result: { endpoint_id: ep.id, webhook_url: ep.url, public_key: existing?.public_key ?? publicKey, signature_token: ep.secret, secret_key: existing ? null : secretKey },
+    };
+  });
+  return created.result ?? update(created.existing!);
 }
 
 /** POST /sendcash/keys/rotate: a new secret key; the public key stays. */
@@ -183,13 +201,14 @@ export async function createTransfer(deps: Deps, keys: Tenant & { secretKey: str
       const { rows } = await tx.query<TransferRow>('SELECT * FROM transfers WHERE operator_id = $1 AND environment = $2 AND reference = $3', [keys.operator_id, keys.environment, reference]);
       const prior = rows[0]!;
       if (prior.request_hash !== hash) throw errors.conflict('duplicate_reference', `reference ${JSON.stringify(reference)} was already used for another charge`);
-      return { statusCode: 200, transfer: publicTransfer(deps, prior) };
+      return { statusCode: 200, transfer: publicTransfer(deps, prior), authorizationUrl: payerUrl(deps, prior) };
     }
     if (keys.environment === 'sandbox') {
       const outcome = sandboxOutcome(amountKobo);
       if (outcome) t = await settleTransfer(deps, tx, t, outcome, SANDBOX_PAYER as Payer);
     }
-    return { statusCode: 201, transfer: publicTransfer(deps, t) };
+    // The payer page, also once decided (it then shows the outcome): what initiateTransferRequest returns.
+    return { statusCode: 201, transfer: publicTransfer(deps, t), authorizationUrl: payerUrl(deps, t) };
   });
 }
 
@@ -230,6 +249,12 @@ export async function payerDecision(deps: Deps, operatorId: string, id: string, 
     const t = rows[0];
     if (!t || t.payer_token !== token) throw errors.notFound('transfer', id);
     if (action === 'fail' && t.environment !== 'sandbox') throw errors.sandboxOnly();
+    // Only the sandbox fills in its made-up payer: a production Payment.Status must carry the payer's own details.
+    if (t.environment !== 'sandbox') {
+      for (const field of ['senderAccountName', 'sourceAccountNumber', 'sourceBankCode'] as const) {
+        if (!payer[field]?.trim()) throw errors.validation(field, `${field} is required`, 'missing_field');
+      }
+    }
     return publicTransfer(deps, await settleTransfer(deps, tx, t, action === 'complete' ? 'Completed' : 'Failed', payer));
   });
 }

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { fromKobo } from '../../domain/sendcash.js';
 import type { Deps } from '../../payments/context.js';
 import {
   createTransfer, getTransfer, keysByPublicKey, loadForPayer, onboard, payerDecision, rotateSecretKey, simulateTransfer,
@@ -11,7 +10,8 @@ import { IdParams } from '../schemas.js';
 import { CHECKOUT_SCRIPT } from './transfers-script.js';
 
 const Str = (max: number) => Type.String({ minLength: 1, maxLength: max });
-const Amount = Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.String({ minLength: 1, maxLength: 20 })], { description: 'currency units, e.g. 100.23' });
+// No bounds here: toKobo decides, so that 0, -1 and 1.005 all get the same `invalid_amount` as "abc".
+const Amount = Type.Union([Type.Number(), Type.String({ minLength: 1, maxLength: 20 })], { description: 'currency units, e.g. 100.23' });
 const ChargeBody = Type.Object({
   publicKey: Str(100),
   signature: Str(128),
@@ -42,6 +42,9 @@ function cors(reply: FastifyReply) {
     .header('Access-Control-Max-Age', '600');
 }
 
+/** Kobo as the payer reads it, exactly and with separators: 1234567891 → "12,345,678.91" (as the hosted page shows dollars). */
+const naira = (kobo: number) => `${Math.floor(kobo / 100).toLocaleString('en-US')}.${String(kobo % 100).padStart(2, '0')}`;
+
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export const sendcashRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
@@ -61,8 +64,11 @@ export const sendcashRoutes = (deps: Deps): FastifyPluginAsync => async (app) =>
   app.options('/sendcash/charges', { schema: { hide: true } }, async (_req, reply) => cors(reply).status(204).send());
   app.post<{ Body: Static<typeof ChargeBody> }>('/sendcash/charges', {
     schema: { body: ChargeBody, summary: 'Sendcash: create a charge, signed with the secret key' },
+    // Before parsing and validation, so that every answer (a 400 for a bad body too) is readable by the checkout page.
+    onRequest: async (_req, reply) => {
+      cors(reply);
+    },
   }, async (req, reply) => {
-    cors(reply);
     const keys = await keysByPublicKey(deps, req.body.publicKey);
     if (!keys) throw new ApiError(401, 'unknown_public_key', 'no merchant has this publicKey');
     const r = await createTransfer(deps, keys, req.body);
@@ -99,7 +105,7 @@ button.primary{background:#0b6e4f;border-color:#0b6e4f;color:#fff;flex:1}button:
 <body><main>
 ${sandbox ? '<span class="sandbox">SANDBOX</span>' : ''}
 <h1 style="font-size:1.1rem">${esc(t.operator_name)}</h1>
-<div class="amount" data-testid="amount">₦${fromKobo(t.amount_kobo).toFixed(2)}</div>
+<div class="amount" data-testid="amount">₦${naira(t.amount_kobo)}</div>
 <dl><dt>Reference</dt><dd data-testid="reference">${esc(t.reference)}</dd><dt>To account</dt><dd>${esc(t.destination_account_number)}</dd><dt>Bank code</dt><dd>${esc(t.destination_bank_code)}</dd></dl>
 ${t.status === 'Pending' ? `<form id="payer">
 <label>Account name <input name="senderAccountName" required value="${sandbox ? 'Sandbox Payer' : ''}"></label>

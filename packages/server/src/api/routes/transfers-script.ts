@@ -31,8 +31,11 @@ export const CHECKOUT_SCRIPT = `(function () {
             else if (popup) popup.location.href = charge.payerUrl;
             else window.location.assign(charge.payerUrl);
           } else if (popup) { popup.close(); }
-          window.addEventListener('message', function (e) {
-            if (!e.data || e.data.source !== 'cashwire-sendcash' || e.data.reference !== charge.reference) return;
+          // Only the payer page (Cashwire's origin) speaks for the outcome, once; any other window could post the same shape.
+          var origin = new URL(config.baseUrl, window.location.href).origin;
+          window.addEventListener('message', function onMessage(e) {
+            if (e.origin !== origin || !e.data || e.data.source !== 'cashwire-sendcash' || e.data.reference !== charge.reference) return;
+            window.removeEventListener('message', onMessage);
             if (e.data.status === 'Completed' && o.onSuccess) o.onSuccess(e.data);
             if (o.onClose) o.onClose(e.data);
           });
