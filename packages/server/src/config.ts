@@ -33,6 +33,8 @@ export interface Config {
   logLevel: string;
   /** Transactions per page of the Sendcash GraphQL getTransactions. Default 20. */
   graphqlPageSize: number;
+  /** Deepest data query the GraphQL API answers (introspection has graphql-js's own guard). Default 6. */
+  graphqlMaxDepth: number;
   /** Events and attempts older than this are pruned. Default 30 days. */
   retentionMs: number;
   /** Delivery workers; see delivery/worker.ts for each default. */
@@ -78,6 +80,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     poolSize: int('CASHWIRE_PG_POOL_SIZE', 20, env),
     logLevel: env.LOG_LEVEL || 'info',
     graphqlPageSize: Math.max(1, Math.min(100, int('CASHWIRE_GRAPHQL_PAGE_SIZE', 20, env))),
+    graphqlMaxDepth: Math.max(1, int('CASHWIRE_GRAPHQL_MAX_DEPTH', 6, env)),
     retentionMs: int('CASHWIRE_RETENTION_DAYS', 30, env) * 86_400_000,
     worker: {
       connectTimeoutMs: int('CASHWIRE_WEBHOOK_CONNECT_TIMEOUT_MS', 5_000, env),

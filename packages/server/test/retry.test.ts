@@ -11,6 +11,11 @@ describe('retry rules', () => {
     expect(step(410)).toEqual({ kind: 'failed', reason: 'gone' });
     expect(step(413)).toEqual({ kind: 'failed', reason: 'too_large' });
   });
+  it('resends Sendcash webhooks on every non-2xx, 410 and 413 included', () => {
+    expect(step(410, 1, { schedule: 'sendcash' }).kind).toBe('retry');
+    expect(step(413, 1, { schedule: 'sendcash' }).kind).toBe('retry');
+    expect(step(200, 1, { schedule: 'sendcash' }).kind).toBe('succeeded');
+  });
   it('retries 3xx, 4xx, 5xx and network errors', () => {
     for (const s of [301, 302, 400, 401, 404, 429, 500, 502, 503, undefined]) expect(step(s).kind).toBe('retry');
   });

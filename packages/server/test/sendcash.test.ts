@@ -713,7 +713,12 @@ describe('GraphQL', () => {
     expect(status.body.errors?.[0]?.message).toMatch(/Done/);
   });
 
-  it('introspection works', async () => {
+  it('introspection works, including the standard deep introspection query of GraphQL clients', async () => {
+    const { getIntrospectionQuery } = await import('graphql');
+    const full = await gql(g, getIntrospectionQuery());
+    expect(full.status).toBe(200);
+    expect(full.body.errors).toBeUndefined();
+    expect(full.body.data.__schema.types.map((t: { name: string }) => t.name)).toEqual(expect.arrayContaining(['Transaction', 'Paging', 'TransactionStatus']));
     const r = await gql(g, '{ __schema { queryType { name } mutationType { name } } }');
     expect(r.status).toBe(200);
     expect(r.body.data).toEqual({ __schema: { queryType: { name: 'Query' }, mutationType: { name: 'Mutation' } } });
@@ -722,15 +727,25 @@ describe('GraphQL', () => {
       ['id', 'reference', 'amount', 'sourceBankAccount', 'sourceBankAccountName', 'destinationBankAccount', 'description', 'createdAt', 'status']);
   });
 
-  it('limits depth (6) and cost (200 fields, fragments counted where they are spread), with errors in GraphQL\'s shape', async () => {
-    const six = await gql(g, '{ __schema { types { fields { type { ofType { name } } } } } }');
-    expect(six.status).toBe(200);
-    expect(six.body.errors).toBeUndefined();
-    const seven = await gql(g, '{ __schema { types { fields { type { ofType { ofType { name } } } } } } }');
-    expect(seven.status).toBe(400);
-    expect(seven.body.data).toBeNull();
-    expect(seven.body.errors).toHaveLength(1);
-    expect(seven.body.errors![0]!.message).toMatch(/depth \(7\) exceeds the query depth limit of 6/);
+  it('limits depth (configurable) and cost (200 fields, fragments counted where they are spread), with errors in GraphQL\'s shape', async () => {
+    // Depth counts field levels; the schema's deepest data queries have 3. A server limited to 2 refuses them,
+    // through fragments too.
+    const shallow = await startTestServer({ graphqlMaxDepth: 2 });
+    try {
+      const sapi = client(shallow.url, (await newOperator(shallow)).sandbox);
+      const on = (await sapi.post('/sendcash/onboarding', { webhook_url: 'http://127.0.0.1:9/sc' })).body;
+      const auth = { authorization: `Basic ${Buffer.from(`${on.public_key}:${on.secret_key}`).toString('base64')}` };
+      const ok = await client(shallow.url).post('/graphql', { query: '{ getTransactions { __typename } }' }, auth);
+      expect(ok.status).toBe(200);
+      for (const query of ['{ getTransactions { transactions { id } } }', '{ getTransactions { ...P } } fragment P on TransactionsPage { transactions { id } }']) {
+        const deep = await client(shallow.url).post('/graphql', { query }, auth);
+        expect(deep.status).toBe(400);
+        expect(deep.body.data).toBeNull();
+        expect(deep.body.errors).toEqual([expect.objectContaining({ message: 'query too deep: depth 3 is over the limit of 2', extensions: { code: 'QUERY_TOO_DEEP' } })]);
+      }
+    } finally {
+      await shallow.stop();
+    }
 
     // 66 aliases of 3 fields and 2 × __typename: exactly 200 fields pass; one more does not.
     const aliases = Array.from({ length: 66 }, (_, i) => `a${i}: getTransactions { paging { total } }`).join(' ');

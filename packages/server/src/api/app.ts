@@ -120,7 +120,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(payPageRoutes(deps));
   await app.register(endpointRoutes(deps));
   await app.register(sendcashRoutes(deps));
-  await app.register(graphqlRoutes(deps, { pageSize: deps.config.graphqlPageSize }));
+  await app.register(graphqlRoutes(deps, { pageSize: deps.config.graphqlPageSize, maxDepth: deps.config.graphqlMaxDepth }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

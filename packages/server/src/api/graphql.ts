@@ -78,6 +78,40 @@ function parseDate(value: unknown, name: string, endOfDay: boolean): Date | unde
  * time it is spread, as if written out, so that a fragment reused under many aliases cannot pass for cheap. Each
  * fragment's cost is computed once, so nested spreads cost no more work than writing them.
  */
+/**
+ * A depth limit that leaves introspection to graphql-js's own guard (MaxIntrospectionDepthRule), so that GraphQL
+ * clients' standard introspection query works while data queries stay shallow.
+ */
+export function depthLimit(max: number) {
+  return (context: ValidationContext): ASTVisitor => {
+    const fragments = new Map<string, FragmentDefinitionNode>();
+    for (const d of context.getDocument().definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
+    const depth = (set: SelectionSetNode | undefined, seen: Set<string>): number => {
+      let deepest = 0;
+      for (const sel of set?.selections ?? []) {
+        if (sel.kind === Kind.FIELD) {
+          if (sel.name.value === '__schema' || sel.name.value === '__type') continue;
+          deepest = Math.max(deepest, 1 + depth(sel.selectionSet, seen));
+        } else if (sel.kind === Kind.INLINE_FRAGMENT) {
+          deepest = Math.max(deepest, depth(sel.selectionSet, seen));
+        } else {
+          const f = fragments.get(sel.name.value);
+          if (!f || seen.has(sel.name.value)) continue;
+          deepest = Math.max(deepest, depth(f.selectionSet, new Set([...seen, sel.name.value])));
+        }
+      }
+      return deepest;
+    };
+    return {
+      OperationDefinition(op) {
+        const d = depth(op.selectionSet, new Set());
+        if (d > max) context.reportError(new GraphQLError(`query too deep: depth ${d} is over the limit of ${max}`, { nodes: [op], extensions: { code: 'QUERY_TOO_DEEP' } }));
+        return false;
+      },
+    };
+  };
+}
+
 export function costLimit(max: number) {
   return (context: ValidationContext): ASTVisitor => {
     const fragments = new Map<string, FragmentDefinitionNode>();
@@ -87,7 +121,10 @@ export function costLimit(max: number) {
     const cost = (set: SelectionSetNode | undefined): number => {
       let n = 0;
       for (const sel of set?.selections ?? []) {
-        if (sel.kind === Kind.FIELD) n += 1 + cost(sel.selectionSet);
+        if (sel.kind === Kind.FIELD) {
+          // Introspection is bounded by graphql-js's own MaxIntrospectionDepthRule; clients' standard query must pass.
+          if (sel.name.value !== '__schema' && sel.name.value !== '__type') n += 1 + cost(sel.selectionSet);
+        }
         else if (sel.kind === Kind.INLINE_FRAGMENT) n += cost(sel.selectionSet);
         else {
           const name = sel.name.value;
@@ -135,8 +172,7 @@ export const graphqlRoutes = (deps: Deps, opts: { pageSize: number; maxDepth?: n
     schema,
     path: '/graphql',
     graphiql: false,
-    queryDepth: opts.maxDepth ?? 6,
-    validationRules: [costLimit(opts.maxFields ?? 200)],
+    validationRules: [depthLimit(opts.maxDepth ?? 6), costLimit(opts.maxFields ?? 200)],
     context: (req: FastifyRequest) => ({
       tenant: (req as FastifyRequest & { sendcash: Ctx['tenant'] }).sendcash,
       signature: req.headers['x-transfers-request-signature'] as string | undefined,

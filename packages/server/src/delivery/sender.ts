@@ -3,6 +3,7 @@
  * Never throws: every failure is an outcome with a stable error code.
  */
 import { renderPayload, signHeaders, type EventRecord, type Format, type PayloadVersion } from '@cashwire/webhooks';
+import { setMaxListeners } from 'node:events';
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { LookupFn } from '../security/ssrf.js';
 
@@ -99,6 +100,9 @@ function readExcerpt(body: Dispatcher.ResponseData['body']): Promise<string> {
   });
 }
 
+/** Shutdown signals shared by many attempts at once: each attempt in flight holds one listener on it. */
+const sharedSignals = new WeakSet<AbortSignal>();
+
 export async function send(agent: Dispatcher, a: Attempt, t: SendTimeouts, signal?: AbortSignal): Promise<AttemptOutcome> {
   const started = performance.now();
   const body = renderPayload(a.event, a.payloadVersion, a.at);
@@ -117,6 +121,10 @@ export async function send(agent: Dispatcher, a: Attempt, t: SendTimeouts, signa
   }, t.totalTimeoutMs);
   timer.unref();
   const onStop = () => controller.abort(signal?.reason);
+  if (signal && !sharedSignals.has(signal)) {
+    setMaxListeners(0, signal);
+    sharedSignals.add(signal);
+  }
   if (signal?.aborted) onStop();
   else signal?.addEventListener('abort', onStop, { once: true });
   try {

@@ -18,6 +18,8 @@ export interface RetrySchedule {
   maxAgeMs: number;
   /** Each delay is moved by up to ± this fraction, at random, so that retries of a burst spread out. */
   jitter: number;
+  /** Resend on every non-2xx, 410 and 413 included (Sendcash: "continue to send the same webhook"). */
+  retryEveryFailure?: boolean;
 }
 
 const MIN = 60_000;
@@ -33,7 +35,7 @@ const DAY = 24 * HOUR;
 export const DEFAULT_SCHEDULES = {
   sandbox: { maxAttempts: 3, firstDelayMs: MIN, factor: 10, maxDelayMs: 10 * MIN, maxAgeMs: DAY, jitter: 0.1 },
   production: { maxAttempts: 40, firstDelayMs: 5_000, factor: 2, maxDelayMs: 145 * MIN, maxAgeMs: 3 * DAY, jitter: 0.1 },
-  sendcash: { maxAttempts: 1000, firstDelayMs: 5 * MIN, factor: 1, maxDelayMs: 5 * MIN, maxAgeMs: 3 * DAY, jitter: 0.1 },
+  sendcash: { maxAttempts: 1000, firstDelayMs: 5 * MIN, factor: 1, maxDelayMs: 5 * MIN, maxAgeMs: 3 * DAY, jitter: 0.1, retryEveryFailure: true },
 } satisfies Record<string, RetrySchedule>;
 
 export type ScheduleName = keyof typeof DEFAULT_SCHEDULES;
@@ -87,8 +89,8 @@ export function nextStep(input: {
 }): Next {
   const { status } = input.result;
   if (status !== undefined && status >= 200 && status < 300) return { kind: 'succeeded' };
-  if (status === 410) return { kind: 'failed', reason: 'gone' };
-  if (status === 413) return { kind: 'failed', reason: 'too_large' };
+  if (status === 410 && !input.schedule.retryEveryFailure) return { kind: 'failed', reason: 'gone' };
+  if (status === 413 && !input.schedule.retryEveryFailure) return { kind: 'failed', reason: 'too_large' };
   if (input.attempt >= input.schedule.maxAttempts) return { kind: 'expired' };
   let delay = delayAfter(input.schedule, input.attempt, input.random);
   if ((status === 429 || status === 503) && input.result.retryAfterMs !== undefined) {
