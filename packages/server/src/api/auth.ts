@@ -26,8 +26,10 @@ export async function authenticate(deps: Deps, req: FastifyRequest, reply: Fasti
   const windowStart = nowS - (nowS % WINDOW_S);
   const { rows } = await deps.db.query<{
     id: string; operator_id: string; environment: 'sandbox' | 'production'; name: string; settings: OperatorSettings; current: number; previous: number | null;
-  }>(
-    `WITH k AS (
+  }>({
+    // Named: prepared once per connection, planned once. This runs on every request.
+    name: 'cw_auth',
+    text: `WITH k AS (
        SELECT k.id, k.operator_id, k.environment, o.name, o.settings
          FROM api_keys k JOIN operators o ON o.id = k.operator_id
         WHERE k.key_hash = $1 AND k.revoked_at IS NULL
@@ -40,8 +42,8 @@ export async function authenticate(deps: Deps, req: FastifyRequest, reply: Fasti
      SELECT k.*, (SELECT count FROM cur) AS current,
             (SELECT p.count FROM rate_counters p WHERE p.key_id = k.id AND p.class = $2 AND p.window_start = $3 - ${WINDOW_S}) AS previous
        FROM k`,
-    [hashKey(m[1]!), cls, windowStart],
-  );
+    values: [hashKey(m[1]!), cls, windowStart],
+  });
   const k = rows[0];
   if (!k) throw errors.unauthorized();
   const limit = k.settings.rate_limits?.[cls] ?? deps.config.rateLimits[cls];

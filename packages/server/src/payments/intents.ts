@@ -6,7 +6,7 @@ import { allowedFrom, canTransition, type IntentAction } from '../domain/intent-
 import { insertEvents } from '../store/events.js';
 import type { CredentialRow, IntentRow, TransactionRow } from '../store/rows.js';
 import type { Caller, Deps } from './context.js';
-import { idempotent } from './idempotency.js';
+import { insertOnce } from './idempotency.js';
 import { page, pageFilter } from './pagination.js';
 import { userLimits } from './users.js';
 
@@ -72,25 +72,39 @@ function userNotFound(err: unknown, userId: string): never {
 }
 
 /** POST /intent: idempotent by X-Idempotency-Key (scoped to operator and environment). */
+/**
+ * POST /intent: idempotent by X-Idempotency-Key (scoped to operator and environment). The whole write is one
+ * statement: the intent is built here, so its response is known before the insert and is stored with the key in the
+ * same statement (see insertOnce).
+ */
 export async function createIntent(deps: Deps, caller: Caller, input: CreateIntentInput, idemKey: string | undefined) {
-  return idempotent(deps, caller, 'intent', idemKey, input, async (tx) => {
-    const now = deps.clock.now();
-    const id = deps.ids.next(`intent_${caller.environment}_`);
-    const { rows } = await tx
-      .query<IntentRow>(
-        `INSERT INTO intents (operator_id, environment, id, user_id, direction, amount, currency, status, approval_mode, rail, type,
-                              tag, idempotency_key, redirect_url, webhook_url, webhook_secret, account_id, display_limits, display_loyalty,
-                              session_token, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'created', $8, 'ach', 'push', $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)
-         RETURNING *`,
-        [caller.operatorId, caller.environment, id, input.user_id, input.direction, input.amount, input.currency, input.approval_mode ?? 'automatic',
-          input.tag ?? null, idemKey ?? null, input.redirect_url ?? null, input.webhook_url ?? null,
-          input.webhook_secret ? deps.secrets.seal(input.webhook_secret) : null,
-          input.account_id ?? null, input.display_limits ?? null, input.display_loyalty ?? null, deps.ids.secret(18), now],
-      )
-      .catch((err) => userNotFound(err, input.user_id));
-    return { statusCode: 200, body: publicIntent(deps, rows[0]!) };
+  const now = deps.clock.now();
+  const intent: IntentRow = {
+    operator_id: caller.operatorId, environment: caller.environment, id: deps.ids.next(`intent_${caller.environment}_`), user_id: input.user_id,
+    direction: input.direction, amount: input.amount, currency: input.currency, status: 'created', decline_category: null,
+    approval_mode: input.approval_mode ?? 'automatic', rail: 'ach', type: 'push', tag: input.tag ?? null, idempotency_key: idemKey ?? null,
+    redirect_url: input.redirect_url ?? null, webhook_url: input.webhook_url ?? null,
+    webhook_secret: input.webhook_secret ? deps.secrets.seal(input.webhook_secret) : null, account_id: input.account_id ?? null,
+    display_limits: input.display_limits ?? null, display_loyalty: input.display_loyalty ?? null, credential_id: null,
+    session_token: deps.ids.secret(18), limits_utilization: null, decided_at: null, settle_at: null, settled_at: null, created_at: now, updated_at: now,
+  };
+  const i = intent;
+  const insert = (first: number) => ({
+    name: `cw_intent_insert_${first}`,
+    // Parameters are cast: in INSERT ... SELECT they would otherwise be read as text.
+    text: `INSERT INTO intents (operator_id, environment, id, user_id, direction, amount, currency, status, approval_mode, rail, type,
+                                tag, idempotency_key, redirect_url, webhook_url, webhook_secret, account_id, display_limits, display_loyalty,
+                                session_token, created_at, updated_at)
+           SELECT ${[
+             'text', 'text', 'text', 'text', 'text', 'bigint', 'text',
+           ].map((t, k) => `$${first + k}::${t}`).join(', ')}, 'created', $${first + 7}::text, 'ach', 'push',
+                  ${['text', 'text', 'text', 'text', 'text', 'text', 'boolean', 'boolean', 'text'].map((t, k) => `$${first + 8 + k}::${t}`).join(', ')},
+                  $${first + 17}::timestamptz, $${first + 17}::timestamptz`,
+    values: [i.operator_id, i.environment, i.id, i.user_id, i.direction, i.amount, i.currency, i.approval_mode, i.tag, i.idempotency_key,
+      i.redirect_url, i.webhook_url, i.webhook_secret, i.account_id, i.display_limits, i.display_loyalty, i.session_token, now],
   });
+  return insertOnce(deps, caller, 'intent', idemKey, input, { statusCode: 200, body: publicIntent(deps, intent) }, insert)
+    .catch((err) => userNotFound(err, input.user_id));
 }
 
 async function loadIntent(q: Queryable, operatorId: string, id: string, lock = false): Promise<IntentRow | undefined> {
