@@ -195,7 +195,7 @@ async function main() {
     console.log(`\n${machineText(machine)}\n`);
     console.log(table(result.rows));
     if (rows.some((r) => r.cpu)) console.log(`\nCPU time per request (${machine.nproc} cores shared by all parties):\n\n${cpuTable(rows)}`);
-    console.log(`\nintents in the database: ${check.keyed} with a key (2xx seen: ${expectKeyed}, keys sent: ${seq + 1}), ${check.plain} without (2xx seen: ${expectPlain}); idempotency rows: ${check.keys}`);
+    console.log(`\nintents in the database: ${check.keyed} with a key (2xx seen: ${expectKeyed}, keys generated: ${seq + 1}), ${check.plain} without (2xx seen: ${expectPlain}); idempotency rows: ${check.keys}`);
     if (process.env.BENCH_RESULT_FILE) writeFileSync(process.env.BENCH_RESULT_FILE, JSON.stringify(result, null, 2));
 
     const problems = [];
@@ -207,7 +207,7 @@ async function main() {
     // those, so each of the two runs per variant may leave up to CONNECTIONS more rows than it counted 2xx.
     const slack = 2 * CONNECTIONS;
     if (check.keyed < expectKeyed || check.keyed > expectKeyed + slack || check.keys !== check.keyed || check.keyed > seq + 1) {
-      problems.push(`keyed intents: ${check.keyed} rows / ${check.keys} keys for ${expectKeyed} 2xx responses and ${seq} keys sent`);
+      problems.push(`keyed intents: ${check.keyed} rows / ${check.keys} keys for ${expectKeyed} 2xx responses and ${seq} keys generated`);
     }
     if (check.plain < expectPlain || check.plain > expectPlain + slack) problems.push(`unkeyed intents: ${check.plain} rows for ${expectPlain} 2xx responses`);
     if (problems.length) {
@@ -260,18 +260,24 @@ function machineInfo(pgVersion) {
   } catch {
     /* not Linux */
   }
-  return { nproc, cpu, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, postgres: pgVersion, kernel: `${os.type()} ${os.release()}` };
+  let code = 'unknown';
+  try {
+    const git = (...args) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    code = git('rev-parse', '--short', 'HEAD') + (git('status', '--porcelain', '--', 'packages') ? ' + uncommitted changes in packages/' : '');
+  } catch {
+    /* not a git checkout */
+  }
+  return { nproc, cpu, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, postgres: pgVersion, kernel: `${os.type()} ${os.release()}`, code };
 }
 
 function machineText(m) {
-  return [`- CPU: ${m.cpu}, nproc ${m.nproc}, ${m.memoryGiB} GiB RAM, ${m.kernel}`, `- Node.js ${m.node}`, `- ${m.postgres}`].join('\n');
+  return [`- CPU: ${m.cpu}, nproc ${m.nproc}, ${m.memoryGiB} GiB RAM, ${m.kernel}`, `- Node.js ${m.node}`, `- ${m.postgres}`, `- Cashwire ${m.code}`].join('\n');
 }
 
 // --- CPU accounting (Linux /proc; elsewhere the CPU columns are left empty) -------------------------------------
 // Who burnt the machine's CPU during a phase: the process under load, PostgreSQL (the bench database's backends
 // plus the server's own background processes), this load generator, and everything else on the machine (which
 // should be ~0: a busy neighbour makes the numbers worthless).
-
 
 function procTicks(pid) {
   try {
@@ -288,6 +294,7 @@ function cpuSnapshot(dbName, targetPid) {
     const c = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
     const idle = c[3] + c[4];
     const busy = c[0] + c[1] + c[2] + c[5] + c[6] + c[7];
+    const irq = c[5] + c[6]; // interrupt and softirq time (loopback TCP is mostly this) belongs to no process
     const pg = new Map();
     for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
       let cmd;
@@ -297,11 +304,14 @@ function cpuSnapshot(dbName, targetPid) {
       } catch {
         continue;
       }
-      // A client backend reads "postgres: <user> <db> <host>(<port>) ..."; count ours and the shared processes.
-      const backend = /^postgres: \S+ (\S+) [\d.:a-f]+\(\d+\)/.exec(cmd);
-      if (!backend || backend[1] === dbName) pg.set(pid, procTicks(pid));
+      // Ours: a backend or autovacuum worker of the bench database ("postgres: 15/main: postgres cw_bench_… 127.0.0.1(…)").
+      // Shared: the postmaster and the background processes every commit depends on. Anything else (other
+      // databases' backends) belongs to the rest of the machine.
+      const ours = ` ${cmd} `.includes(` ${dbName} `);
+      const shared = !cmd.startsWith('postgres:') || /: (checkpointer|background writer|walwriter|autovacuum launcher|logical replication launcher)\s*$/.test(cmd);
+      if (ours || shared) pg.set(pid, procTicks(pid));
     }
-    return { at: Date.now(), idle, busy, target: procTicks(targetPid), loadgen: procTicks(process.pid), pg };
+    return { at: Date.now(), idle, busy, irq, target: procTicks(targetPid), loadgen: procTicks(process.pid), pg };
   } catch {
     return undefined;
   }
@@ -321,7 +331,8 @@ function cpuDelta(a, b, requests) {
     serverUs: perReq(d('target')),
     pgUs: perReq(pgMs),
     loadgenUs: perReq(d('loadgen')),
-    othersPct: Math.max(0, Math.round((100 * (d('busy') - d('target') - pgMs - d('loadgen'))) / all)),
+    irqUs: perReq(d('irq')),
+    othersPct: Math.max(0, Math.round((100 * (d('busy') - d('irq') - d('target') - pgMs - d('loadgen'))) / all)),
     idlePct: Math.round((100 * d('idle')) / all),
   };
 }
@@ -336,9 +347,9 @@ async function quietCheck(dbName) {
 }
 
 function cpuTable(rows) {
-  const head = '| benchmark | server µs/req | postgres µs/req | load generator µs/req | rest of machine busy | idle |';
-  const sep = '|---|---:|---:|---:|---:|---:|';
-  const body = rows.filter((r) => r.cpu).map((r) => `| ${r.title} | ${r.cpu.serverUs} | ${r.cpu.pgUs} | ${r.cpu.loadgenUs} | ${r.cpu.othersPct}% | ${r.cpu.idlePct}% |`);
+  const head = '| benchmark | server µs/req | postgres µs/req | load generator µs/req | kernel irq µs/req | rest of machine busy | idle |';
+  const sep = '|---|---:|---:|---:|---:|---:|---:|';
+  const body = rows.filter((r) => r.cpu).map((r) => `| ${r.title} | ${r.cpu.serverUs} | ${r.cpu.pgUs} | ${r.cpu.loadgenUs} | ${r.cpu.irqUs} | ${r.cpu.othersPct}% | ${r.cpu.idlePct}% |`);
   return [head, sep, ...body].join('\n');
 }
 

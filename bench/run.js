@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 // `npm run bench`: runs every benchmark in bench/ (each *.js file but this one and files starting with `_`),
 // one after another in its own process, then prints one markdown table of all their rows.
+// `node bench/run.js intent` runs only the named benchmarks.
 // A benchmark reports by writing JSON ({ bench, machine, rows }) to the file named by BENCH_RESULT_FILE.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+/** A table cell: numbers with thousands separators, a dash for what a benchmark does not measure. */
+const cell = (v) => (typeof v === 'number' ? v.toLocaleString('en-US') : v == null ? '–' : String(v));
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
@@ -45,22 +49,23 @@ if (results.length) {
   console.log(`- CPU: ${m.cpu}, nproc ${m.nproc}, ${m.memoryGiB} GiB RAM, ${m.kernel}`);
   console.log(`- Node.js ${m.node}`);
   console.log(`- ${m.postgres}`);
+  if (m.code) console.log(`- Cashwire ${m.code}`);
   if (m.busyBefore !== undefined) console.log(`- rest of the machine busy before the run: ${m.busyBefore}% of all cores`);
   console.log('');
   console.log('| bench | benchmark | req/s | p50 ms | p99 ms | non-2xx | errors | requests |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
     for (const row of r.rows) {
-      console.log(`| ${r.bench} | ${row.title} | ${row.rps.toLocaleString('en-US')} | ${row.p50} | ${row.p99} | ${row.non2xx} | ${row.errors} | ${row.total.toLocaleString('en-US')} |`);
+      console.log(`| ${r.bench} | ${row.title} | ${cell(row.rps)} | ${cell(row.p50)} | ${cell(row.p99)} | ${cell(row.non2xx)} | ${cell(row.errors)} | ${cell(row.total)} |`);
     }
   }
 }
 const withCpu = results.flatMap((r) => r.rows.filter((row) => row.cpu).map((row) => ({ bench: r.bench, ...row })));
 if (withCpu.length) {
   console.log('\nCPU time per request (all parties share the same cores):\n');
-  console.log('| bench | benchmark | server µs/req | postgres µs/req | load generator µs/req | rest of machine busy | idle |');
-  console.log('|---|---|---:|---:|---:|---:|---:|');
-  for (const r of withCpu) console.log(`| ${r.bench} | ${r.title} | ${r.cpu.serverUs} | ${r.cpu.pgUs} | ${r.cpu.loadgenUs} | ${r.cpu.othersPct}% | ${r.cpu.idlePct}% |`);
+  console.log('| bench | benchmark | server µs/req | postgres µs/req | load generator µs/req | kernel irq µs/req | rest of machine busy | idle |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of withCpu) console.log(`| ${r.bench} | ${r.title} | ${r.cpu.serverUs} | ${r.cpu.pgUs} | ${r.cpu.loadgenUs} | ${r.cpu.irqUs} | ${r.cpu.othersPct}% | ${r.cpu.idlePct}% |`);
 }
 if (benches.length === 0) console.log('no benchmarks matched');
 if (failed.length) {
