@@ -32,8 +32,12 @@ export interface Claimed {
  * is a reclaim: that holder died or overran its lease.
  */
 export async function claim(db: Queryable, worker: string, now: Date, leaseMs: number, limit: number): Promise<Claimed[]> {
-  const { rows } = await db.query<Claimed & { event_type: EventRecord['type']; event_data: EventRecord['data']; event_id: string }>(
-    `WITH due AS (
+  const { rows } = await db.query<Claimed & { event_type: EventRecord['type']; event_data: EventRecord['data']; event_id: string }>({
+    // Named: planned once per connection. The event and the endpoint are fetched by primary key per claimed row
+    // (LATERAL ... LIMIT 1 keeps the planner from turning them into joins over whole tables), and the queue head is
+    // read in next_attempt_at order from the partial index of pending rows.
+    name: 'cw_claim',
+    text: `WITH due AS (
        SELECT operator_id, id, event_id, endpoint_id FROM deliveries
         WHERE status = 'pending' AND next_attempt_at <= $1
         ORDER BY next_attempt_at
@@ -46,16 +50,20 @@ export async function claim(db: Queryable, worker: string, now: Date, leaseMs: n
             reclaims = d.reclaims + (d.leased_by IS NOT NULL)::int,
             leased_by = $3
        FROM due
-       JOIN events e ON e.operator_id = due.operator_id AND e.id = due.event_id
-       LEFT JOIN endpoints ep ON ep.operator_id = due.operator_id AND ep.id = due.endpoint_id
+       CROSS JOIN LATERAL (SELECT ev.id, ev.type, ev.data FROM events ev WHERE ev.operator_id = due.operator_id AND ev.id = due.event_id LIMIT 1) e
+       LEFT JOIN LATERAL (
+         SELECT x.url, x.format, x.payload_version, x.secret, x.previous_secret, x.previous_expires_at, x.max_concurrency, x.rate_limit_per_s,
+                x.circuit_state, x.consecutive_failures
+           FROM endpoints x WHERE x.operator_id = due.operator_id AND x.id = due.endpoint_id LIMIT 1
+       ) ep ON true
       WHERE d.operator_id = due.operator_id AND d.id = due.id
      RETURNING d.operator_id, d.id, d.environment, coalesce(ep.url, d.url) AS url, coalesce(ep.format, d.format) AS format,
                coalesce(ep.payload_version, d.payload_version) AS payload_version, coalesce(ep.secret, d.secret) AS secret,
                d.schedule_name, d.schedule, d.attempts, d.created_at, d.endpoint_id,
                ep.previous_secret, ep.previous_expires_at, ep.max_concurrency, ep.rate_limit_per_s, ep.circuit_state, ep.consecutive_failures,
                e.id AS event_id, e.type AS event_type, e.data AS event_data`,
-    [now, leaseMs, worker, limit],
-  );
+    values: [now, leaseMs, worker, limit],
+  });
   return rows.map((r) => {
     const { event_id, event_type, event_data, ...rest } = r;
     return { ...rest, event: { id: event_id, type: event_type, data: event_data } as EventRecord };
@@ -83,8 +91,9 @@ export interface Completion {
 export async function complete(db: Queryable, worker: string, batch: Completion[]): Promise<void> {
   if (batch.length === 0) return;
   const col = <K extends keyof Completion>(k: K) => batch.map((b) => b[k]);
-  await db.query(
-    `WITH u AS (
+  await db.query({
+    name: 'cw_complete',
+    text: `WITH u AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::int[], $9::int[], $10::text[], $11::text[])
          AS u(op, id, attempt, status, outcome, next_at, started, latency, code, err, excerpt)
      ), a AS (
@@ -102,9 +111,9 @@ export async function complete(db: Queryable, worker: string, batch: Completion[
        FROM u
       WHERE d.operator_id = u.op AND d.id = u.id AND d.status = 'pending'
         AND (d.attempts = u.attempt OR u.status = 'succeeded')`,
-    [col('operator_id'), col('id'), col('attempt'), col('status'), col('outcome'), col('next_attempt_at'), col('started_at'),
+    values: [col('operator_id'), col('id'), col('attempt'), col('status'), col('outcome'), col('next_attempt_at'), col('started_at'),
       col('latency_ms'), col('status_code'), col('error_code'), col('excerpt'), worker],
-  );
+  });
 }
 
 /**

@@ -318,6 +318,19 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     if (inflight.size === 0) for (const w of idleWaiters.splice(0)) w();
   }
 
+  // Whether this worker has marked itself asleep in idle_workers (so that committing producers NOTIFY it).
+  let idle = false;
+  async function setIdle(on: boolean): Promise<void> {
+    try {
+      if (on) await deps.db.query('INSERT INTO idle_workers (worker, since) VALUES ($1, $2) ON CONFLICT (worker) DO UPDATE SET since = EXCLUDED.since', [id, new Date()]);
+      else await deps.db.query('DELETE FROM idle_workers WHERE worker = $1', [id]);
+      idle = on;
+    } catch {
+      // Unmarked, producers do not notify: polling still finds the work.
+      idle = false;
+    }
+  }
+
   async function loop() {
     let backoff = 100;
     while (!stopping) {
@@ -328,6 +341,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
           const batch = await claim(deps.db, id, deps.clock.now(), o.leaseMs, want);
           backoff = 100;
           stats.claimed += batch.length;
+          if (batch.length > 0 && idle) await setIdle(false);
           await dispatch(batch);
           if (batch.length === want && !stopping) continue; // more may be due
         } catch (err) {
@@ -340,6 +354,11 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
       if (stopping) break;
       if (woken) {
         woken = false;
+        continue;
+      }
+      if (!idle && free > 0) {
+        // Mark asleep, then look once more: a commit either sees the mark and notifies, or was before this look.
+        await setIdle(true);
         continue;
       }
       await new Promise<void>((resolve) => {
@@ -385,7 +404,11 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     async start() {
       if (running) return;
       running = true;
-      keepAlive = setInterval(() => {}, 60_000);
+      // Ref'd, so the process stays up while PostgreSQL is down; it also keeps an idle mark fresh (stale marks of dead
+      // workers are removed after two minutes by the periodic job).
+      keepAlive = setInterval(() => {
+        if (idle) void setIdle(true);
+      }, 20_000);
       await listen();
       loopDone = loop();
     },
@@ -429,6 +452,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
       const now = deps.clock.now();
       await release(deps.db, id, leftovers.map((d) => ({ operator_id: d.operator_id, id: d.id, attempt: d.attempts, at: now })))
         .catch((err) => log.error({ err }, 'could not release claims at shutdown; their leases will expire'));
+      if (idle) await setIdle(false);
       if (!deps.dispatcher) await sandboxAgent.close().catch(() => {});
       await productionAgent.close().catch(() => {});
       clearInterval(keepAlive);

@@ -33,6 +33,8 @@ export function createSettlementJob(deps: Deps, opts: { batchSize?: number } = {
       if (n < batchSize || stopped) break;
     }
     await deps.db.query('DELETE FROM idempotency_keys WHERE expires_at < $1', [now]);
+    // Marks of workers that died asleep (a live idle worker refreshes its mark every 20 s), by the wall clock.
+    await deps.db.query("DELETE FROM idle_workers WHERE since < now() - interval '2 minutes'");
     // Retention: at most once an hour per process.
     if (now.getTime() - lastPrune >= 3_600_000) {
       lastPrune = now.getTime();

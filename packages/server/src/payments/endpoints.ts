@@ -7,7 +7,7 @@ import { DEFAULT_PAYLOAD_VERSION, EVENT_TYPES, newStandardSecret, type Format, t
 import { errors } from '../api/errors.js';
 import { withTx, type Queryable } from '../db/pool.js';
 import { literalForbidden, resolvesToForbidden } from '../security/ssrf.js';
-import { DELIVERY_CHANNEL, insertOperationalEvent } from '../store/events.js';
+import { insertOperationalEvent, WAKE_IF_IDLE } from '../store/events.js';
 import type { Caller, Deps } from './context.js';
 import { parseTime } from './pagination.js';
 
@@ -204,7 +204,7 @@ export async function enableRow(tx: Queryable, e: Pick<EndpointRow, 'operator_id
   );
   await tx.query(
     `WITH r AS (UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND next_attempt_at > $3 RETURNING 1)
-     SELECT CASE WHEN EXISTS (SELECT 1 FROM r) THEN pg_notify('${DELIVERY_CHANNEL}', '') END`,
+     SELECT CASE WHEN EXISTS (SELECT 1 FROM r) THEN ${WAKE_IF_IDLE} END`,
     [e.operator_id, e.id, now],
   );
 }
@@ -302,7 +302,7 @@ export async function recoverEndpoint(deps: Deps, caller: Caller, id: string, in
        SELECT operator_id, new_id, environment, event_id, endpoint_id, url, format, payload_version, secret, schedule_name, schedule, $5, $6 FROM src
        RETURNING 1
      )
-     SELECT count(*), pg_notify('${DELIVERY_CHANNEL}', '') FROM ins`,
+     SELECT count(*), ${WAKE_IF_IDLE} FROM ins`,
     [e.operator_id, e.id, failed.map((r) => r.event_id), failed.map(() => deps.ids.next('dlv_')), held, now],
   );
   return { recovered: failed.length };

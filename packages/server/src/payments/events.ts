@@ -1,6 +1,6 @@
 import { DEFAULT_PAYLOAD_VERSION, renderData, type EventRecord } from '@cashwire/webhooks';
 import { errors } from '../api/errors.js';
-import { DELIVERY_CHANNEL, type EventRow } from '../store/events.js';
+import { WAKE_IF_IDLE, type EventRow } from '../store/events.js';
 import type { Caller, Deps } from './context.js';
 import { pageFilter } from './pagination.js';
 
@@ -103,7 +103,7 @@ export async function resendEvent(deps: Deps, caller: Caller, id: string) {
        SELECT $1, new_id, $3, $2, url, format, payload_version, secret, schedule_name, schedule, $4, $4 FROM dest
        RETURNING id
      )
-     SELECT id, pg_notify('${DELIVERY_CHANNEL}', '') FROM ins`,
+     SELECT id, ${WAKE_IF_IDLE} FROM ins`,
     [caller.operatorId, id, caller.environment, now, dest.rows.map((r) => r.url), dest.rows.map((r) => r.format), dest.rows.map(() => deps.ids.next('dlv_'))],
   );
   if (rows.length === 0) throw errors.conflict('nothing_to_resend', `event ${id} has no webhook destination to resend to`);

@@ -35,6 +35,13 @@ export function intentEventData(intent: IntentRow, transaction?: TransactionRow)
 export const DELIVERY_CHANNEL = 'cashwire_deliveries';
 
 /**
+ * Wakes sleeping workers when the transaction commits, only if one is asleep (see migration 005). A worker marks
+ * itself asleep before its last look at the queue, so a commit either sees the mark and notifies, or happened before
+ * that last look and is claimed by it.
+ */
+export const WAKE_IF_IDLE = `CASE WHEN EXISTS (SELECT 1 FROM idle_workers) THEN pg_notify('${DELIVERY_CHANNEL}', '') END`;
+
+/**
  * Fan-out: an event whose payment names no webhook_url goes to every registered endpoint of its operator and
  * environment subscribed to its type, one delivery each. A disabled endpoint's delivery is held (kept, not sent)
  * until it is enabled; one behind an open circuit waits for the circuit's next probe. The delivery id is derived from
@@ -100,7 +107,7 @@ export async function insertEvents(
      ), fo AS (${FANOUT_SQL('unnest($1::text[], $2::text[], $3::text[], $4::text[], $8::text[]) AS t(op, env, id, type, url)', '$7')}
      )
      SELECT (SELECT count(*) FROM ev) AS events,
-            CASE WHEN EXISTS (SELECT 1 FROM dl) OR EXISTS (SELECT 1 FROM fo) THEN pg_notify('${DELIVERY_CHANNEL}', '') END AS notified`,
+            CASE WHEN EXISTS (SELECT 1 FROM dl) OR EXISTS (SELECT 1 FROM fo) THEN ${WAKE_IF_IDLE} END AS notified`,
     [c.op, c.env, c.id, c.type, c.intent, c.data, now, c.url, c.secret, c.delivery, c.schedule],
   );
 }
@@ -122,7 +129,7 @@ export async function insertTenantEvent(
        INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at) VALUES ($1, $2, $3, $4, NULL, $5, $6) RETURNING 1
      ), fo AS (${FANOUT_SQL('(SELECT $1::text AS op, $2::text AS env, $3::text AS id, $4::text AS type, NULL::text AS url) AS t', '$6::timestamptz')}
      )
-     SELECT (SELECT count(*) FROM ev), CASE WHEN EXISTS (SELECT 1 FROM fo) THEN pg_notify('${DELIVERY_CHANNEL}', '') END`,
+     SELECT (SELECT count(*) FROM ev), CASE WHEN EXISTS (SELECT 1 FROM fo) THEN ${WAKE_IF_IDLE} END`,
     [tenant.operator_id, tenant.environment, id, type, JSON.stringify(data), deps.clock.now()],
   );
   return id;
