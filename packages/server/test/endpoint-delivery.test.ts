@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { verify } from '@cashwire/webhooks';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createWorker, type DeliveryWorker, type WorkerOptions } from '../src/delivery/worker.js';
@@ -115,6 +116,12 @@ describe('secret rotation, by the clock', () => {
     await worker().tick();
     const after = at('/rot-std')[1]!;
     expect(after.headers['webhook-signature']).toBe(`v1,${standardSigs(rotated.body.secret, after)}`);
+    // The receiver SDK agrees: during the grace period either secret verifies; after it, only the new one.
+    const check = (r: Received, secret: string) => verify('standard', { body: r.body, headers: r.headers, secrets: [secret], now: new Date(Number(r.headers['webhook-timestamp']) * 1000) });
+    await expect(check(during, ep.secret)).resolves.toMatchObject({ type: 'intent.approved' });
+    await expect(check(during, rotated.body.secret)).resolves.toMatchObject({ type: 'intent.approved' });
+    await expect(check(after, rotated.body.secret)).resolves.toMatchObject({ type: 'intent.approved' });
+    await expect(check(after, ep.secret)).rejects.toMatchObject({ code: 'bad_signature' });
   });
 
   it('pushcash: the new secret signs at once; the old one never signs again', async () => {
@@ -125,6 +132,10 @@ describe('secret rotation, by the clock', () => {
     const r = at('/rot-push')[0]!;
     expect(r.headers['x-webhook-signature']).toBe(`sha256=${hmacHex(rotated.body.secret, r.body)}`);
     expect(r.headers['x-webhook-signature']).not.toBe(`sha256=${hmacHex(ep.secret, r.body)}`);
+    // A receiver holding both secrets during the grace period accepts it (SDK); one holding only the old does not.
+    const now = new Date(JSON.parse(r.body).timestamp);
+    await expect(verify('pushcash', { body: r.body, headers: r.headers, secrets: [ep.secret, rotated.body.secret], now })).resolves.toMatchObject({ type: 'intent.approved' });
+    await expect(verify('pushcash', { body: r.body, headers: r.headers, secrets: [ep.secret], now })).rejects.toMatchObject({ code: 'bad_signature' });
     expect((await api.get(`/webhook/endpoints/${ep.id}/secret`)).body.previous_secret).toBe(ep.secret);
     s.clock.advance(DAY);
     expect((await api.get(`/webhook/endpoints/${ep.id}/secret`)).body.previous_secret).toBeNull();
@@ -182,7 +193,7 @@ describe('endpoint health', () => {
 
   it('a hanging endpoint does not take the capacity of a healthy one', async () => {
     await endpoint('/healthy', { events: ['intent.approved'] });
-    await endpoint('/hangs', { events: ['intent.approved'] });
+    const hanging = await endpoint('/hangs', { events: ['intent.approved'] });
     rx.setResponder((r) => (r.path === '/hangs' ? { status: 0, hang: true } : { status: 200 }));
     const N = 60;
     for (let i = 0; i < N; i++) await payment(200 + i);
@@ -192,11 +203,13 @@ describe('endpoint health', () => {
     await w.start();
     try {
       await expect.poll(() => at('/healthy').length, { timeout: 20_000, interval: 20 }).toBe(N);
+      // Its attempts time out; 5 failures open its circuit, after a few rounds of at most 3, far from its 60 events.
+      await expect.poll(async () => (await api.get(`/webhook/endpoints/${hanging.id}`)).body.health.circuit, { timeout: 15_000, interval: 50 }).toBe('open');
     } finally {
       clearInterval(ticker);
     }
-    // In the same run, the hanging endpoint never had more than its cap in flight and was cut off by its circuit.
-    expect(at('/hangs').length).toBeLessThanOrEqual(6);
+    expect(at('/hangs').length).toBeGreaterThanOrEqual(5);
+    expect(at('/hangs').length).toBeLessThanOrEqual(12);
     expect(w.stats.deferred).toBeGreaterThan(0);
   });
 
