@@ -1,46 +1,34 @@
 import { execFileSync } from 'node:child_process';
-import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signHeaders } from '@cashwire/webhooks';
-import { createWorker, type DeliveryWorker, type WorkerOptions } from '../src/delivery/worker.js';
+import type { WorkerOptions } from '../src/delivery/worker.js';
 import { claim } from '../src/delivery/store.js';
 import type { LookupFn } from '../src/security/ssrf.js';
-import { client, newOperator, newUser, payThroughPage, startTestServer, type Api, type TestServer } from './helpers.js';
+import { client, newOperator, newUser, payThroughPage, startTestServer, testWorkers, type Api, type TestServer } from './helpers.js';
 import { startReceiver } from './receiver.js';
 
 const SECRET = 'whk_test_secret_0123456789abcdefghijklmnopqrstuv';
 let s: TestServer;
 let api: Api;
 let userId: string;
+let harness: ReturnType<typeof testWorkers>;
 let rx: Awaited<ReturnType<typeof startReceiver>>;
-const workers: DeliveryWorker[] = [];
 
 beforeAll(async () => {
   s = await startTestServer();
   api = client(s.url, (await newOperator(s)).sandbox);
   userId = await newUser(api);
   rx = await startReceiver();
+  harness = testWorkers(s, { resolver: toLoopback });
 });
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.stop()));
-  // Each test starts with an empty queue: what an earlier test left pending is closed.
-  await s.running.deps.db.query("UPDATE deliveries SET status = 'expired' WHERE status = 'pending'");
-  rx.setResponder(() => ({ status: 200, body: 'ok' }));
-  rx.received.length = 0;
-});
+afterEach(() => harness.reset(rx));
 afterAll(async () => {
   await rx?.close();
   await s?.stop();
 });
 
 function worker(o: Partial<WorkerOptions> = {}) {
-  const w = createWorker(
-    { db: s.running.deps.db, clock: s.clock, ids: s.running.deps.ids, log: pino({ level: 'silent' }), random: () => 0.5, secrets: s.running.deps.secrets, metrics: s.running.deps.metrics,
-      resolver: toLoopback },
-    { connectTimeoutMs: 300, totalTimeoutMs: 600, leaseMs: 2_000, pollMs: 0, listen: false, drainMs: 300, connectionString: s.running.database.url, ...o },
-  );
-  workers.push(w);
-  return w;
+  return harness.make(o);
 }
 
 /** An approved intent whose webhook goes to `path` on the receiver; returns the intent and its event. */

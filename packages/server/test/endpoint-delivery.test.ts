@@ -1,19 +1,18 @@
 import { createHmac } from 'node:crypto';
 import { verify } from '@cashwire/webhooks';
-import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createWorker, type DeliveryWorker, type WorkerOptions } from '../src/delivery/worker.js';
+import type { WorkerOptions } from '../src/delivery/worker.js';
 import { pruneOnce } from '../src/jobs/retention.js';
 import type { LookupFn } from '../src/security/ssrf.js';
-import { client, newOperator, newUser, payThroughPage, startTestServer, type Api, type TestServer } from './helpers.js';
+import { client, newOperator, newUser, payThroughPage, startTestServer, testWorkers, type Api, type TestServer } from './helpers.js';
 import { startReceiver, type Received } from './receiver.js';
 
 const DAY = 86_400_000;
 let s: TestServer;
 let api: Api;
 let userId: string;
+let harness: ReturnType<typeof testWorkers>;
 let rx: Awaited<ReturnType<typeof startReceiver>>;
-const workers: DeliveryWorker[] = [];
 
 /** Answers a public address the first time a name is asked, loopback after: DNS rebinding. */
 let lookups = 0;
@@ -25,13 +24,9 @@ const rebinding: LookupFn = (_host, options, cb) => {
 beforeAll(async () => {
   s = await startTestServer({}, undefined, { resolver: rebinding });
   rx = await startReceiver();
+  harness = testWorkers(s, { resolver: rebinding, totalTimeoutMs: 500 });
 });
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.stop()));
-  await s.running.deps.db.query("UPDATE deliveries SET status = 'expired' WHERE status = 'pending'");
-  rx.setResponder(() => ({ status: 200, body: 'ok' }));
-  rx.received.length = 0;
-});
+afterEach(() => harness.reset(rx));
 afterAll(async () => {
   await rx?.close();
   await s?.stop();
@@ -43,13 +38,7 @@ async function freshOperator() {
 }
 
 function worker(o: Partial<WorkerOptions> = {}) {
-  const w = createWorker(
-    { db: s.running.deps.db, clock: s.clock, ids: s.running.deps.ids, log: pino({ level: 'silent' }), random: () => 0.5,
-      secrets: s.running.deps.secrets, metrics: s.running.deps.metrics, resolver: rebinding },
-    { connectTimeoutMs: 300, totalTimeoutMs: 500, leaseMs: 2_000, pollMs: 0, listen: false, drainMs: 300, connectionString: s.running.database.url, ...o },
-  );
-  workers.push(w);
-  return w;
+  return harness.make(o);
 }
 
 async function endpoint(path: string, body: Record<string, unknown> = {}) {

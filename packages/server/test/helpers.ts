@@ -5,7 +5,7 @@ import { loadConfig, type Config } from '../src/config.js';
 import { ManualClock, type Clock } from '../src/clock.js';
 import { createOperator } from '../src/payments/operators.js';
 import { start, type Running } from '../src/server.js';
-import type { WorkerOptions } from '../src/delivery/worker.js';
+import { createWorker, type DeliveryWorker, type WorkerOptions } from '../src/delivery/worker.js';
 import type { LookupFn } from '../src/security/ssrf.js';
 
 // One sealing key for the test process and the Cashwire processes it spawns, so they read each other's secrets.
@@ -131,4 +131,31 @@ export async function payThroughPage(s: TestServer, api: Api, body: Record<strin
   const url = new URL(created.body.url);
   const r = await client(s.url).post(`${url.pathname}/decision`, { s: url.searchParams.get('s'), action });
   return { intent: created.body, decision: r };
+}
+
+/**
+ * Delivery workers for tests: driven by tick() and the test server's clock, with no jitter (random 0.5: delays are
+ * exactly the schedule's), started with no LISTEN and no polling unless asked. `reset()` (for afterEach) stops them and
+ * closes whatever a test left queued, so nothing leaks into the next test.
+ */
+export function testWorkers(s: TestServer, defaults: Partial<WorkerOptions> & { resolver?: LookupFn } = {}) {
+  const workers: DeliveryWorker[] = [];
+  return {
+    make(o: Partial<WorkerOptions> = {}): DeliveryWorker {
+      const { resolver, ...options } = defaults;
+      const d = s.running.deps;
+      const w = createWorker(
+        { db: d.db, clock: s.clock, ids: d.ids, log: pino({ level: 'silent' }), random: () => 0.5, secrets: d.secrets, metrics: d.metrics, resolver },
+        { connectTimeoutMs: 300, totalTimeoutMs: 600, leaseMs: 2_000, pollMs: 0, listen: false, drainMs: 300, connectionString: s.running.database.url, ...options, ...o },
+      );
+      workers.push(w);
+      return w;
+    },
+    async reset(rx?: { setResponder(r: (r: unknown) => { status: number; body?: string }): void; received: unknown[] }): Promise<void> {
+      await Promise.all(workers.splice(0).map((w) => w.stop()));
+      await s.running.deps.db.query("UPDATE deliveries SET status = 'expired' WHERE status = 'pending'");
+      rx?.setResponder(() => ({ status: 200, body: 'ok' }));
+      if (rx) rx.received.length = 0;
+    },
+  };
 }

@@ -7,12 +7,10 @@
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { verify } from '@cashwire/webhooks';
-import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/clock.js';
-import { createWorker, type DeliveryWorker } from '../src/delivery/worker.js';
 import type { LookupFn } from '../src/security/ssrf.js';
-import { client, newOperator, startTestServer, type Api, type Keys, type TestServer } from './helpers.js';
+import { client, newOperator, startTestServer, testWorkers, type Api, type Keys, type TestServer } from './helpers.js';
 import { startReceiver, type Received } from './receiver.js';
 
 const MIN = 60_000;
@@ -27,19 +25,14 @@ const resolver: LookupFn = (host, options, cb) => {
 
 let s: TestServer;
 let rx: Awaited<ReturnType<typeof startReceiver>>;
-const workers: DeliveryWorker[] = [];
+let harness: ReturnType<typeof testWorkers>;
 
 beforeAll(async () => {
   s = await startTestServer({ graphqlPageSize: 3 }, new ManualClock(START), { resolver });
   rx = await startReceiver();
+  harness = testWorkers(s, { resolver, connectTimeoutMs: 1_000, totalTimeoutMs: 2_000, leaseMs: 5_000 });
 });
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.stop()));
-  // Nothing one test left queued may be sent in the next one.
-  await s.running.deps.db.query("UPDATE deliveries SET status = 'expired' WHERE status = 'pending'");
-  rx.setResponder(() => ({ status: 200, body: 'ok' }));
-  rx.received.length = 0;
-});
+afterEach(() => harness.reset(rx));
 afterAll(async () => {
   await rx?.close();
   await s?.stop();
@@ -47,13 +40,7 @@ afterAll(async () => {
 
 /** A worker driven by tick() and the manual clock; random 0.5 means no jitter: delays are exactly the schedule's. */
 function worker() {
-  const w = createWorker(
-    { db: s.running.deps.db, clock: s.clock, ids: s.running.deps.ids, log: pino({ level: 'silent' }), random: () => 0.5,
-      secrets: s.running.deps.secrets, metrics: s.running.deps.metrics, resolver },
-    { connectTimeoutMs: 1_000, totalTimeoutMs: 2_000, leaseMs: 5_000, pollMs: 0, listen: false, drainMs: 300, connectionString: s.running.database.url },
-  );
-  workers.push(w);
-  return w;
+  return harness.make();
 }
 
 interface Merchant {
