@@ -225,6 +225,26 @@ describe('endpoint health', () => {
     expect(peak).toBe(2);
   });
 
+  it('starts at most rate_limit_per_s attempts per second to an endpoint, by the clock', async () => {
+    await endpoint('/rated', { events: ['intent.approved'], rate_limit_per_s: 2 });
+    for (let i = 0; i < 6; i++) await payment(350 + i);
+    const w = worker();
+    await w.tick();
+    expect(at('/rated')).toHaveLength(2); // a full bucket of 2, the rest put back
+    s.clock.advance(499);
+    await w.tick();
+    expect(at('/rated')).toHaveLength(2); // nothing due yet: the next token comes after 500 ms
+    s.clock.advance(1);
+    await w.tick();
+    expect(at('/rated')).toHaveLength(3);
+    for (let i = 0; i < 6 && at('/rated').length < 6; i++) {
+      s.clock.advance(500);
+      await w.tick();
+    }
+    expect(at('/rated')).toHaveLength(6);
+    expect(new Set(at('/rated').map((r) => r.headers['x-webhook-id'])).size).toBe(6);
+  });
+
   it('disables at once on 410, holds what comes next, and loses nothing when enabled again', async () => {
     const ep = await endpoint('/gone-then-back', { events: ['intent.approved'] });
     const ops = await endpoint('/ops410', { events: ['endpoint.disabled'] });
