@@ -11,8 +11,11 @@ pg.types.setTypeParser(1082, (v) => v);
 
 export function createPool(connectionString: string, max = 20): Db {
   const pool = new pg.Pool({ connectionString, max });
-  // An idle client losing its connection (e.g. a PostgreSQL restart) must not crash the process.
+  // A client losing its connection (a PostgreSQL restart) must not crash the process: an idle one reports through the
+  // pool, a checked-out one through its own 'error' event, which would be unhandled between two statements of a
+  // transaction. The statement in flight, if any, fails on its own and the caller retries.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 
