@@ -277,6 +277,27 @@ describe('endpoint health', () => {
     expect(ops.id).toMatch(/^ep_/);
   });
 
+  it('holds a delivery that failed while its endpoint was being disabled', async () => {
+    const ep = await endpoint('/disabled-mid-flight', { events: ['intent.approved'] });
+    // The receiver disables its own endpoint while the attempt is in flight, then fails it: the failure sets a retry
+    // time after the endpoint's queued deliveries were held.
+    rx.setResponder(async (r) => {
+      if (r.path === '/disabled-mid-flight') await api.post(`/webhook/endpoints/${ep.id}/disable`);
+      return { status: 500 };
+    });
+    await payment(450);
+    const w = worker();
+    await w.tick();
+    expect(at('/disabled-mid-flight')).toHaveLength(1);
+    s.clock.advance(3_600_000);
+    await w.tick();
+    expect(at('/disabled-mid-flight')).toHaveLength(1); // not sent to a disabled endpoint
+    rx.setResponder(() => ({ status: 200 }));
+    await api.post(`/webhook/endpoints/${ep.id}/enable`);
+    await w.tick();
+    expect(at('/disabled-mid-flight')).toHaveLength(2);
+  });
+
   it('disables an endpoint that failed continuously for 5 days', async () => {
     const ep = await endpoint('/dead', { events: ['intent.approved'] });
     rx.setResponder((r) => (r.path === '/dead' ? { status: 503 } : { status: 200 }));

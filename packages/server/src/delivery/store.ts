@@ -23,7 +23,9 @@ export interface Claimed {
   max_concurrency: number | null;
   rate_limit_per_s: number | null;
   circuit_state: 'closed' | 'open' | null;
+  circuit_retry_at: Date | null;
   consecutive_failures: number | null;
+  endpoint_status: 'enabled' | 'disabled' | null;
 }
 
 /**
@@ -53,15 +55,15 @@ export async function claim(db: Queryable, worker: string, now: Date, leaseMs: n
        CROSS JOIN LATERAL (SELECT ev.id, ev.type, ev.data FROM events ev WHERE ev.operator_id = due.operator_id AND ev.id = due.event_id LIMIT 1) e
        LEFT JOIN LATERAL (
          SELECT x.url, x.format, x.payload_version, x.secret, x.previous_secret, x.previous_expires_at, x.max_concurrency, x.rate_limit_per_s,
-                x.circuit_state, x.consecutive_failures
+                x.circuit_state, x.circuit_retry_at, x.consecutive_failures, x.status
            FROM endpoints x WHERE x.operator_id = due.operator_id AND x.id = due.endpoint_id LIMIT 1
        ) ep ON true
       WHERE d.operator_id = due.operator_id AND d.id = due.id
      RETURNING d.operator_id, d.id, d.environment, coalesce(ep.url, d.url) AS url, coalesce(ep.format, d.format) AS format,
                coalesce(ep.payload_version, d.payload_version) AS payload_version, coalesce(ep.secret, d.secret) AS secret,
                d.schedule_name, d.schedule, d.attempts, d.created_at, d.endpoint_id,
-               ep.previous_secret, ep.previous_expires_at, ep.max_concurrency, ep.rate_limit_per_s, ep.circuit_state, ep.consecutive_failures,
-               e.id AS event_id, e.type AS event_type, e.data AS event_data`,
+               ep.previous_secret, ep.previous_expires_at, ep.max_concurrency, ep.rate_limit_per_s, ep.circuit_state, ep.circuit_retry_at,
+               ep.consecutive_failures, ep.status AS endpoint_status, e.id AS event_id, e.type AS event_type, e.data AS event_data`,
     values: [now, leaseMs, worker, limit],
   });
   return rows.map((r) => {

@@ -21,6 +21,7 @@ import { resultClass, type Metrics } from '../metrics.js';
 import type { SecretBox } from '../security/secrets.js';
 import { guardedLookup, literalForbidden, type LookupFn } from '../security/ssrf.js';
 import { DELIVERY_CHANNEL, insertOperationalEvent } from '../store/events.js';
+import { HELD } from '../payments/endpoints.js';
 import { recordHealth } from './health.js';
 import { createAgent, send, type SendTimeouts } from './sender.js';
 import { claim, complete, failGone, release, type Claimed, type Completion } from './store.js';
@@ -213,6 +214,10 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
 
   /** Whether the destination can take one more attempt now; if not, when to try again. */
   function admit(d: Claimed, dest: string, now: number, probes: Set<string>): number | undefined {
+    // A delivery that came due while its endpoint was disabled, or before its open circuit's probe time (its own retry
+    // time was set after the endpoint's deliveries were held), waits with the others.
+    if (d.endpoint_status === 'disabled') return HELD.getTime();
+    if (d.circuit_state === 'open' && d.circuit_retry_at && d.circuit_retry_at.getTime() > now) return d.circuit_retry_at.getTime();
     if (d.circuit_state === 'open') {
       // Half-open: one probe at a time.
       if (probes.has(dest) || (perDestination.get(dest) ?? 0) > 0) return now + o.deferMs;
