@@ -4,17 +4,17 @@
  * webhook exactly as it arrived and can hold webhooks back, so a test decides whether the webhook or the player's
  * redirect reaches the merchant first.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../packages/server/src/clock.js';
 import { client, createTestDatabase, newOperator, startTestServer, type Api, type TestServer } from '../../../packages/server/test/helpers.js';
 import { startMerchant } from '../src/app.js';
+import { launchChromium } from '../../../packages/server/test/browser.js';
 
 const WEBHOOK_SECRET = 'merchant-test-webhook-secret-0123456789';
 const SCREENSHOTS = fileURLToPath(new URL('../screenshots/', import.meta.url));
@@ -100,7 +100,6 @@ let gateway: Awaited<ReturnType<typeof startGateway>>;
 let merchant: Awaited<ReturnType<typeof startMerchant>>;
 let merchantDb: Awaited<ReturnType<typeof createTestDatabase>>;
 let browser: BrowserContext;
-let profileDir: string;
 
 beforeAll(async () => {
   s = await startTestServer({ settleDelayMs: { sandbox: 3_600_000, production: 3_600_000 } }, systemClock, { worker: { pollMs: 50 } });
@@ -119,12 +118,7 @@ beforeAll(async () => {
   });
   gateway.forwardTo(merchant.url);
   mkdirSync(SCREENSHOTS, { recursive: true });
-  profileDir = mkdtempSync(join(tmpdir(), 'cw-merchant-chromium-'));
-  browser = await chromium.launchPersistentContext(profileDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium('cw-merchant-chromium-');
 });
 
 afterAll(async () => {
@@ -134,7 +128,6 @@ afterAll(async () => {
   await gateway?.close();
   await merchantDb?.drop();
   await s?.stop();
-  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
 // Each test is a new player: the cashier makes one for a browser without its cookie.

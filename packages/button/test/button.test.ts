@@ -3,16 +3,15 @@
  * for each style, what clicks and key presses do, how bad options are reported, and that the Cashwire server serves it.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer } from '../../server/test/helpers.js';
+import { launchChromium, listenOnLoopback } from '../../server/test/browser.js';
 
 const pkgDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const distFile = join(pkgDir, 'dist', 'push.umd.js');
@@ -25,7 +24,6 @@ const WHITE_BORDER = 'rgb(135, 146, 162)';
 const BTN = 'button.pushcash-btn';
 
 let browser: BrowserContext;
-let profileDir: string;
 let site: Server;
 let siteUrl: string;
 
@@ -85,11 +83,8 @@ function startSite(): Promise<void> {
     if (u.pathname === '/session') return html('<!doctype html><title>Payment session</title><h1 id="session">Payment session</h1>');
     res.writeHead(404).end();
   });
-  return new Promise((resolve) => {
-    site.listen(0, '127.0.0.1', () => {
-      siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
-      resolve();
-    });
+  return listenOnLoopback(site).then((url) => {
+    siteUrl = url;
   });
 }
 
@@ -97,18 +92,12 @@ beforeAll(async () => {
   // Test what ships: build dist/push.umd.js from the current source.
   execFileSync(process.execPath, [join(pkgDir, 'build.mjs')], { stdio: 'inherit' });
   await startSite();
-  profileDir = mkdtempSync(join(tmpdir(), 'cw-button-chromium-'));
-  browser = await chromium.launchPersistentContext(profileDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium('cw-button-chromium-');
 });
 
 afterAll(async () => {
   await browser?.close();
   await new Promise<void>((resolve) => (site ? site.close(() => resolve()) : resolve()));
-  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
 afterEach(async () => {

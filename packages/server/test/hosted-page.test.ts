@@ -3,21 +3,17 @@
  * what their clicks and key presses do to the intent, and how the page hands the outcome back to the operator
  * (redirect, or postMessage to the opener / embedding window).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type BrowserContext, type Frame, type Page } from 'playwright-core';
+import { type BrowserContext, type Frame, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { client, newOperator, newUser, startTestServer, type Api, type Keys, type TestServer } from './helpers.js';
+import { launchChromium, listenOnLoopback } from './browser.js';
 
 let s: TestServer;
 let keys: Keys;
 let api: Api;
 let prodApi: Api;
 let browser: BrowserContext;
-let profileDir: string;
 
 /** The operator's own site: the redirect target, a page that opens the payment in a popup, one that embeds it. */
 let site: Server;
@@ -43,11 +39,8 @@ function startSite(): Promise<void> {
     if (u.pathname === '/embed') return html(`${LISTENER}<iframe id="pay" width="480" height="520" src=${JSON.stringify(u.searchParams.get('u') ?? '')}></iframe>`);
     res.writeHead(404).end();
   });
-  return new Promise((resolve) => {
-    site.listen(0, '127.0.0.1', () => {
-      siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
-      resolve();
-    });
+  return listenOnLoopback(site).then((url) => {
+    siteUrl = url;
   });
 }
 
@@ -57,20 +50,13 @@ beforeAll(async () => {
   api = client(s.url, keys.sandbox);
   prodApi = client(s.url, keys.production);
   await startSite();
-  profileDir = mkdtempSync(join(tmpdir(), 'cw-chromium-'));
-  // Playwright refuses --user-data-dir in args; a persistent context on a fresh directory is the same thing.
-  browser = await chromium.launchPersistentContext(profileDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium('cw-chromium-');
 });
 
 afterAll(async () => {
   await browser?.close();
   await new Promise<void>((resolve) => (site ? site.close(() => resolve()) : resolve()));
   await s?.stop();
-  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
 // Every test opens its own pages; close them so one test's tabs never leak into the next.

@@ -5,23 +5,19 @@
  * Payment.Status webhook, carrying what the payer typed, to a real receiver.
  */
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { verify } from '@cashwire/webhooks';
 import pino from 'pino';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createWorker, type DeliveryWorker } from '../src/delivery/worker.js';
 import { client, newOperator, startTestServer, type TestServer } from './helpers.js';
 import { startReceiver, type Received } from './receiver.js';
+import { launchChromium, listenOnLoopback } from './browser.js';
 
 let s: TestServer;
 let rx: Awaited<ReturnType<typeof startReceiver>>;
 let browser: BrowserContext;
-let profileDir: string;
 let site: Server;
 let siteUrl: string;
 const workers: DeliveryWorker[] = [];
@@ -65,11 +61,8 @@ function startSite(): Promise<void> {
   });
 </script></body></html>`);
   });
-  return new Promise((resolve) => {
-    site.listen(0, '127.0.0.1', () => {
-      siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
-      resolve();
-    });
+  return listenOnLoopback(site).then((url) => {
+    siteUrl = url;
   });
 }
 
@@ -81,12 +74,7 @@ beforeAll(async () => {
   expect(ob.status).toBe(200);
   keys = { publicKey: ob.body.public_key, secretKey: ob.body.secret_key, signatureToken: ob.body.signature_token };
   await startSite();
-  profileDir = mkdtempSync(join(tmpdir(), 'cw-chromium-'));
-  browser = await chromium.launchPersistentContext(profileDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium('cw-chromium-');
 });
 
 afterEach(async () => {
@@ -100,7 +88,6 @@ afterAll(async () => {
   await new Promise<void>((resolve) => (site ? site.close(() => resolve()) : resolve()));
   await rx?.close();
   await s?.stop();
-  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
 function worker() {
