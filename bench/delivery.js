@@ -35,6 +35,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { capture, machineInfo, procTicks, stopChild } from './_common.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SELF), '..');
@@ -979,21 +980,6 @@ function toRunCpu(c) {
   return { serverUs: c.sender, pgUs: c.postgres + c.redis, loadgenUs: c.receivers + c.bench, irqUs: c.irq, othersPct: c.othersPct, idlePct: c.idlePct };
 }
 
-function machineInfo(pgVersion) {
-  let nproc;
-  try {
-    nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim());
-  } catch {
-    nproc = os.availableParallelism();
-  }
-  let cpu = os.cpus()[0]?.model ?? 'unknown';
-  try {
-    cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpu;
-  } catch {
-    /* not Linux */
-  }
-  return { nproc, cpu, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, postgres: pgVersion, kernel: `${os.type()} ${os.release()}` };
-}
 
 function machineText(m) {
   return [
@@ -1021,15 +1007,6 @@ function parentPid(pid) {
   }
 }
 
-function procTicks(pid) {
-  try {
-    const t = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
-}
 
 /** Machine totals, the server's PostgreSQL processes (its background processes and the bench database's backends), and Redis. */
 function cpuSnapshot(dbName, trackPids = []) {
@@ -1102,28 +1079,7 @@ async function quietCheck() {
 
 // --- children ----------------------------------------------------------------------------------------------------
 
-/** Keeps the last 8 KiB a child wrote, for error messages. */
-function capture(child) {
-  let out = '';
-  const keep = (d) => {
-    out = (out + d).slice(-8192);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  return () => out;
-}
 
-function stopChild(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('exit', () => {
-      clearTimeout(kill);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Roles (at the end, so that every top-level binding above exists first). The receivers and the BullMQ worker are forked from this same file so the bench stays one file.

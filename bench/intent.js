@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { capture, machineInfo, procTicks, stopChild } from './_common.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -247,28 +248,6 @@ function table(rows) {
   return [head, sep, ...body].join('\n');
 }
 
-function machineInfo(pgVersion) {
-  let nproc;
-  try {
-    nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim());
-  } catch {
-    nproc = os.availableParallelism();
-  }
-  let cpu = os.cpus()[0]?.model ?? 'unknown';
-  try {
-    cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpu;
-  } catch {
-    /* not Linux */
-  }
-  let code = 'unknown';
-  try {
-    const git = (...args) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    code = git('rev-parse', '--short', 'HEAD') + (git('status', '--porcelain', '--', 'packages') ? ' + uncommitted changes in packages/' : '');
-  } catch {
-    /* not a git checkout */
-  }
-  return { nproc, cpu, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, postgres: pgVersion, kernel: `${os.type()} ${os.release()}`, code };
-}
 
 function machineText(m) {
   return [`- CPU: ${m.cpu}, nproc ${m.nproc}, ${m.memoryGiB} GiB RAM, ${m.kernel}`, `- Node.js ${m.node}`, `- ${m.postgres}`, `- Cashwire ${m.code}`].join('\n');
@@ -279,15 +258,6 @@ function machineText(m) {
 // plus the server's own background processes), this load generator, and everything else on the machine (which
 // should be ~0: a busy neighbour makes the numbers worthless).
 
-function procTicks(pid) {
-  try {
-    const t = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
-}
 
 function cpuSnapshot(dbName, targetPid) {
   try {
@@ -364,16 +334,6 @@ function freePort() {
   });
 }
 
-/** Keeps the last 8 KiB a child wrote, for error messages. */
-function capture(child) {
-  let out = '';
-  const keep = (d) => {
-    out = (out + d).slice(-8192);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  return () => out;
-}
 
 async function waitHealthy(url, child, output) {
   const deadline = Date.now() + 60_000;
@@ -390,17 +350,6 @@ async function waitHealthy(url, child, output) {
   throw new Error(`Cashwire was not healthy after 60 s:\n${output()}`);
 }
 
-function stopChild(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('exit', () => {
-      clearTimeout(kill);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
 
 function userBody() {
   return {

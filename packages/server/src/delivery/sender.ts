@@ -4,7 +4,7 @@
  */
 import { renderPayload, signHeaders, type EventRecord, type Format, type PayloadVersion } from '@cashwire/webhooks';
 import { setMaxListeners } from 'node:events';
-import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { LookupFn } from '../security/ssrf.js';
 
 export const USER_AGENT = 'Cashwire-Webhooks/0.1 (+https://github.com/cashwire/cashwire)';
@@ -157,4 +157,3 @@ export async function send(agent: Dispatcher, a: Attempt, t: SendTimeouts, signa
   }
 }
 
-export { undiciErrors };
