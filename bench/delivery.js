@@ -230,7 +230,7 @@ async function runAll(options = {}) {
     lib = {
       ...(await import(SERVER_DIST('index.js'))),
       ...(await import(SERVER_DIST('store/events.js'))),
-      ...(await import(SERVER_DIST('delivery/store.js'))),
+      ...(await import(SERVER_DIST('delivery/queue.js'))),
       webhooks: await import(WEBHOOKS_DIST),
     };
   } catch (err) {

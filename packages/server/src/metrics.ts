@@ -6,6 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Clock } from './clock.js';
 import type { Queryable } from './db/pool.js';
+import { queueGauges } from './delivery/queue.js';
 
 export interface Metrics {
   registry: Registry;
@@ -18,7 +19,7 @@ export function createMetrics(db: Queryable, clock: Clock): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'cashwire_process_' });
   const deliveries = new Counter({
     name: 'cashwire_delivery_attempts_total',
-    help: 'Delivery attempts by outcome: succeeded, retry, failed (410/413), expired',
+    help: 'Delivery outcomes: succeeded, retry, held (a 410 from a registered endpoint, now disabled), expired, dead (dead-lettered)',
     labelNames: ['outcome'],
     registers: [registry],
   });
@@ -29,13 +30,15 @@ export function createMetrics(db: Queryable, clock: Clock): Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30],
     registers: [registry],
   });
+  // One query per scrape for the queue's gauges, shared by the four of them.
+  let gauges: Promise<Awaited<ReturnType<typeof queueGauges>>> | undefined;
+  const read = () => (gauges ??= queueGauges(db, clock.now()).finally(() => setTimeout(() => (gauges = undefined), 0)));
   new Gauge({
     name: 'cashwire_queue_depth',
     help: 'Pending deliveries that are due now (not held, not waiting for a retry)',
     registers: [registry],
     async collect() {
-      const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1`, [clock.now()]);
-      this.set(rows[0]!.n);
+      this.set((await read()).due);
     },
   });
   new Gauge({
@@ -43,8 +46,15 @@ export function createMetrics(db: Queryable, clock: Clock): Metrics {
     help: 'All pending deliveries: due, waiting for a retry, or held for a disabled endpoint',
     registers: [registry],
     async collect() {
-      const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM deliveries WHERE status = 'pending'`);
-      this.set(rows[0]!.n);
+      this.set((await read()).pending);
+    },
+  });
+  new Gauge({
+    name: 'cashwire_deliveries_dead',
+    help: 'Dead-lettered deliveries (listed by GET /events?delivery_status=dead, replayable with resend)',
+    registers: [registry],
+    async collect() {
+      this.set((await read()).dead);
     },
   });
   new Gauge({
@@ -52,11 +62,7 @@ export function createMetrics(db: Queryable, clock: Clock): Metrics {
     help: 'Age of the oldest delivery that is due and not yet delivered (0 when none)',
     registers: [registry],
     async collect() {
-      const { rows } = await db.query<{ oldest: Date | null }>(
-        `SELECT min(created_at) AS oldest FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1`,
-        [clock.now()],
-      );
-      const oldest = rows[0]!.oldest;
+      const oldest = (await read()).oldestDue;
       this.set(oldest ? Math.max(0, (clock.now().getTime() - oldest.getTime()) / 1000) : 0);
     },
   });

@@ -59,6 +59,20 @@ export function workerOptions(config: Config): Partial<WorkerOptions> {
   };
 }
 
+/**
+ * The process-level guard of `cashwire start` and `cashwire worker`: a promise rejection nobody handled is logged and
+ * survived, so that no fault in one request or one delivery takes the API and every tenant's webhooks down with it.
+ * (The tests run without it: vitest fails a run on any unhandled rejection.) Installed once per process.
+ */
+let guarded = false;
+export function installProcessGuard(log: Logger): void {
+  if (guarded) return;
+  guarded = true;
+  process.on('unhandledRejection', (reason) => {
+    log.error({ err: reason instanceof Error ? { message: reason.message, stack: reason.stack } : String(reason) }, 'unhandled promise rejection; the process goes on');
+  });
+}
+
 export interface StartOptions {
   config?: Config;
   clock?: Clock;
@@ -114,7 +128,15 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
     { db: database.db, clock: deps.clock, ids: deps.ids, log, secrets: deps.secrets, metrics: deps.metrics, resolver: opts.resolver },
     { ...workerOptions(config), connectionString: database.url, ...(typeof opts.worker === 'object' ? opts.worker : {}) },
   );
-  await worker?.start();
+  try {
+    await worker?.start();
+  } catch (err) {
+    // e.g. a secret key that cannot open this database's webhook secrets: refuse to run, and leave nothing behind.
+    await app?.close().catch(() => {});
+    await settlement.stop().catch(() => {});
+    await database.close();
+    throw err;
+  }
   let stopping: Promise<void> | undefined;
   return {
     url,

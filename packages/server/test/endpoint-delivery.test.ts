@@ -245,7 +245,7 @@ describe('endpoint health', () => {
     expect(new Set(at('/rated').map((r) => r.headers['x-webhook-id'])).size).toBe(6);
   });
 
-  it('disables at once on 410, holds what comes next, and loses nothing when enabled again', async () => {
+  it('disables at once on 410, holds that delivery and what comes next, and loses nothing when enabled again', async () => {
     const ep = await endpoint('/gone-then-back', { events: ['intent.approved'] });
     const ops = await endpoint('/ops410', { events: ['endpoint.disabled'] });
     rx.setResponder((r) => (r.path === '/gone-then-back' ? { status: 410 } : { status: 200 }));
@@ -261,19 +261,22 @@ describe('endpoint health', () => {
     s.clock.advance(DAY);
     await w.tick();
     expect(at('/gone-then-back')).toHaveLength(1);
+    // The one that got 410 is held too (pending, not failed), with its attempt logged as `held`.
     const held = await s.running.deps.db.query("SELECT count(*)::int AS n FROM deliveries WHERE endpoint_id = $1 AND status = 'pending'", [ep.id]);
-    expect(held.rows[0].n).toBe(3);
-    // Enabled: the held deliveries go out; the one that got 410 is recovered by time range.
+    expect(held.rows[0].n).toBe(4);
+    const firstEvent = (await api.get(`/events?intent_id=${first}`)).body.data[0];
+    const d = (await api.get(`/events/${firstEvent.id}`)).body.deliveries.find((x: { endpoint_id: string }) => x.endpoint_id === ep.id);
+    expect(d).toMatchObject({ status: 'pending', held: true, last_status: 410, attempt_log: [expect.objectContaining({ status_code: 410, outcome: 'held' })] });
+    // Enabled: everything held goes out, the first one included.
     rx.setResponder(() => ({ status: 200 }));
     await api.post(`/webhook/endpoints/${ep.id}/enable`);
     await w.tick();
-    expect(at('/gone-then-back')).toHaveLength(4);
-    const rec = await api.post(`/webhook/endpoints/${ep.id}/recover`, { since: new Date(s.clock.now().getTime() - 2 * DAY).toISOString() });
-    expect(rec.body).toEqual({ recovered: 1 });
-    await w.tick();
+    expect(at('/gone-then-back')).toHaveLength(5);
     const ids = at('/gone-then-back').map((r) => JSON.parse(r.body).data.id);
-    expect(ids).toContain(first);
+    expect(ids.filter((x) => x === first)).toHaveLength(2);
     expect(new Set(ids).size).toBe(4);
+    const rec = await api.post(`/webhook/endpoints/${ep.id}/recover`, { since: new Date(s.clock.now().getTime() - 2 * DAY).toISOString() });
+    expect(rec.body).toEqual({ recovered: 0 }); // nothing was lost
     expect(ops.id).toMatch(/^ep_/);
   });
 
@@ -321,15 +324,24 @@ describe('endpoint health', () => {
   it('tells subscribers when a payment event could not be delivered', async () => {
     await endpoint('/exhausted-target', { events: ['intent.approved'] });
     await endpoint('/ops-exhausted', { events: ['delivery.exhausted'] });
-    rx.setResponder((r) => (r.path === '/exhausted-target' ? { status: 413 } : { status: 200 }));
+    rx.setResponder((r) => (r.path === '/exhausted-target' ? { status: 500 } : { status: 200 }));
     const intentId = await payment(600);
     const w = worker();
     await w.tick();
+    s.clock.advance(60_000);
     await w.tick();
-    const msg = at('/ops-exhausted').map((r) => JSON.parse(r.body)).find((b) => b.type === 'delivery.exhausted');
-    expect(msg.data).toMatchObject({ status: 'failed', last_status: 413, event_type: 'intent.approved' });
+    s.clock.advance(600_000);
+    await w.tick(); // the third and last sandbox attempt: expired, and delivery.exhausted written with it
+    await w.tick();
+    const msgs = at('/ops-exhausted').map((r) => JSON.parse(r.body)).filter((b) => b.type === 'delivery.exhausted');
+    expect(msgs).toHaveLength(1);
+    const msg = msgs[0];
+    expect(msg.data).toMatchObject({ status: 'expired', attempts: 3, last_status: 500, event_type: 'intent.approved' });
     const ev = (await api.get(`/events?intent_id=${intentId}`)).body.data[0];
     expect(msg.data.event_id).toBe(ev.id);
+    // Its id is derived from the delivery: written once, however often the write is tried.
+    expect(msg.data.delivery_id).toMatch(/^dlv_/);
+    expect((await api.get(`/events/evt_exh_${msg.data.delivery_id.slice(4)}`)).status).toBe(200);
   });
 });
 

@@ -54,14 +54,17 @@ export interface IntentEventRecord {
   transaction?: TransactionRecord | null;
 }
 
-/** `delivery.exhausted`: a delivery of a payment event failed for good or expired. */
+/**
+ * `delivery.exhausted`: a delivery ended without success: `expired` (its schedule ran out), `failed` (its endpoint
+ * was deleted) or `dead` (dead-lettered: see the README). Sent for every event but the operational ones.
+ */
 export interface DeliveryExhaustedData {
   delivery_id: string;
   event_id: string;
   event_type: string;
   endpoint_id: string | null;
   url: string;
-  status: 'failed' | 'expired';
+  status: 'failed' | 'expired' | 'dead';
   attempts: number;
   last_status: number | null;
   last_error: string | null;

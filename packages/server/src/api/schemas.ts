@@ -91,7 +91,7 @@ export const EventsQuery = Type.Object({
   ...ListQuery.properties,
   type: Type.Optional(Str(64)),
   intent_id: Type.Optional(Str(128)),
-  delivery_status: Type.Optional(Type.Union(['pending', 'succeeded', 'failed', 'expired'].map((v) => Type.Literal(v)))),
+  delivery_status: Type.Optional(Type.Union(['pending', 'succeeded', 'failed', 'expired', 'dead'].map((v) => Type.Literal(v)))),
 });
 
 export const IdempotencyHeaders = Type.Object({

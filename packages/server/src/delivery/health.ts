@@ -1,9 +1,15 @@
-/** Writes endpoint health after a batch of outcomes: circuit, auto-disable, and the operational events. */
+/**
+ * Endpoint health after outcomes: circuit, auto-disable, and the operational events. Kept off the outcome write's
+ * path: the writer hands over what it wrote, and the recorder applies it in the background, one endpoint at a time,
+ * retrying on database errors without holding up any outcome.
+ */
+import type { Logger } from 'pino';
 import type { Clock, IdGenerator } from '../clock.js';
 import { withTx, type Db } from '../db/pool.js';
 import { applyOutcomes, sameHealth, type Health, type HealthPolicy, type Outcome } from '../domain/health.js';
-import { disableRow, type EndpointRow } from '../payments/endpoints.js';
+import { disableRow, type EndpointRow } from './endpoints.js';
 import { insertOperationalEvent } from '../store/events.js';
+import { holdUntilProbe, releaseProbeHold } from './queue.js';
 
 export async function recordHealth(
   deps: { db: Db; clock: Clock; ids: IdGenerator },
@@ -31,20 +37,67 @@ export async function recordHealth(
     }
     if (change.opened && change.next.retryAt) {
       // Hold the endpoint's queued deliveries until the probe, so they take no worker capacity meanwhile.
-      await tx.query(
-        `UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at < $3`,
-        [e.operator_id, e.id, change.next.retryAt],
-      );
+      await holdUntilProbe(tx, e, change.next.retryAt);
     }
     if (change.recovered) {
       // What the open circuit held (parked at its retry time) is due now; deliveries waiting for their own retry stay.
-      if (e.circuit_retry_at) {
-        await tx.query(
-          `UPDATE deliveries SET next_attempt_at = $4 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND next_attempt_at = $3`,
-          [e.operator_id, e.id, e.circuit_retry_at, now],
-        );
-      }
+      if (e.circuit_retry_at) await releaseProbeHold(tx, e, e.circuit_retry_at, now);
       await insertOperationalEvent(tx, deps, e, 'endpoint.recovered', { endpoint_id: e.id, url: e.url, at: now.toISOString() });
     }
   });
+}
+
+interface Pending {
+  key: { operator_id: string; id: string };
+  outcomes: Outcome[];
+}
+
+/** What the recorder needs of an outcome: whose it was, and whether it changes anything for a healthy endpoint. */
+export interface HealthInput {
+  operator_id: string;
+  endpoint_id: string;
+  outcome: Outcome;
+  /** The endpoint was healthy at the claim (closed, no failures) and this was a success: nothing to write. */
+  nothingNew: boolean;
+}
+
+export function createHealthRecorder(deps: { db: Db; clock: Clock; ids: IdGenerator; log: Logger }, policy: HealthPolicy) {
+  const queue = new Map<string, Pending>();
+  let running: Promise<void> | undefined;
+  let backoff = 100;
+
+  async function run(): Promise<void> {
+    while (queue.size) {
+      const [k, p] = queue.entries().next().value as [string, Pending];
+      queue.delete(k);
+      try {
+        await recordHealth(deps, p.key, p.outcomes, policy);
+        backoff = 100;
+      } catch (err) {
+        // Put them back in front of anything newer for this endpoint, and wait a little.
+        const newer = queue.get(k);
+        queue.set(k, { key: p.key, outcomes: [...p.outcomes, ...(newer?.outcomes ?? [])] });
+        deps.log.warn({ err: (err as Error).message, endpoint: p.key.id }, 'recording endpoint health failed; retrying');
+        await new Promise((r) => setTimeout(r, backoff).unref());
+        backoff = Math.min(backoff * 2, 5_000);
+      }
+    }
+  }
+
+  return {
+    record(items: HealthInput[]): void {
+      for (const i of items) {
+        const k = `${i.operator_id}/${i.endpoint_id}`;
+        const p = queue.get(k);
+        if (!p && i.nothingNew) continue;
+        if (p) p.outcomes.push(i.outcome);
+        else queue.set(k, { key: { operator_id: i.operator_id, id: i.endpoint_id }, outcomes: [i.outcome] });
+      }
+      if (queue.size) running ??= run().finally(() => (running = undefined));
+    },
+    /** Resolves when everything recorded so far is applied. */
+    async drain(): Promise<void> {
+      while (running) await running;
+    },
+  };
 }

@@ -1,6 +1,8 @@
 /**
- * One HTTP attempt: render the body for this moment, sign it, POST it through undici, and describe what happened.
- * Never throws: every failure is an outcome with a stable error code.
+ * One HTTP attempt in two steps: `prepare` renders the body for this moment and signs it (it throws on a fault of the
+ * worker's own, such as a secret it cannot use), `send` POSTs it through undici and describes what happened: it never
+ * throws, every failure is an outcome with a stable error code. The status line alone decides the outcome: the body is
+ * read for at most 2 KB or 1 s, as raw bytes, and never decompressed.
  */
 import { renderPayload, signHeaders, type EventRecord, type Format, type PayloadVersion } from '@cashwire/webhooks';
 import { setMaxListeners } from 'node:events';
@@ -8,7 +10,9 @@ import { Agent, type Dispatcher } from 'undici';
 import type { LookupFn } from '../security/ssrf.js';
 
 export const USER_AGENT = 'Cashwire-Webhooks/0.1 (+https://github.com/cashwire/cashwire)';
-const EXCERPT_BYTES = 2048;
+export const EXCERPT_BYTES = 2048;
+/** Once the status line is in, the body is read for at most this long. */
+export const BODY_WINDOW_MS = 1_000;
 /** Past this, the rest of a response body is not read: the connection is dropped instead. */
 const DRAIN_LIMIT_BYTES = 64 * 1024;
 
@@ -34,8 +38,17 @@ export interface AttemptOutcome {
   retryAfter?: string;
   errorCode?: string;
   errorMessage?: string;
-  excerpt?: string;
+  /** The first EXCERPT_BYTES of the body, exactly as received. */
+  excerpt?: Buffer;
   latencyMs: number;
+}
+
+/** A request ready to go: rendered and signed. */
+export interface Prepared {
+  origin: string;
+  path: string;
+  headers: Record<string, string>;
+  body: string;
 }
 
 /** Maps what undici throws to a small set of stable codes. */
@@ -66,51 +79,58 @@ export function createAgent(t: SendTimeouts, connections = 64, lookup?: LookupFn
 }
 
 /**
- * Reads the first EXCERPT_BYTES of a response body, draining up to DRAIN_LIMIT_BYTES so the connection can be reused;
- * past that the body is destroyed. Plain listeners: an async iterator per response costs more than the small bodies
- * webhook receivers send.
+ * Reads the first EXCERPT_BYTES of a response body, for at most `windowMs`; it goes on draining (up to
+ * DRAIN_LIMIT_BYTES, within the window) so that the connection can be reused, and past either limit the body is
+ * destroyed. Never rejects: a body that errors or is cut off still yields what came. Plain listeners: an async iterator
+ * per response costs more than the small bodies webhook receivers send.
  */
-function readExcerpt(body: Dispatcher.ResponseData['body']): Promise<string> {
-  return new Promise((resolve, reject) => {
+function readExcerpt(body: Dispatcher.ResponseData['body'], windowMs: number): Promise<Buffer> {
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
-    const done = () => {
+    const done = (destroy: boolean) => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       body.off('data', onData);
-      resolve(chunks.length === 1 && size <= EXCERPT_BYTES ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).subarray(0, EXCERPT_BYTES).toString('utf8'));
+      if (destroy) body.destroy();
+      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      resolve(all.length > EXCERPT_BYTES ? all.subarray(0, EXCERPT_BYTES) : all);
     };
     const onData = (chunk: Buffer) => {
       if (size < EXCERPT_BYTES) chunks.push(chunk);
       size += chunk.length;
-      if (size > DRAIN_LIMIT_BYTES) {
-        done();
-        body.destroy();
-      }
+      if (size > DRAIN_LIMIT_BYTES) done(true);
     };
+    const timer = setTimeout(() => done(true), windowMs);
+    timer.unref();
     body.on('data', onData);
-    body.once('end', done);
-    body.once('close', done);
-    body.once('error', (err) => {
-      if (settled) return;
-      settled = true;
-      reject(err);
-    });
+    body.once('end', () => done(false));
+    body.once('close', () => done(false));
+    body.once('error', () => done(false));
   });
+}
+
+/** Renders the body for the attempt's moment and signs it. Throws on a fault of the worker's own (a secret it cannot use). */
+export async function prepare(a: Attempt): Promise<Prepared> {
+  const url = new URL(a.url);
+  const body = renderPayload(a.event, a.payloadVersion, a.at);
+  const headers = {
+    'content-type': 'application/json',
+    'user-agent': USER_AGENT,
+    // Answers are stored as they come: a compressed one would only be bytes nobody can read.
+    'accept-encoding': 'identity',
+    ...(await signHeaders({ format: a.format, id: a.event.id, body, secrets: a.secrets, timestamp: a.at })),
+  };
+  return { origin: url.origin, path: url.pathname + url.search, headers, body };
 }
 
 /** Shutdown signals shared by many attempts at once: each attempt in flight holds one listener on it. */
 const sharedSignals = new WeakSet<AbortSignal>();
 
-export async function send(agent: Dispatcher, a: Attempt, t: SendTimeouts, signal?: AbortSignal): Promise<AttemptOutcome> {
+export async function send(agent: Dispatcher, p: Prepared, t: SendTimeouts & { bodyWindowMs?: number }, signal?: AbortSignal): Promise<AttemptOutcome> {
   const started = performance.now();
-  const body = renderPayload(a.event, a.payloadVersion, a.at);
-  const headers = {
-    'content-type': 'application/json',
-    'user-agent': USER_AGENT,
-    ...(await signHeaders({ format: a.format, id: a.event.id, body, secrets: a.secrets, timestamp: a.at })),
-  };
   // One controller for both the total timeout and the caller's shutdown signal: AbortSignal.timeout() and
   // AbortSignal.any() per attempt cost several times more (weak references, finalizers, GC) at thousands a second.
   const controller = new AbortController();
@@ -128,16 +148,17 @@ export async function send(agent: Dispatcher, a: Attempt, t: SendTimeouts, signa
   if (signal?.aborted) onStop();
   else signal?.addEventListener('abort', onStop, { once: true });
   try {
-    const url = new URL(a.url);
     const res = await agent.request({
-      origin: url.origin,
-      path: url.pathname + url.search,
+      origin: p.origin,
+      path: p.path,
       method: 'POST',
-      headers,
-      body,
+      headers: p.headers,
+      body: p.body,
       signal: controller.signal,
     });
-    const excerpt = await readExcerpt(res.body);
+    // The status line is in: it decides. What the body says, and whether it arrives, does not change the outcome.
+    const remaining = t.totalTimeoutMs - (performance.now() - started);
+    const excerpt = await readExcerpt(res.body, Math.max(1, Math.min(t.bodyWindowMs ?? BODY_WINDOW_MS, remaining)));
     const retryAfter = res.headers['retry-after'];
     return {
       status: res.statusCode,
@@ -148,7 +169,7 @@ export async function send(agent: Dispatcher, a: Attempt, t: SendTimeouts, signa
   } catch (err) {
     return {
       errorCode: signal?.aborted ? 'aborted' : timedOut ? 'timeout' : errorCode(err),
-      errorMessage: (err as Error).message?.slice(0, 500),
+      errorMessage: String((err as Error)?.message ?? err).slice(0, 500),
       latencyMs: Math.round(performance.now() - started),
     };
   } finally {
@@ -156,4 +177,3 @@ export async function send(agent: Dispatcher, a: Attempt, t: SendTimeouts, signa
     signal?.removeEventListener('abort', onStop);
   }
 }
-

@@ -1,30 +1,31 @@
 /**
- * A delivery worker: claims due deliveries in batches, sends them concurrently, and records the outcomes in
- * batches. Woken by LISTEN/NOTIFY when an event commits; polling is the fallback. Survives PostgreSQL restarts
- * (every database step is retried) and leaves nothing half-done on SIGTERM: in-flight attempts get a deadline to
- * finish, the rest are released.
+ * A delivery worker: a short loop over parts with one job each. It claims due deliveries in batches (queue.ts), asks
+ * admission whether each destination can take it now (admission.ts), prepares and sends what it admits (sender.ts),
+ * and hands each outcome to the writer (outcomes.ts), which records them in batches; endpoint health follows in the
+ * background (health.ts). It sleeps until woken (wakeup.ts). Survives PostgreSQL restarts (every database step is
+ * retried), and leaves nothing half-done on SIGTERM: in-flight attempts get a deadline to finish, the rest are released.
  *
- * Per destination (a registered endpoint, or the origin of a per-payment URL) it caps attempts in flight, applies
- * the endpoint's rate limit, and lets a single probe through an open circuit: what it cannot send now it releases
- * for a little later, uncounted, so that one slow destination cannot take the capacity of the others.
+ * Nothing in an attempt can crash the process: every error before, during or after the send is caught. A fault of the
+ * worker's own (a secret it cannot open, a signing error) releases the delivery without spending one of the receiver's
+ * attempts, and counts toward dead-lettering, like a claim whose lease ran out with no outcome.
  */
 import os from 'node:os';
-import { isIntentEvent, type Format } from '@cashwire/webhooks';
-import pg from 'pg';
+import type { Format } from '@cashwire/webhooks';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { Clock, IdGenerator } from '../clock.js';
 import type { Db } from '../db/pool.js';
-import { DEFAULT_HEALTH_POLICY, type HealthPolicy, type Outcome } from '../domain/health.js';
-import { DEFAULT_SCHEDULES, nextStep, parseRetryAfter, type RetrySchedule } from '../domain/retry.js';
+import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from '../domain/health.js';
+import { nextStep, parseRetryAfter, scheduleFor, type RetrySchedule } from '../domain/retry.js';
 import { resultClass, type Metrics } from '../metrics.js';
 import type { SecretBox } from '../security/secrets.js';
 import { guardedLookup, literalForbidden, type LookupFn } from '../security/ssrf.js';
-import { DELIVERY_CHANNEL, insertOperationalEvent } from '../store/events.js';
-import { HELD } from '../payments/endpoints.js';
-import { recordHealth } from './health.js';
-import { createAgent, send, type SendTimeouts } from './sender.js';
-import { claim, complete, failGone, release, type Claimed, type Completion } from './store.js';
+import { createAdmission, destinationOf } from './admission.js';
+import { createHealthRecorder } from './health.js';
+import { asDeadLetter, createOutcomeWriter, type Written } from './outcomes.js';
+import { claim, HELD, MAX_STALLS, release, sampleSecrets, type Claimed } from './queue.js';
+import { createAgent, prepare, send, type AttemptOutcome, type SendTimeouts } from './sender.js';
+import { createWakeup } from './wakeup.js';
 
 export interface WorkerOptions extends SendTimeouts {
   /** Deliveries claimed per round trip. Default 200. */
@@ -45,6 +46,8 @@ export interface WorkerOptions extends SendTimeouts {
   drainMs: number;
   /** A delivery held back by its destination's cap or probe is due again after this. Default 250 ms. */
   deferMs: number;
+  /** Once a response's status line is in, its body is read for at most this long. Default 1 s. */
+  bodyWindowMs: number;
   health: HealthPolicy;
   /** Where to LISTEN; defaults to the pool's connection string. */
   connectionString?: string;
@@ -62,6 +65,7 @@ export const DEFAULT_WORKER_OPTIONS: WorkerOptions = {
   flushMs: 5,
   drainMs: 10_000,
   deferMs: 250,
+  bodyWindowMs: 1_000,
   health: DEFAULT_HEALTH_POLICY,
 };
 
@@ -84,24 +88,22 @@ export interface WorkerStats {
   sent: number;
   succeeded: number;
   deferred: number;
+  faults: number;
+  dead: number;
 }
 
-export function scheduleOf(d: Pick<Claimed, 'schedule_name' | 'schedule'>): RetrySchedule {
-  return { ...DEFAULT_SCHEDULES[d.schedule_name], ...(d.schedule ?? {}) };
+/** The schedule in force for a claimed delivery. */
+export function scheduleOf(d: Pick<Claimed, 'environment' | 'format' | 'schedule'>): RetrySchedule {
+  return scheduleFor(d.environment, d.format, d.schedule);
+}
+
+/** How long a delivery waits after a fault of the worker's own: 1 s, doubling with each fault, at most a minute. */
+export function faultDelayMs(stalls: number): number {
+  return Math.min(60_000, 1_000 * 2 ** Math.max(0, stalls - 1));
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref?.());
 const plain: SecretBox = { seal: (s) => s, open: (s) => s };
-
-/** A destination: the endpoint, or the origin of a per-payment URL. */
-function destinationOf(d: Claimed): string {
-  if (d.endpoint_id) return `ep:${d.operator_id}/${d.endpoint_id}`;
-  try {
-    return `url:${new URL(d.url).origin}`;
-  } catch {
-    return `url:${d.url}`;
-  }
-}
 
 export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> = {}) {
   const o: WorkerOptions = { ...DEFAULT_WORKER_OPTIONS, ...options, health: { ...DEFAULT_HEALTH_POLICY, ...options.health } };
@@ -115,37 +117,27 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
   const productionAgent = createAgent(o, Math.min(o.concurrency, 128), guardedLookup(deps.resolver));
   const log = deps.log.child({ worker: id });
   const abort = new AbortController();
-  const stats: WorkerStats = { claimed: 0, sent: 0, succeeded: 0, deferred: 0 };
+  const stats: WorkerStats = { claimed: 0, sent: 0, succeeded: 0, deferred: 0, faults: 0, dead: 0 };
+
+  const admission = createAdmission(o);
+  const health = createHealthRecorder({ db: deps.db, clock: deps.clock, ids: deps.ids, log }, o.health);
+  const writer = createOutcomeWriter({ db: deps.db, clock: deps.clock, log, worker: id }, o, (items) => health.record(
+    items.filter((i) => i.claimed.endpoint_id && i.completion.outcome).map((i) => ({
+      operator_id: i.claimed.operator_id,
+      endpoint_id: i.claimed.endpoint_id!,
+      outcome: { ok: i.completion.outcome === 'succeeded', gone: i.gone, at: i.completion.started_at },
+      nothingNew: i.completion.outcome === 'succeeded' && i.claimed.circuit_state === 'closed' && i.claimed.consecutive_failures === 0,
+    })),
+  ));
+  const wakeup = createWakeup({ db: deps.db, log, worker: id }, o);
 
   const inflight = new Map<string, Claimed>();
-  const perDestination = new Map<string, number>();
-  const buckets = new Map<string, { tokens: number; at: number }>();
-  let pendingResults: { completion: Completion; claimed: Claimed; gone: boolean }[] = [];
-  let flushTimer: NodeJS.Timeout | undefined;
-  let flushing: Promise<void> | undefined;
   let running = false;
   let stopping = false;
-  let wake: (() => void) | undefined;
   let loopDone: Promise<void> | undefined;
-  let listener: pg.Client | undefined;
-  let listenerRetry: NodeJS.Timeout | undefined;
   const idleWaiters: (() => void)[] = [];
   // The loop's timers are unref'd; while PostgreSQL is down no socket is open either, and the process would exit.
   let keepAlive: NodeJS.Timeout | undefined;
-
-  // Set when a wake-up came while the loop was busy, so that it claims again instead of sleeping through it.
-  let woken = false;
-  function poke() {
-    const w = wake;
-    wake = undefined;
-    if (w) w();
-    else woken = true;
-  }
-
-  function scheduleFlush() {
-    if (pendingResults.length >= o.batchSize) void flush();
-    else if (!flushTimer) flushTimer = setTimeout(() => void flush(), o.flushMs);
-  }
 
   async function retrying(what: string, size: number, fn: () => Promise<void>): Promise<void> {
     for (let tries = 0; ; tries++) {
@@ -159,82 +151,33 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     }
   }
 
-  /**
-   * Writes outcomes, then what follows from them: endpoint health, 410s, and delivery.exhausted events. On a
-   * database error everything stays queued and is tried again (the leases cover the deliveries meanwhile).
-   */
-  function flush(): Promise<void> {
-    if (flushTimer) {
-      clearTimeout(flushTimer);
-      flushTimer = undefined;
-    }
-    if (flushing) return flushing.then(() => (pendingResults.length ? flush() : undefined));
-    if (pendingResults.length === 0) return Promise.resolve();
-    const batch = pendingResults;
-    pendingResults = [];
-    flushing = (async () => {
-      await retrying('recording outcomes', batch.length, () => complete(deps.db, id, batch.map((b) => b.completion)));
-      await retrying('recording health', batch.length, () => afterOutcomes(batch));
-    })().finally(() => {
-      flushing = undefined;
-      if (pendingResults.length) scheduleFlush();
-    });
-    return flushing;
+  function dead(d: Claimed, reason: string, at: Date) {
+    stats.dead++;
+    deps.metrics?.deliveries.inc({ outcome: 'dead' });
+    log.error({ delivery: d.id, event: d.event.id, endpoint: d.endpoint_id, reason, stalls: d.stalls }, 'delivery dead-lettered');
+    writer.push(asDeadLetter({ claimed: d, gone: false, completion: completionBase(d, at) }, reason, deps.clock.now()));
   }
 
-  async function afterOutcomes(batch: { completion: Completion; claimed: Claimed; gone: boolean }[]): Promise<void> {
-    const byEndpoint = new Map<string, { key: { operator_id: string; id: string }; outcomes: Outcome[]; healthy: boolean }>();
-    for (const { completion: c, claimed: d, gone } of batch) {
-      if (d.endpoint_id) {
-        const k = `${d.operator_id}/${d.endpoint_id}`;
-        const entry = byEndpoint.get(k) ?? { key: { operator_id: d.operator_id, id: d.endpoint_id }, outcomes: [], healthy: true };
-        entry.outcomes.push({ ok: c.outcome === 'succeeded', gone, at: c.started_at });
-        // A healthy endpoint that succeeded again has nothing to write.
-        entry.healthy &&= c.outcome === 'succeeded' && d.circuit_state === 'closed' && d.consecutive_failures === 0;
-        byEndpoint.set(k, entry);
-      } else if (gone) {
-        // A per-payment URL that answered 410: the operator's other queued deliveries to it fail too.
-        await failGone(deps.db, d.operator_id, d.url, deps.clock.now());
-      }
-      // Tell the operator when a payment event could not be delivered (not for operational events: no loops).
-      if (c.status === 'failed' || c.status === 'expired') {
-        log.warn({ delivery: d.id, event: d.event.id, endpoint: d.endpoint_id, status: c.status, last_status: c.status_code, error: c.error_code }, 'delivery ended without success');
-      }
-      if ((c.status === 'failed' || c.status === 'expired') && isIntentEvent(d.event)) {
-        await insertOperationalEvent(deps.db, deps, d, 'delivery.exhausted', {
-          delivery_id: d.id, event_id: d.event.id, event_type: d.event.type, endpoint_id: d.endpoint_id, url: d.url,
-          status: c.status, attempts: d.attempts, last_status: c.status_code, last_error: c.error_code,
-        });
-      }
-    }
-    for (const e of byEndpoint.values()) {
-      if (!e.healthy) await recordHealth(deps, e.key, e.outcomes, o.health);
-    }
+  function completionBase(d: Claimed, at: Date) {
+    return {
+      operator_id: d.operator_id, id: d.id, attempt: d.attempts, status: 'pending' as const, outcome: null, next_attempt_at: at,
+      started_at: at, latency_ms: 0, status_code: null, error_code: null, excerpt: null,
+    };
   }
 
-  /** Whether the destination can take one more attempt now; if not, when to try again. */
-  function admit(d: Claimed, dest: string, now: number, probes: Set<string>): number | undefined {
-    // A delivery that came due while its endpoint was disabled, or before its open circuit's probe time (its own retry
-    // time was set after the endpoint's deliveries were held), waits with the others.
-    if (d.endpoint_status === 'disabled') return HELD.getTime();
-    if (d.circuit_state === 'open' && d.circuit_retry_at && d.circuit_retry_at.getTime() > now) return d.circuit_retry_at.getTime();
-    if (d.circuit_state === 'open') {
-      // Half-open: one probe at a time.
-      if (probes.has(dest) || (perDestination.get(dest) ?? 0) > 0) return now + o.deferMs;
-      probes.add(dest);
-      return undefined;
+  /** A fault of the worker's own: the delivery goes back without spending the receiver's attempt, or dies after 5. */
+  async function fault(d: Claimed, err: unknown) {
+    stats.faults++;
+    const now = deps.clock.now();
+    const message = String((err as Error)?.message ?? err).slice(0, 300);
+    if (d.stalls >= MAX_STALLS) {
+      dead(d, 'worker_fault', now);
+      return;
     }
-    const cap = d.max_concurrency ?? o.destinationConcurrency;
-    if ((perDestination.get(dest) ?? 0) >= cap) return now + o.deferMs;
-    if (d.rate_limit_per_s) {
-      const b = buckets.get(dest) ?? { tokens: d.rate_limit_per_s, at: now };
-      b.tokens = Math.min(d.rate_limit_per_s, b.tokens + ((now - b.at) / 1000) * d.rate_limit_per_s);
-      b.at = now;
-      buckets.set(dest, b);
-      if (b.tokens < 1) return now + Math.ceil(((1 - b.tokens) / d.rate_limit_per_s) * 1000);
-      b.tokens -= 1;
-    }
-    return undefined;
+    log.error({ delivery: d.id, event: d.event.id, endpoint: d.endpoint_id, err: message, stalls: d.stalls }, 'could not prepare a delivery (a fault of this worker, not the receiver); released');
+    await retrying('releasing a delivery after a fault', 1, () => release(deps.db, id, [{
+      operator_id: d.operator_id, id: d.id, attempt: d.attempts, at: new Date(now.getTime() + faultDelayMs(d.stalls)), fault: true,
+    }])).catch(() => { /* its lease will expire */ });
   }
 
   /** Starts what the destinations admit; releases the rest for a little later. Returns the attempts started. */
@@ -244,13 +187,18 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     const deferred: { operator_id: string; id: string; attempt: number; at: Date }[] = [];
     let started = 0;
     for (const d of batch) {
+      if (d.stalls > MAX_STALLS) {
+        // Claimed MAX_STALLS times before with no outcome recorded (workers died or overran their leases with it).
+        dead(d, 'stalled', new Date(now));
+        continue;
+      }
       const dest = destinationOf(d);
-      const later = admit(d, dest, now, probes);
+      const later = admission.admit(d, dest, now, probes);
       if (later !== undefined) {
         deferred.push({ operator_id: d.operator_id, id: d.id, attempt: d.attempts, at: new Date(later) });
         continue;
       }
-      perDestination.set(dest, (perDestination.get(dest) ?? 0) + 1);
+      admission.started(dest);
       inflight.set(`${d.operator_id}/${d.id}`, d);
       started++;
       const p = attempt(d, dest);
@@ -263,30 +211,54 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     return started;
   }
 
-  async function attempt(d: Claimed, dest: string) {
-    const at = deps.clock.now();
-    const production = d.environment === 'production';
-    let out;
-    let forbidden: string | undefined;
+  /** One attempt, start to finish. Never rejects. */
+  async function attempt(d: Claimed, dest: string): Promise<void> {
     try {
-      forbidden = production ? literalForbidden(new URL(d.url)) : undefined;
+      const at = deps.clock.now();
+      let out: AttemptOutcome;
+      const forbidden = d.environment === 'production' ? forbiddenReason(d.url) : undefined;
+      if (forbidden) {
+        out = { errorCode: 'forbidden_address', errorMessage: `${forbidden} may not be reached from production`, latencyMs: 0 };
+      } else {
+        let prepared;
+        try {
+          prepared = await prepare({ url: d.url, format: d.format as Format, payloadVersion: d.payload_version, secrets: secretsOf(d, at), event: d.event, at });
+        } catch (err) {
+          await fault(d, err);
+          return;
+        }
+        out = await send(d.environment === 'production' ? productionAgent : sandboxAgent, prepared, o, abort.signal);
+      }
+      if (out.errorCode === 'aborted') return; // shutdown: released, not counted
+      record(d, at, out);
+    } catch (err) {
+      // Nothing above should throw; if it does, it is this worker's fault, and the delivery must not be lost.
+      log.error({ err: String((err as Error)?.stack ?? err), delivery: d.id }, 'unexpected error in an attempt');
+      await fault(d, err).catch(() => {});
+    } finally {
+      inflight.delete(`${d.operator_id}/${d.id}`);
+      admission.finished(dest);
+      if (inflight.size === o.concurrency - 1) wakeup.poke();
+      if (inflight.size === 0) for (const w of idleWaiters.splice(0)) w();
+    }
+  }
+
+  function forbiddenReason(url: string): string | undefined {
+    try {
+      return literalForbidden(new URL(url));
     } catch {
-      forbidden = undefined;
+      return undefined; // an unparsable URL fails at send, as invalid_url
     }
-    if (forbidden) {
-      out = { errorCode: 'forbidden_address', errorMessage: `${forbidden} may not be reached from production`, latencyMs: 0 };
-    } else {
-      const own = d.secret ? [secrets.open(d.secret)] : [];
-      // During a rotation, Standard Webhooks carries a signature by the old secret too; the other formats sign with the new one only.
-      const previousValid = d.previous_secret && d.previous_expires_at && d.previous_expires_at > at;
-      const all = previousValid && d.format === 'standard' ? [...own, secrets.open(d.previous_secret!)] : own;
-      out = await send(production ? productionAgent : sandboxAgent, {
-        url: d.url, format: d.format as Format, payloadVersion: d.payload_version, secrets: all, event: d.event, at,
-      }, o, abort.signal);
-    }
-    inflight.delete(`${d.operator_id}/${d.id}`);
-    perDestination.set(dest, (perDestination.get(dest) ?? 1) - 1);
-    if (out.errorCode === 'aborted') return; // shutdown: released, not counted
+  }
+
+  /** The secrets to sign with. During a rotation, Standard Webhooks carries a signature by the old secret too; the other formats sign with the new one only. */
+  function secretsOf(d: Claimed, at: Date): string[] {
+    const own = d.secret ? [secrets.open(d.secret)] : [];
+    const previousValid = d.previous_secret && d.previous_expires_at && d.previous_expires_at > at;
+    return previousValid && d.format === 'standard' ? [...own, secrets.open(d.previous_secret!)] : own;
+  }
+
+  function record(d: Claimed, at: Date, out: AttemptOutcome) {
     stats.sent++;
     const now = deps.clock.now();
     const step = nextStep({
@@ -296,43 +268,40 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
       createdAt: d.created_at,
       now,
       random: random(),
+      destination: { registered: d.endpoint_id !== null, format: d.format },
     });
     if (step.kind === 'succeeded') stats.succeeded++;
     deps.metrics?.deliveries.inc({ outcome: step.kind });
     deps.metrics?.attemptSeconds.observe({ result: resultClass(out.status) }, out.latencyMs / 1000);
     if (step.kind !== 'succeeded') log.debug({ delivery: d.id, event: d.event.id, status: out.status, error: out.errorCode, next: step.kind }, 'attempt failed');
-    pendingResults.push({
+    const written: Written = {
       claimed: d,
-      gone: step.kind === 'failed' && step.reason === 'gone',
+      gone: step.kind === 'held',
       completion: {
         operator_id: d.operator_id,
         id: d.id,
         attempt: d.attempts,
-        status: step.kind === 'retry' ? 'pending' : step.kind,
+        status: step.kind === 'retry' || step.kind === 'held' ? 'pending' : step.kind,
         outcome: step.kind,
-        next_attempt_at: step.kind === 'retry' ? step.at : now,
+        next_attempt_at: step.kind === 'retry' ? step.at : step.kind === 'held' ? HELD : now,
         started_at: at,
         latency_ms: out.latencyMs,
         status_code: out.status ?? null,
-        error_code: out.errorCode ?? (step.kind === 'failed' ? step.reason : null),
-        excerpt: out.excerpt ?? out.errorMessage ?? null,
+        error_code: out.errorCode ?? (step.kind === 'held' ? 'gone' : null),
+        excerpt: out.excerpt ?? (out.errorMessage ? Buffer.from(out.errorMessage) : null),
       },
-    });
-    scheduleFlush();
-    if (inflight.size === o.concurrency - 1) poke();
-    if (inflight.size === 0) for (const w of idleWaiters.splice(0)) w();
+    };
+    writer.push(written);
   }
 
-  // Whether this worker has marked itself asleep in idle_workers (so that committing producers NOTIFY it).
-  let idle = false;
-  async function setIdle(on: boolean): Promise<void> {
-    try {
-      if (on) await deps.db.query('INSERT INTO idle_workers (worker, since) VALUES ($1, $2) ON CONFLICT (worker) DO UPDATE SET since = EXCLUDED.since', [id, new Date()]);
-      else await deps.db.query('DELETE FROM idle_workers WHERE worker = $1', [id]);
-      idle = on;
-    } catch {
-      // Unmarked, producers do not notify: polling still finds the work.
-      idle = false;
+  /** Refuses to run with a key that cannot open the secrets this database holds. */
+  async function checkKey(): Promise<void> {
+    for (const s of await sampleSecrets(deps.db)) {
+      try {
+        secrets.open(s.secret);
+      } catch {
+        throw new Error(`this worker's CASHWIRE_SECRET_KEY cannot open the webhook secrets in this database (${s.where}): start it with the key the API uses`);
+      }
     }
   }
 
@@ -346,7 +315,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
           const batch = await claim(deps.db, id, deps.clock.now(), o.leaseMs, want);
           backoff = 100;
           stats.claimed += batch.length;
-          if (batch.length > 0 && idle) await setIdle(false);
+          if (batch.length > 0 && wakeup.idle) await wakeup.markIdle(false);
           await dispatch(batch);
           if (batch.length === want && !stopping) continue; // more may be due
         } catch (err) {
@@ -357,48 +326,13 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
         }
       }
       if (stopping) break;
-      if (woken) {
-        woken = false;
-        continue;
-      }
-      if (!idle && free > 0) {
+      if (wakeup.takeWoken()) continue;
+      if (!wakeup.idle && free > 0) {
         // Mark asleep, then look once more: a commit either sees the mark and notifies, or was before this look.
-        await setIdle(true);
+        await wakeup.markIdle(true);
         continue;
       }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        if (o.pollMs > 0) setTimeout(poke, o.pollMs).unref();
-      });
-    }
-  }
-
-  async function listen() {
-    if (!o.listen || stopping) return;
-    const cs = o.connectionString ?? (deps.db as unknown as { options: { connectionString: string } }).options.connectionString;
-    const client = new pg.Client({ connectionString: cs });
-    client.on('notification', () => poke());
-    const retry = () => {
-      if (stopping || listenerRetry) return;
-      listenerRetry = setTimeout(() => {
-        listenerRetry = undefined;
-        void listen();
-      }, 500);
-      listenerRetry.unref();
-    };
-    client.on('error', () => {
-      client.end().catch(() => {});
-      retry();
-    });
-    client.on('end', retry);
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${DELIVERY_CHANNEL}`);
-      listener = client;
-      poke(); // anything committed while we were not listening
-    } catch {
-      client.end().catch(() => {});
-      retry();
+      await wakeup.sleep();
     }
   }
 
@@ -406,19 +340,21 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     id,
     stats,
     options: o,
+    /** Checks the secret key, then listens and starts the loop. Rejects if the key cannot open this database's secrets. */
     async start() {
       if (running) return;
+      await checkKey();
       running = true;
       // Ref'd, so the process stays up while PostgreSQL is down; it also keeps an idle mark fresh (stale marks of dead
       // workers are removed after two minutes by the periodic job).
       keepAlive = setInterval(() => {
-        if (idle) void setIdle(true);
+        if (wakeup.idle) void wakeup.markIdle(true);
       }, 20_000);
-      await listen();
+      await wakeup.start();
       loopDone = loop();
     },
     /** Wakes the loop now (tests move the clock, then poke). */
-    poke,
+    poke: () => wakeup.poke(),
     /**
      * One pass without the loop: claims whatever is due, sends it, records the outcomes, until nothing is due.
      * Returns how many attempts were made. Tests drive schedules with it and a moved clock.
@@ -431,33 +367,34 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
         const attempts: Promise<void>[] = [];
         total += await dispatch(batch, attempts);
         await Promise.all(attempts);
-        await flush();
+        await writer.flush();
+        await health.drain();
         if (batch.length < o.batchSize) return total;
       }
     },
-    /** Resolves when nothing is in flight and every outcome is written. */
+    /** Resolves when nothing is in flight and every outcome (and what follows from it) is written. */
     async idle(): Promise<void> {
       if (inflight.size > 0) await new Promise<void>((r) => idleWaiters.push(r));
-      await flush();
+      await writer.flush();
+      await health.drain();
     },
     /** Stops claiming; in-flight attempts get `drainMs`, then are aborted and released. */
     async stop(): Promise<void> {
       if (!running) return;
       stopping = true;
-      poke();
-      if (listenerRetry) clearTimeout(listenerRetry);
-      await listener?.end().catch(() => {});
+      await wakeup.stop();
       await loopDone;
       if (inflight.size > 0) {
         await Promise.race([new Promise<void>((r) => idleWaiters.push(r)), sleep(o.drainMs)]);
       }
       const leftovers = [...inflight.values()];
       abort.abort();
-      await flush().catch((err) => log.error({ err }, 'could not record outcomes at shutdown; their leases will expire'));
+      writer.giveUpAfter(20);
+      await writer.flush();
+      await Promise.race([health.drain(), sleep(o.drainMs)]);
       const now = deps.clock.now();
       await release(deps.db, id, leftovers.map((d) => ({ operator_id: d.operator_id, id: d.id, attempt: d.attempts, at: now })))
         .catch((err) => log.error({ err }, 'could not release claims at shutdown; their leases will expire'));
-      if (idle) await setIdle(false);
       if (!deps.dispatcher) await sandboxAgent.close().catch(() => {});
       await productionAgent.close().catch(() => {});
       clearInterval(keepAlive);

@@ -18,7 +18,7 @@ export interface RetrySchedule {
   maxAgeMs: number;
   /** Each delay is moved by up to ± this fraction, at random, so that retries of a burst spread out. */
   jitter: number;
-  /** Resend on every non-2xx, 410 and 413 included (Sendcash: "continue to send the same webhook"). */
+  /** A 410 never disables the destination (Sendcash: "continue to send the same webhook"). */
   retryEveryFailure?: boolean;
 }
 
@@ -69,15 +69,36 @@ export interface AttemptResult {
 
 export type Next =
   | { kind: 'succeeded' }
-  /** Never retried: 410 (gone) and 413 (too large). */
-  | { kind: 'failed'; reason: 'gone' | 'too_large' }
+  /** A registered pushcash or standard endpoint answered 410: it is disabled, and the delivery waits for it (held). */
+  | { kind: 'held'; reason: 'gone' }
   | { kind: 'retry'; at: Date }
   | { kind: 'expired' };
 
+/** Where a delivery goes: a registered endpoint, or the `webhook_url` of one payment. */
+export interface Destination {
+  registered: boolean;
+  format: Format;
+}
+
 /**
- * What happens after an attempt. 2xx succeeds. 410 and 413 fail for good. Everything else, 3xx included, and
- * every network error or timeout, is retried on the schedule; a 429 or 503 with Retry-After waits at least that
- * long (capped at an hour). Past the attempt count or the age limit, the delivery expires.
+ * Whether a 410 disables the destination and holds the delivery, rather than being retried like any failure. Only
+ * registered `pushcash` and `standard` endpoints: an operator re-enables them and nothing is lost. A payment's own
+ * `webhook_url` is retried until it answers 2xx (the Push Cash contract), and so is a `sendcash` endpoint ("continue to
+ * send the same webhook").
+ */
+export function goneHolds(d: Destination, schedule: RetrySchedule): boolean {
+  return d.registered && d.format !== 'sendcash' && !schedule.retryEveryFailure;
+}
+
+/** Answers that mean "overloaded": without Retry-After, they wait at least twice the schedule's next step. */
+export const SLOW_DOWN_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
+
+/**
+ * What happens after an attempt. The status line alone decides. 2xx succeeds. A 410 from a registered pushcash or
+ * standard endpoint holds the delivery (the endpoint is disabled). Everything else, 3xx, 410 elsewhere and 413
+ * included, and every network error or timeout, is retried on the schedule; a 429 or 503 with Retry-After waits
+ * at least that long (capped at an hour); 429, 502, 503 and 504 without it wait at least twice the schedule's step.
+ * Past the attempt count or the age limit, the delivery expires.
  */
 export function nextStep(input: {
   schedule: RetrySchedule;
@@ -86,19 +107,30 @@ export function nextStep(input: {
   createdAt: Date;
   now: Date;
   random: number;
+  destination: Destination;
 }): Next {
-  const { status } = input.result;
+  const { status, retryAfterMs } = input.result;
   if (status !== undefined && status >= 200 && status < 300) return { kind: 'succeeded' };
-  if (status === 410 && !input.schedule.retryEveryFailure) return { kind: 'failed', reason: 'gone' };
-  if (status === 413 && !input.schedule.retryEveryFailure) return { kind: 'failed', reason: 'too_large' };
+  if (status === 410 && goneHolds(input.destination, input.schedule)) return { kind: 'held', reason: 'gone' };
   if (input.attempt >= input.schedule.maxAttempts) return { kind: 'expired' };
   let delay = delayAfter(input.schedule, input.attempt, input.random);
-  if ((status === 429 || status === 503) && input.result.retryAfterMs !== undefined) {
-    delay = Math.max(delay, Math.min(input.result.retryAfterMs, RETRY_AFTER_CAP_MS));
+  if ((status === 429 || status === 503) && retryAfterMs !== undefined) {
+    delay = Math.max(delay, Math.min(retryAfterMs, RETRY_AFTER_CAP_MS));
+  } else if (status !== undefined && SLOW_DOWN_STATUSES.has(status)) {
+    delay *= 2;
   }
   const at = new Date(input.now.getTime() + delay);
   if (at.getTime() > input.createdAt.getTime() + input.schedule.maxAgeMs) return { kind: 'expired' };
   return { kind: 'retry', at };
+}
+
+/**
+ * The schedule in force for a delivery: the default of its name, with the operator's overrides of that name as they
+ * were when the delivery was made (`overrides` is the operator's `retry_schedules` setting, keyed by name).
+ */
+export function scheduleFor(environment: Environment, format: Format, overrides: Partial<Record<ScheduleName, Partial<RetrySchedule>>> | null): RetrySchedule {
+  const name = scheduleNameFor(environment, format);
+  return { ...DEFAULT_SCHEDULES[name], ...(overrides?.[name] ?? {}) };
 }
 
 /** Retry-After is seconds or an HTTP date. */

@@ -1,3 +1,4 @@
+import { EVENT_HAS_NO_DELIVERY, pruneAttempts, pruneDeliveries } from '../delivery/queue.js';
 import type { Deps } from '../payments/context.js';
 
 /**
@@ -16,22 +17,21 @@ export async function pruneOnce(deps: Pick<Deps, 'db' | 'clock'>, retentionMs: n
       if ((r.rowCount ?? 0) < batch) return n;
     }
   };
-  total.attempts = await loop(
-    `DELETE FROM delivery_attempts WHERE ctid = ANY (ARRAY(SELECT ctid FROM delivery_attempts WHERE started_at < $1 LIMIT $2))`,
-  );
-  total.deliveries = await loop(
-    `WITH old AS (
-       SELECT operator_id, id FROM deliveries WHERE created_at < $1 AND status <> 'pending' LIMIT $2
-     ), a AS (
-       DELETE FROM delivery_attempts x USING old WHERE x.operator_id = old.operator_id AND x.delivery_id = old.id
-     )
-     DELETE FROM deliveries d USING old WHERE d.operator_id = old.operator_id AND d.id = old.id`,
-  );
+  const each = async (fn: (db: Deps['db'], cutoff: Date, batch: number) => Promise<number>): Promise<number> => {
+    let n = 0;
+    for (;;) {
+      const k = await fn(deps.db, cutoff, batch);
+      n += k;
+      if (k < batch) return n;
+    }
+  };
+  total.attempts = await each(pruneAttempts);
+  total.deliveries = await each(pruneDeliveries);
   total.events = await loop(
     `DELETE FROM events WHERE ctid = ANY (ARRAY(
        SELECT e.ctid FROM events e
         WHERE e.created_at < $1
-          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.operator_id = e.operator_id AND d.event_id = e.id)
+          AND ${EVENT_HAS_NO_DELIVERY}
         LIMIT $2))`,
   );
   return total;

@@ -9,7 +9,7 @@ import { withTx, type Queryable } from '../db/pool.js';
 import { chargeSignatureBase, fromKobo, sandboxOutcome, SANDBOX_PAYER, signatureMatches, toKobo } from '../domain/sendcash.js';
 import { insertTenantEvent } from '../store/events.js';
 import type { Caller, Deps } from './context.js';
-import { createEndpoint, updateEndpoint } from './endpoints.js';
+import { createEndpoint, updateEndpoint } from '../delivery/endpoints.js';
 import { requestHash } from './idempotency.js';
 
 export const PAYMENT_STATUS = 'Payment.Status';

@@ -1,5 +1,5 @@
-import { DEFAULT_PAYLOAD_VERSION, type EventType, type IntentEventRecord, type OperationalData, type OperationalEventType } from '@cashwire/webhooks';
-import { scheduleNameFor } from '../domain/retry.js';
+import { type EventType, type IntentEventRecord, type OperationalData, type OperationalEventType } from '@cashwire/webhooks';
+import { enqueueSql, fanoutTargets, WAKE_IF_IDLE } from '../delivery/queue.js';
 import type { Clock, IdGenerator } from '../clock.js';
 import type { Queryable } from '../db/pool.js';
 import type { IntentRow, TransactionRow } from './rows.js';
@@ -32,37 +32,7 @@ export function intentEventData(intent: IntentRow, transaction?: TransactionRow)
   };
 }
 
-export const DELIVERY_CHANNEL = 'cashwire_deliveries';
-
-/**
- * Wakes sleeping workers when the transaction commits, only if one is asleep (see migration 005). A worker marks
- * itself asleep before its last look at the queue, so a commit either sees the mark and notifies, or happened before
- * that last look and is claimed by it.
- */
-export const WAKE_IF_IDLE = `CASE WHEN EXISTS (SELECT 1 FROM idle_workers) THEN pg_notify('${DELIVERY_CHANNEL}', '') END`;
-
-/**
- * Fan-out: an event whose payment names no webhook_url goes to every registered endpoint of its operator and
- * environment subscribed to its type, one delivery each. A disabled endpoint's delivery is held (kept, not sent)
- * until it is enabled; one behind an open circuit waits for the circuit's next probe. The delivery id is derived from
- * the event and the endpoint, so the pair is delivered once. `source` yields (op, env, id, type, url).
- */
-export function FANOUT_SQL(source: string, now: string): string {
-  return `
-       INSERT INTO deliveries (operator_id, id, environment, event_id, endpoint_id, url, format, payload_version, secret, schedule_name, schedule, next_attempt_at, created_at)
-       SELECT t.op, 'dlv_' || substr(t.id, 5) || '_' || substr(e.id, 4), t.env, t.id, e.id, e.url, e.format, e.payload_version, NULL,
-              CASE WHEN e.format = 'sendcash' THEN 'sendcash' ELSE t.env END,
-              o.settings->'retry_schedules'->(CASE WHEN e.format = 'sendcash' THEN 'sendcash' ELSE t.env END),
-              CASE WHEN e.status = 'disabled' THEN '9999-12-31T00:00:00Z'::timestamptz
-                   WHEN e.circuit_state = 'open' THEN greatest(${now}, e.circuit_retry_at) ELSE ${now} END,
-              ${now}
-         FROM ${source}
-         JOIN endpoints e ON e.operator_id = t.op AND e.environment = t.env AND e.deleted_at IS NULL
-                         AND (t.type = ANY (e.events) OR '*' = ANY (e.events))
-         JOIN operators o ON o.id = t.op
-        WHERE t.url IS NULL
-       RETURNING 1`;
-}
+export { DELIVERY_CHANNEL, WAKE_IF_IDLE } from '../delivery/queue.js';
 
 /**
  * Writes events in the caller's transaction: the outbox half of every state change. An event whose intent names a
@@ -77,7 +47,7 @@ export async function insertEvents(
   if (events.length === 0) return;
   const now = deps.clock.now();
   const c = { op: [] as string[], env: [] as string[], id: [] as string[], type: [] as string[], intent: [] as string[], data: [] as string[],
-    url: [] as (string | null)[], secret: [] as (string | null)[], delivery: [] as string[], schedule: [] as string[] };
+    url: [] as (string | null)[], secret: [] as (string | null)[], delivery: [] as string[] };
   for (const e of events) {
     c.op.push(e.intent.operator_id);
     c.env.push(e.intent.environment);
@@ -88,7 +58,6 @@ export async function insertEvents(
     c.url.push(e.intent.webhook_url);
     c.secret.push(e.intent.webhook_secret);
     c.delivery.push(deps.ids.next('dlv_'));
-    c.schedule.push(scheduleNameFor(e.intent.environment, 'pushcash'));
   }
   await tx.query(
     `WITH ev AS (
@@ -96,19 +65,14 @@ export async function insertEvents(
        SELECT op, env, id, type, intent, data::jsonb, $7
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(op, env, id, type, intent, data)
        RETURNING 1
-     ), dl AS (
-       INSERT INTO deliveries (operator_id, id, environment, event_id, url, format, payload_version, secret, schedule_name, schedule, next_attempt_at, created_at)
-       SELECT t.op, t.delivery, t.env, t.id, t.url, 'pushcash', coalesce(o.settings->>'payload_version', '${DEFAULT_PAYLOAD_VERSION}'), t.secret,
-              t.schedule, o.settings->'retry_schedules'->t.schedule, $7, $7
-         FROM unnest($1::text[], $2::text[], $3::text[], $8::text[], $9::text[], $10::text[], $11::text[]) AS t(op, env, id, url, secret, delivery, schedule)
-         JOIN operators o ON o.id = t.op
-        WHERE t.url IS NOT NULL
-       RETURNING 1
-     ), fo AS (${FANOUT_SQL('unnest($1::text[], $2::text[], $3::text[], $4::text[], $8::text[]) AS t(op, env, id, type, url)', '$7')}
+     ), dl AS (${enqueueSql(`(SELECT u.op, u.env, u.id AS event_id, NULL::text AS endpoint_id, u.url, u.secret, u.delivery AS id, $7::timestamptz AS due
+                              FROM unnest($1::text[], $2::text[], $3::text[], $8::text[], $9::text[], $10::text[]) AS u(op, env, id, url, secret, delivery)
+                             WHERE u.url IS NOT NULL) AS t`, '$7')}
+     ), fo AS (${enqueueSql(fanoutTargets('unnest($1::text[], $2::text[], $3::text[], $4::text[], $8::text[]) AS s(op, env, id, type, url)', '$7::timestamptz'), '$7')}
      )
      SELECT (SELECT count(*) FROM ev) AS events,
             CASE WHEN EXISTS (SELECT 1 FROM dl) OR EXISTS (SELECT 1 FROM fo) THEN ${WAKE_IF_IDLE} END AS notified`,
-    [c.op, c.env, c.id, c.type, c.intent, c.data, now, c.url, c.secret, c.delivery, c.schedule],
+    [c.op, c.env, c.id, c.type, c.intent, c.data, now, c.url, c.secret, c.delivery],
   );
 }
 
@@ -124,15 +88,32 @@ export async function insertTenantEvent(
   data: object,
 ): Promise<string> {
   const id = deps.ids.next('evt_');
+  await insertTenantEvents(tx, deps.clock.now(), [{ ...tenant, id, type, data }]);
+  return id;
+}
+
+/**
+ * Tenant events with ids of the caller's choosing, in one statement: an id that exists already inserts nothing (so an
+ * event with a derived id, such as a delivery's delivery.exhausted, is written once however often it is tried).
+ */
+export async function insertTenantEvents(
+  tx: Queryable,
+  now: Date,
+  events: { operator_id: string; environment: string; id: string; type: string; data: object }[],
+): Promise<void> {
+  if (events.length === 0) return;
   await tx.query(
     `WITH ev AS (
-       INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at) VALUES ($1, $2, $3, $4, NULL, $5, $6) RETURNING 1
-     ), fo AS (${FANOUT_SQL('(SELECT $1::text AS op, $2::text AS env, $3::text AS id, $4::text AS type, NULL::text AS url) AS t', '$6::timestamptz')}
+       INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at)
+       SELECT op, env, id, type, NULL, data::jsonb, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[]) AS u(op, env, id, type, data)
+       ON CONFLICT DO NOTHING
+       RETURNING operator_id AS op, environment AS env, id, type, NULL::text AS url
+     ), fo AS (${enqueueSql(fanoutTargets('ev AS s', '$5::timestamptz'), '$5::timestamptz')}
      )
      SELECT (SELECT count(*) FROM ev), CASE WHEN EXISTS (SELECT 1 FROM fo) THEN ${WAKE_IF_IDLE} END`,
-    [tenant.operator_id, tenant.environment, id, type, JSON.stringify(data), deps.clock.now()],
+    [events.map((e) => e.operator_id), events.map((e) => e.environment), events.map((e) => e.id), events.map((e) => e.type), now,
+      events.map((e) => JSON.stringify(e.data))],
   );
-  return id;
 }
 
 /** delivery.exhausted, endpoint.disabled, endpoint.recovered. */

@@ -3,7 +3,7 @@ import { Type, type Static } from 'typebox';
 import type { Deps } from '../../payments/context.js';
 import {
   createEndpoint, deleteEndpoint, getEndpoint, listEndpoints, recoverEndpoint, revealSecret, rotateSecret, setEnabled, updateEndpoint,
-} from '../../payments/endpoints.js';
+} from '../../delivery/endpoints.js';
 import { getSettings, patchSettings } from '../../payments/settings.js';
 import { authenticate } from '../auth.js';
 import { IdParams } from '../schemas.js';

@@ -4,7 +4,7 @@ import { authorize, createToken } from '../../payments/authorize.js';
 import type { Deps } from '../../payments/context.js';
 import { approveIntent, cancelIntent, createIntent, getIntent, listIntents, simulateSettle } from '../../payments/intents.js';
 import { createUser, getUser, listUsers } from '../../payments/users.js';
-import { checkResolvedDestination, parseHttpUrl } from '../../payments/endpoints.js';
+import { checkResolvedDestination, parseHttpUrl } from '../../delivery/endpoints.js';
 import { authenticate } from '../auth.js';
 import { AuthorizeBody, CreateIntentBody, CreateUserBody, IdempotencyHeaders, IdParams, ListQuery, TokenBody } from '../schemas.js';
 

@@ -7,9 +7,12 @@ import { DEFAULT_PAYLOAD_VERSION, EVENT_TYPES, newStandardSecret, type Format, t
 import { errors } from '../api/errors.js';
 import { withTx, type Queryable } from '../db/pool.js';
 import { literalForbidden, resolvesToForbidden } from '../security/ssrf.js';
-import { insertOperationalEvent, WAKE_IF_IDLE } from '../store/events.js';
-import type { Caller, Deps } from './context.js';
-import { parseTime } from './pagination.js';
+import { insertOperationalEvent } from '../store/events.js';
+import type { Caller, Deps } from '../payments/context.js';
+import { parseTime } from '../payments/pagination.js';
+import { failEndpointDeliveries, holdEndpoint, recoverDeliveries, releaseEndpoint } from './queue.js';
+
+export { HELD } from './queue.js';
 
 export interface EndpointRow {
   operator_id: string;
@@ -36,8 +39,6 @@ export interface EndpointRow {
   updated_at: Date;
 }
 
-/** Far in the future: where held deliveries wait while their endpoint is disabled. */
-export const HELD = new Date('9999-12-31T00:00:00Z');
 export const DEFAULT_ROTATION_GRACE_S = 24 * 3600;
 
 export function newSecret(format: Format): string {
@@ -172,13 +173,17 @@ export async function updateEndpoint(deps: Deps, caller: Caller, id: string, pat
   return withTx(deps.db, async (tx) => {
     const e = await load(tx, caller, id, true);
     const next = { ...e, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) } as EndpointRow;
-    // A new format needs a secret of its shape: a format change rotates at once, with no grace.
-    const secret = next.format !== e.format ? deps.secrets.seal(newSecret(next.format)) : e.secret;
+    // A new format needs a secret of its shape: a format change rotates at once, with no grace, and drops the previous
+    // secret (of the old format's shape, which the new format could not sign with).
+    const formatChanged = next.format !== e.format;
+    const secret = formatChanged ? deps.secrets.seal(newSecret(next.format)) : e.secret;
     const { rows } = await tx.query<EndpointRow>(
       `UPDATE endpoints SET url = $3, events = $4, description = $5, format = $6, payload_version = $7, max_concurrency = $8,
-              rate_limit_per_s = $9, secret = $10, updated_at = $11
+              rate_limit_per_s = $9, secret = $10, updated_at = $11,
+              previous_secret = CASE WHEN $12 THEN NULL ELSE previous_secret END,
+              previous_expires_at = CASE WHEN $12 THEN NULL ELSE previous_expires_at END
         WHERE operator_id = $1 AND id = $2 RETURNING *`,
-      [e.operator_id, e.id, next.url, next.events, next.description, next.format, next.payload_version, next.max_concurrency, next.rate_limit_per_s, secret, deps.clock.now()],
+      [e.operator_id, e.id, next.url, next.events, next.description, next.format, next.payload_version, next.max_concurrency, next.rate_limit_per_s, secret, deps.clock.now(), formatChanged],
     );
     return publicEndpoint(rows[0]!);
   });
@@ -202,11 +207,7 @@ export async function enableRow(tx: Queryable, e: Pick<EndpointRow, 'operator_id
       WHERE operator_id = $1 AND id = $2`,
     [e.operator_id, e.id, now],
   );
-  await tx.query(
-    `WITH r AS (UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND next_attempt_at > $3 RETURNING 1)
-     SELECT CASE WHEN EXISTS (SELECT 1 FROM r) THEN ${WAKE_IF_IDLE} END`,
-    [e.operator_id, e.id, now],
-  );
+  await releaseEndpoint(tx, e, now);
 }
 
 /** Marks the endpoint disabled and holds its queued deliveries. Returns false if it already was. */
@@ -216,10 +217,7 @@ export async function disableRow(deps: Pick<Deps, 'clock' | 'ids'>, tx: Queryabl
       WHERE operator_id = $1 AND id = $2 AND status = 'enabled'`,
     [e.operator_id, e.id, reason, now],
   );
-  await tx.query(
-    `UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL`,
-    [e.operator_id, e.id, HELD],
-  );
+  await holdEndpoint(tx, e);
   if (r.rowCount === 0) return false;
   await insertOperationalEvent(tx, deps, { operator_id: e.operator_id, environment: e.environment }, 'endpoint.disabled',
     { endpoint_id: e.id, url: e.url, reason, at: now.toISOString() });
@@ -232,10 +230,7 @@ export async function deleteEndpoint(deps: Deps, caller: Caller, id: string) {
     const now = deps.clock.now();
     await tx.query(`UPDATE endpoints SET deleted_at = $3, status = 'disabled', disabled_reason = 'deleted', updated_at = $3 WHERE operator_id = $1 AND id = $2`, [e.operator_id, e.id, now]);
     // Nothing more goes to a deleted endpoint; its queued deliveries end as failed, with their attempt logs kept.
-    await tx.query(
-      `UPDATE deliveries SET status = 'failed', last_error = 'endpoint_deleted', completed_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending'`,
-      [e.operator_id, e.id, now],
-    );
+    await failEndpointDeliveries(tx, e, now);
     return { id, deleted: true };
   });
 }
@@ -274,36 +269,13 @@ export async function revealSecret(deps: Deps, caller: Caller, id: string) {
 
 /**
  * POST /webhook/endpoints/{id}/recover: every event in [since, until) whose latest delivery to this endpoint failed
- * or expired gets a new delivery (same event id).
+ * expired or went dead gets a new delivery (same event id), signed, to the endpoint's current URL, held while it is disabled.
  */
 export async function recoverEndpoint(deps: Deps, caller: Caller, id: string, input: { since: string; until?: string }) {
   const since = parseTime(input.since, 'since')!;
   const until = parseTime(input.until, 'until') ?? deps.clock.now();
   if (until <= since) throw errors.validation('until', 'until must be after since', 'invalid_range');
   const e = await load(deps.db, caller, id);
-  const now = deps.clock.now();
-  const candidates = await deps.db.query<{ event_id: string; status: string }>(
-    `SELECT DISTINCT ON (d.event_id) d.event_id, d.status
-       FROM deliveries d JOIN events ev ON ev.operator_id = d.operator_id AND ev.id = d.event_id
-      WHERE d.operator_id = $1 AND d.endpoint_id = $2 AND ev.created_at >= $3 AND ev.created_at < $4
-      ORDER BY d.event_id, d.created_at DESC`,
-    [e.operator_id, e.id, since, until],
-  );
-  const failed = candidates.rows.filter((r) => r.status === 'failed' || r.status === 'expired');
-  if (failed.length === 0) return { recovered: 0 };
-  const held = e.status === 'disabled' ? HELD : now;
-  await deps.db.query(
-    `WITH src AS (
-       SELECT DISTINCT ON (d.event_id) d.*, t.new_id FROM deliveries d
-         JOIN unnest($3::text[], $4::text[]) AS t(event_id, new_id) ON t.event_id = d.event_id
-        WHERE d.operator_id = $1 AND d.endpoint_id = $2 ORDER BY d.event_id, d.created_at DESC
-     ), ins AS (
-       INSERT INTO deliveries (operator_id, id, environment, event_id, endpoint_id, url, format, payload_version, secret, schedule_name, schedule, next_attempt_at, created_at)
-       SELECT operator_id, new_id, environment, event_id, endpoint_id, url, format, payload_version, secret, schedule_name, schedule, $5, $6 FROM src
-       RETURNING 1
-     )
-     SELECT count(*), ${WAKE_IF_IDLE} FROM ins`,
-    [e.operator_id, e.id, failed.map((r) => r.event_id), failed.map(() => deps.ids.next('dlv_')), held, now],
-  );
-  return { recovered: failed.length };
+  const recovered = await recoverDeliveries(deps.db, e, since, until, deps.clock.now(), () => deps.ids.next('dlv_'));
+  return { recovered };
 }

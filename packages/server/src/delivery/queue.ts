@@ -1,0 +1,401 @@
+/**
+ * The queue: every statement on `deliveries` and `delivery_attempts` is here, and every delivery row is created by
+ * one statement shape ({@link enqueueSql}), which resolves the endpoint (current URL, format, payload version, hold
+ * state), the secret and the operator's schedule overrides. Each function is one round trip.
+ */
+import { DEFAULT_PAYLOAD_VERSION, type EventRecord, type Format, type PayloadVersion } from '@cashwire/webhooks';
+import type { Queryable } from '../db/pool.js';
+import type { RetrySchedule, ScheduleName } from '../domain/retry.js';
+
+/** Far in the future: where held deliveries wait while their endpoint is disabled. */
+export const HELD = new Date('9999-12-31T00:00:00Z');
+const HELD_SQL = `'9999-12-31T00:00:00Z'::timestamptz`;
+
+export const DELIVERY_CHANNEL = 'cashwire_deliveries';
+
+/**
+ * Wakes sleeping workers when the transaction commits, only if one is asleep (see migration 005). A worker marks
+ * itself asleep before its last look at the queue, so a commit either sees the mark and notifies, or happened before
+ * that last look and is claimed by it.
+ */
+export const WAKE_IF_IDLE = `CASE WHEN EXISTS (SELECT 1 FROM idle_workers) THEN pg_notify('${DELIVERY_CHANNEL}', '') END`;
+
+/** Claims since the last recorded outcome after which a delivery is dead-lettered instead of sent. */
+export const MAX_STALLS = 5;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Into the queue
+
+/**
+ * The one way into the queue: an INSERT of one delivery per row of `targets`, a SQL relation aliased `t` with the
+ * columns `op, env, event_id, endpoint_id, url, secret, id, due`:
+ * - `endpoint_id` set: a registered endpoint's delivery. Its URL, format and payload version are the endpoint's (the
+ *   worker reads them again at each claim, so a delivery always goes to the current URL, signed with the current
+ *   secret); a disabled endpoint's delivery is held, one behind an open circuit waits for the probe. A deleted
+ *   endpoint gets nothing.
+ * - `endpoint_id` NULL: a payment's own `webhook_url` (`url`), format `pushcash`, signed with `secret` (sealed).
+ * `due` is when it may first be sent; `id` its id (a conflict on it inserts nothing, so derived ids deliver once).
+ * The operator's `retry_schedules` are kept with the row. RETURNING 1 per row made.
+ */
+export function enqueueSql(targets: string, now: string): string {
+  return `
+       INSERT INTO deliveries (operator_id, id, environment, event_id, endpoint_id, url, format, payload_version, secret, schedule, next_attempt_at, created_at)
+       SELECT t.op, t.id, t.env, t.event_id, e.id, coalesce(e.url, t.url), coalesce(e.format, 'pushcash'),
+              coalesce(e.payload_version, o.settings->>'payload_version', '${DEFAULT_PAYLOAD_VERSION}'),
+              CASE WHEN e.id IS NULL THEN t.secret END,
+              o.settings->'retry_schedules',
+              CASE WHEN e.status = 'disabled' THEN ${HELD_SQL}
+                   WHEN e.circuit_state = 'open' THEN greatest(t.due, e.circuit_retry_at) ELSE t.due END,
+              ${now}
+         FROM ${targets}
+         JOIN operators o ON o.id = t.op
+         LEFT JOIN endpoints e ON e.operator_id = t.op AND e.id = t.endpoint_id AND e.deleted_at IS NULL
+        WHERE (t.endpoint_id IS NULL AND t.url IS NOT NULL) OR e.id IS NOT NULL
+       ON CONFLICT DO NOTHING
+       RETURNING 1`;
+}
+
+/**
+ * Fan-out targets for {@link enqueueSql}: each event of `source` (a relation aliased `s` with `op, env, id, type, url`)
+ * whose payment names no webhook_url goes to every registered endpoint of its operator and environment subscribed to
+ * its type, one delivery each, its id derived from the event and the endpoint (so the pair is delivered once).
+ */
+export function fanoutTargets(source: string, now: string): string {
+  return `(SELECT s.op, s.env, s.id AS event_id, x.id AS endpoint_id, NULL::text AS url, NULL::text AS secret,
+                  'dlv_' || substr(s.id, 5) || '_' || substr(x.id, 4) AS id, ${now} AS due
+             FROM ${source}
+             JOIN endpoints x ON x.operator_id = s.op AND x.environment = s.env AND x.deleted_at IS NULL
+                             AND (s.type = ANY (x.events) OR '*' = ANY (x.events))
+            WHERE s.url IS NULL) AS t`;
+}
+
+/**
+ * POST /events/{id}/resend (also "retry now"): every destination the event had whose latest delivery is not pending
+ * gets a new delivery (through the one insert: signed, current URL, held for a disabled endpoint); pending deliveries
+ * that wait for a retry are due now (an open circuit's probe time and a disabled endpoint's hold are kept). Returns how
+ * many deliveries were made and how many were pulled.
+ */
+export async function resendDeliveries(db: Queryable, key: { operator_id: string; event_id: string }, env: string, now: Date, newIds: () => string): Promise<{ created: number; pulled: number }> {
+  const latest = await db.query<{ endpoint_id: string | null; url: string; secret: string | null; status: string }>(
+    `SELECT DISTINCT ON (coalesce(endpoint_id, 'url:' || url)) endpoint_id, url, secret, status
+       FROM deliveries WHERE operator_id = $1 AND event_id = $2
+      ORDER BY coalesce(endpoint_id, 'url:' || url), created_at DESC, id DESC`,
+    [key.operator_id, key.event_id],
+  );
+  const again = latest.rows.filter((r) => r.status !== 'pending');
+  const { rows } = await db.query<{ created: number; pulled: number }>(
+    `WITH made AS (${enqueueSql(`(SELECT $1::text AS op, $3::text AS env, $2::text AS event_id, u.endpoint_id, u.url, u.secret, u.id, $4::timestamptz AS due
+                                FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) AS u(endpoint_id, url, secret, id)) AS t`, '$4::timestamptz')}
+     ), pulled AS (
+       UPDATE deliveries d SET next_attempt_at = CASE WHEN e.circuit_state = 'open' THEN greatest($4::timestamptz, e.circuit_retry_at) ELSE $4::timestamptz END
+         FROM deliveries d0 LEFT JOIN endpoints e ON e.operator_id = d0.operator_id AND e.id = d0.endpoint_id
+        WHERE d0.operator_id = $1 AND d0.event_id = $2 AND d0.status = 'pending' AND d0.leased_by IS NULL AND d0.next_attempt_at > $4
+          AND (e.id IS NULL OR e.status = 'enabled')
+          AND d.operator_id = d0.operator_id AND d.id = d0.id
+       RETURNING 1
+     )
+     SELECT (SELECT count(*)::int FROM made) AS created, (SELECT count(*)::int FROM pulled) AS pulled,
+            CASE WHEN EXISTS (SELECT 1 FROM made) OR EXISTS (SELECT 1 FROM pulled) THEN ${WAKE_IF_IDLE} END AS notified`,
+    [key.operator_id, key.event_id, env, now, again.map((r) => r.endpoint_id), again.map((r) => r.url), again.map((r) => r.secret), again.map(() => newIds())],
+  );
+  return { created: rows[0]!.created, pulled: rows[0]!.pulled };
+}
+
+/**
+ * POST /webhook/endpoints/{id}/recover: every event in [since, until) whose latest delivery to this endpoint failed,
+ * expired or went dead gets a new delivery (same event id), through the one insert.
+ */
+export async function recoverDeliveries(db: Queryable, e: { operator_id: string; id: string; environment: string }, since: Date, until: Date, now: Date, newIds: () => string): Promise<number> {
+  const candidates = await db.query<{ event_id: string; status: string }>(
+    `SELECT DISTINCT ON (d.event_id) d.event_id, d.status
+       FROM deliveries d JOIN events ev ON ev.operator_id = d.operator_id AND ev.id = d.event_id
+      WHERE d.operator_id = $1 AND d.endpoint_id = $2 AND ev.created_at >= $3 AND ev.created_at < $4
+      ORDER BY d.event_id, d.created_at DESC, d.id DESC`,
+    [e.operator_id, e.id, since, until],
+  );
+  const failed = candidates.rows.filter((r) => r.status === 'failed' || r.status === 'expired' || r.status === 'dead');
+  if (failed.length === 0) return 0;
+  const { rows } = await db.query<{ n: number }>(
+    `WITH made AS (${enqueueSql(`(SELECT $1::text AS op, $3::text AS env, u.event_id, $2::text AS endpoint_id, NULL::text AS url, NULL::text AS secret, u.id, $6::timestamptz AS due
+                                FROM unnest($4::text[], $5::text[]) AS u(event_id, id)) AS t`, '$6::timestamptz')})
+     SELECT count(*)::int AS n, ${WAKE_IF_IDLE} FROM made`,
+    [e.operator_id, e.id, e.environment, failed.map((r) => r.event_id), failed.map(() => newIds()), now],
+  );
+  return rows[0]!.n;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Endpoints' queues: hold, release, end
+
+/** Holds an endpoint's queued deliveries (not the ones a worker holds a lease on). */
+export async function holdEndpoint(tx: Queryable, e: { operator_id: string; id: string }): Promise<void> {
+  await tx.query(
+    `UPDATE deliveries SET next_attempt_at = ${HELD_SQL} WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL`,
+    [e.operator_id, e.id],
+  );
+}
+
+/** An open circuit: the endpoint's queued deliveries wait until its probe time, so they take no worker capacity. */
+export async function holdUntilProbe(tx: Queryable, e: { operator_id: string; id: string }, retryAt: Date): Promise<void> {
+  await tx.query(
+    `UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at < $3`,
+    [e.operator_id, e.id, retryAt],
+  );
+}
+
+/** A recovered circuit: what it parked at its probe time is due now; deliveries waiting for their own retry stay. */
+export async function releaseProbeHold(tx: Queryable, e: { operator_id: string; id: string }, parkedAt: Date, now: Date): Promise<void> {
+  await tx.query(
+    `UPDATE deliveries SET next_attempt_at = $4 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at = $3`,
+    [e.operator_id, e.id, parkedAt, now],
+  );
+}
+
+/** An enabled endpoint: everything it held, and every retry it was waiting for, is due now (leased rows are left to their worker). */
+export async function releaseEndpoint(tx: Queryable, e: { operator_id: string; id: string }, now: Date): Promise<void> {
+  await tx.query(
+    `WITH r AS (UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at > $3 RETURNING 1)
+     SELECT CASE WHEN EXISTS (SELECT 1 FROM r) THEN ${WAKE_IF_IDLE} END`,
+    [e.operator_id, e.id, now],
+  );
+}
+
+/** A deleted endpoint: its queued deliveries end as failed, with their attempt logs kept. */
+export async function failEndpointDeliveries(tx: Queryable, e: { operator_id: string; id: string }, now: Date): Promise<void> {
+  await tx.query(
+    `UPDATE deliveries SET status = 'failed', last_error = 'endpoint_deleted', completed_at = $3, leased_by = NULL
+      WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending'`,
+    [e.operator_id, e.id, now],
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The worker's statements
+
+export interface Claimed {
+  operator_id: string;
+  id: string;
+  environment: 'sandbox' | 'production';
+  url: string;
+  format: Format;
+  payload_version: PayloadVersion;
+  secret: string | null;
+  /** The operator's `retry_schedules` when the delivery was made. */
+  schedule: Partial<Record<ScheduleName, Partial<RetrySchedule>>> | null;
+  attempts: number;
+  /** Claims since the last recorded outcome, this one included. */
+  stalls: number;
+  created_at: Date;
+  event: EventRecord;
+  /** Set for a registered endpoint's delivery: its current settings and health (url, format, secret are its own). */
+  endpoint_id: string | null;
+  previous_secret: string | null;
+  previous_expires_at: Date | null;
+  max_concurrency: number | null;
+  rate_limit_per_s: number | null;
+  circuit_state: 'closed' | 'open' | null;
+  circuit_retry_at: Date | null;
+  consecutive_failures: number | null;
+  endpoint_status: 'enabled' | 'disabled' | null;
+}
+
+/**
+ * Claims up to `limit` due deliveries: locks them with SKIP LOCKED (so concurrent workers take different rows),
+ * counts the attempt and the claim, and moves next_attempt_at one lease ahead. A claim whose row already had a lease
+ * holder is a reclaim: that holder died or overran its lease.
+ */
+export async function claim(db: Queryable, worker: string, now: Date, leaseMs: number, limit: number): Promise<Claimed[]> {
+  const { rows } = await db.query<Claimed & { event_type: EventRecord['type']; event_data: EventRecord['data']; event_id: string }>({
+    // Not a named statement: a cached generic plan reads the queue head worse than a plan made for the actual time.
+    // The event and the endpoint are fetched by primary key per claimed row (LATERAL ... LIMIT 1 keeps the planner
+    // from turning them into joins over whole tables), and the queue head is read in next_attempt_at order from the
+    // partial index of pending rows.
+    text: `WITH due AS (
+       SELECT operator_id, id, event_id, endpoint_id FROM deliveries
+        WHERE status = 'pending' AND next_attempt_at <= $1
+        ORDER BY next_attempt_at
+        LIMIT $4
+        FOR UPDATE SKIP LOCKED
+     )
+     UPDATE deliveries d
+        SET attempts = d.attempts + 1,
+            stalls = d.stalls + 1,
+            next_attempt_at = $1::timestamptz + make_interval(secs => $2::double precision / 1000),
+            reclaims = d.reclaims + (d.leased_by IS NOT NULL)::int,
+            leased_by = $3
+       FROM due
+       CROSS JOIN LATERAL (SELECT ev.id, ev.type, ev.data FROM events ev WHERE ev.operator_id = due.operator_id AND ev.id = due.event_id LIMIT 1) e
+       LEFT JOIN LATERAL (
+         SELECT x.url, x.format, x.payload_version, x.secret, x.previous_secret, x.previous_expires_at, x.max_concurrency, x.rate_limit_per_s,
+                x.circuit_state, x.circuit_retry_at, x.consecutive_failures, x.status
+           FROM endpoints x WHERE x.operator_id = due.operator_id AND x.id = due.endpoint_id LIMIT 1
+       ) ep ON true
+      WHERE d.operator_id = due.operator_id AND d.id = due.id
+     RETURNING d.operator_id, d.id, d.environment, coalesce(ep.url, d.url) AS url, coalesce(ep.format, d.format) AS format,
+               coalesce(ep.payload_version, d.payload_version) AS payload_version, coalesce(ep.secret, d.secret) AS secret,
+               d.schedule, d.attempts, d.stalls, d.created_at, d.endpoint_id,
+               ep.previous_secret, ep.previous_expires_at, ep.max_concurrency, ep.rate_limit_per_s, ep.circuit_state, ep.circuit_retry_at,
+               ep.consecutive_failures, ep.status AS endpoint_status, e.id AS event_id, e.type AS event_type, e.data AS event_data`,
+    values: [now, leaseMs, worker, limit],
+  });
+  return rows.map((r) => {
+    const { event_id, event_type, event_data, ...rest } = r;
+    return { ...rest, event: { id: event_id, type: event_type, data: event_data } as EventRecord };
+  });
+}
+
+export type DeliveryStatus = 'pending' | 'succeeded' | 'failed' | 'expired' | 'dead';
+export type AttemptOutcomeKind = 'succeeded' | 'retry' | 'expired' | 'held';
+
+export interface Completion {
+  operator_id: string;
+  id: string;
+  /** The claim's attempt number. */
+  attempt: number;
+  status: DeliveryStatus;
+  /** The attempt row's outcome; null when no attempt reached the receiver (a dead letter): no attempt row is written. */
+  outcome: AttemptOutcomeKind | null;
+  next_attempt_at: Date;
+  started_at: Date;
+  latency_ms: number;
+  status_code: number | null;
+  error_code: string | null;
+  /** The first bytes of the answer, exactly as received. */
+  excerpt: Buffer | null;
+}
+
+/**
+ * Records a batch of attempts and moves each delivery on, in one statement. A delivery reclaimed by another worker
+ * since (its attempt count moved on) keeps the newer claim's schedule, but a success always ends it. Two outcomes of
+ * one delivery in the batch resolve deterministically: a success wins, then the later attempt. Returns the deliveries
+ * that the statement moved on, with their new status.
+ */
+export async function complete(db: Queryable, worker: string, batch: Completion[]): Promise<{ operator_id: string; id: string; status: DeliveryStatus }[]> {
+  if (batch.length === 0) return [];
+  const col = <K extends keyof Completion>(k: K) => batch.map((b) => b[k]);
+  const { rows } = await db.query<{ operator_id: string; id: string; status: DeliveryStatus }>({
+    name: 'cw_complete_v2',
+    text: `WITH u AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::int[], $9::int[], $10::text[], $11::bytea[])
+         AS u(op, id, attempt, status, outcome, next_at, started, latency, code, err, excerpt)
+     ), a AS (
+       INSERT INTO delivery_attempts (operator_id, delivery_id, attempt, worker, started_at, latency_ms, status_code, error_code, response_excerpt, outcome)
+       SELECT op, id, attempt, $12, started, latency, code, err, excerpt, outcome FROM u WHERE outcome IS NOT NULL
+       ON CONFLICT DO NOTHING
+     ), one AS (
+       SELECT DISTINCT ON (op, id) * FROM u ORDER BY op, id, (status = 'succeeded') DESC, attempt DESC
+     )
+     UPDATE deliveries d
+        SET status = one.status,
+            next_attempt_at = one.next_at,
+            leased_by = NULL,
+            stalls = 0,
+            last_status = one.code,
+            last_error = one.err,
+            completed_at = CASE WHEN one.status = 'pending' THEN NULL ELSE one.started END
+       FROM one
+      WHERE d.operator_id = one.op AND d.id = one.id AND d.status = 'pending'
+        AND (d.attempts = one.attempt OR one.status = 'succeeded')
+     RETURNING d.operator_id, d.id, d.status`,
+    values: [col('operator_id'), col('id'), col('attempt'), col('status'), col('outcome'), col('next_attempt_at'), col('started_at'),
+      col('latency_ms'), col('status_code'), col('error_code'), col('excerpt'), worker],
+  });
+  return rows;
+}
+
+/**
+ * Gives back claims this worker will not send: due again at `at`, the uncounted attempt taken back. A deferral or a
+ * shutdown also gives the claim back; a fault of the worker's own (`fault: true`) keeps it counted toward dead-lettering.
+ */
+export async function release(db: Queryable, worker: string, keys: { operator_id: string; id: string; attempt: number; at: Date; fault?: boolean }[]): Promise<void> {
+  if (keys.length === 0) return;
+  await db.query({
+    name: 'cw_release_v2',
+    text: `UPDATE deliveries d SET next_attempt_at = u.at, leased_by = NULL, attempts = d.attempts - 1, stalls = greatest(0, d.stalls - (NOT u.fault)::int),
+              last_error = CASE WHEN u.fault THEN 'worker_fault' ELSE d.last_error END
+       FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::bool[]) AS u(op, id, attempt, at, fault)
+      WHERE d.operator_id = u.op AND d.id = u.id AND d.status = 'pending' AND d.attempts = u.attempt AND d.leased_by = $6`,
+    values: [keys.map((k) => k.operator_id), keys.map((k) => k.id), keys.map((k) => k.attempt), keys.map((k) => k.at), keys.map((k) => k.fault ?? false), worker],
+  });
+}
+
+/** Up to `limit` sealed secrets in use (endpoints', and pending per-payment deliveries'), to check the worker's key. */
+export async function sampleSecrets(db: Queryable, limit = 3): Promise<{ where: string; secret: string }[]> {
+  const { rows } = await db.query<{ where: string; secret: string }>(
+    `(SELECT 'endpoint ' || id AS where, secret FROM endpoints WHERE deleted_at IS NULL AND secret LIKE 'enc:%' ORDER BY updated_at DESC LIMIT $1)
+     UNION ALL
+     (SELECT 'delivery ' || id, secret FROM deliveries WHERE status = 'pending' AND endpoint_id IS NULL AND secret LIKE 'enc:%' LIMIT $1)`,
+    [limit],
+  );
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading: the events API, metrics, retention
+
+export interface DeliveryRow {
+  id: string; endpoint_id: string | null; url: string; format: string; payload_version: string; status: DeliveryStatus; attempts: number;
+  next_attempt_at: Date; last_status: number | null; last_error: string | null; created_at: Date; completed_at: Date | null; reclaims: number;
+}
+export interface AttemptRow {
+  delivery_id: string; attempt: number; started_at: Date; latency_ms: number; status_code: number | null; error_code: string | null;
+  response_excerpt: Buffer | null; outcome: string;
+}
+
+/** An event's deliveries, oldest first, and all their attempts. */
+export async function deliveriesOf(db: Queryable, operatorId: string, eventId: string): Promise<{ deliveries: DeliveryRow[]; attempts: AttemptRow[] }> {
+  const [d, a] = await Promise.all([
+    db.query<DeliveryRow>(
+      `SELECT id, endpoint_id, url, format, payload_version, status, attempts, next_attempt_at, last_status, last_error, created_at, completed_at, reclaims
+         FROM deliveries WHERE operator_id = $1 AND event_id = $2 ORDER BY created_at, id`,
+      [operatorId, eventId],
+    ),
+    db.query<AttemptRow>(
+      `SELECT a.delivery_id, a.attempt, a.started_at, a.latency_ms, a.status_code, a.error_code, a.response_excerpt, a.outcome
+         FROM delivery_attempts a JOIN deliveries d ON d.operator_id = a.operator_id AND d.id = a.delivery_id
+        WHERE d.operator_id = $1 AND d.event_id = $2 ORDER BY a.attempt`,
+      [operatorId, eventId],
+    ),
+  ]);
+  return { deliveries: d.rows, attempts: a.rows };
+}
+
+/** A WHERE fragment for the events list: events with a delivery in this status (`$n` is its parameter). */
+export function eventHasDeliveryIn(param: string): string {
+  return `EXISTS (SELECT 1 FROM deliveries d WHERE d.operator_id = events.operator_id AND d.event_id = events.id AND d.status = ${param})`;
+}
+
+/** Queue gauges for /metrics. */
+export async function queueGauges(db: Queryable, now: Date): Promise<{ due: number; pending: number; dead: number; oldestDue: Date | null }> {
+  const { rows } = await db.query<{ due: number; pending: number; dead: number; oldest: Date | null }>(
+    `SELECT (SELECT count(*)::int FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1) AS due,
+            (SELECT count(*)::int FROM deliveries WHERE status = 'pending') AS pending,
+            (SELECT count(*)::int FROM deliveries WHERE status = 'dead') AS dead,
+            (SELECT min(created_at) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1) AS oldest`,
+    [now],
+  );
+  return { due: rows[0]!.due, pending: rows[0]!.pending, dead: rows[0]!.dead, oldestDue: rows[0]!.oldest };
+}
+
+/** Retention: deletes up to `batch` attempts started before `cutoff`. */
+export async function pruneAttempts(db: Queryable, cutoff: Date, batch: number): Promise<number> {
+  const r = await db.query(`DELETE FROM delivery_attempts WHERE ctid = ANY (ARRAY(SELECT ctid FROM delivery_attempts WHERE started_at < $1 LIMIT $2))`, [cutoff, batch]);
+  return r.rowCount ?? 0;
+}
+
+/** Retention: deletes up to `batch` finished deliveries made before `cutoff`, with their attempts. Pending ones stay. */
+export async function pruneDeliveries(db: Queryable, cutoff: Date, batch: number): Promise<number> {
+  const r = await db.query(
+    `WITH old AS (
+       SELECT operator_id, id FROM deliveries WHERE created_at < $1 AND status <> 'pending' LIMIT $2
+     ), a AS (
+       DELETE FROM delivery_attempts x USING old WHERE x.operator_id = old.operator_id AND x.delivery_id = old.id
+     )
+     DELETE FROM deliveries d USING old WHERE d.operator_id = old.operator_id AND d.id = old.id`,
+    [cutoff, batch],
+  );
+  return r.rowCount ?? 0;
+}
+
+/** A WHERE fragment for retention of events: the event `e` has no delivery left. */
+export const EVENT_HAS_NO_DELIVERY = `NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.operator_id = e.operator_id AND d.event_id = e.id)`;

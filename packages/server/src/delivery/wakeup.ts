@@ -1,0 +1,95 @@
+/**
+ * The wake-up: how a sleeping worker learns that work is due. LISTEN on the delivery channel (re-established after a
+ * lost connection), an idle mark in `idle_workers` so that committing producers NOTIFY only while someone sleeps, and
+ * the fallback poll.
+ */
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { Db } from '../db/pool.js';
+import { DELIVERY_CHANNEL } from './queue.js';
+
+export function createWakeup(deps: { db: Db; log: Logger; worker: string }, o: { listen: boolean; pollMs: number; connectionString?: string }) {
+  let wake: (() => void) | undefined;
+  // Set when a wake-up came while the loop was busy, so that it claims again instead of sleeping through it.
+  let woken = false;
+  let idle = false;
+  let stopped = false;
+  let listener: pg.Client | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+
+  function poke() {
+    const w = wake;
+    wake = undefined;
+    if (w) w();
+    else woken = true;
+  }
+
+  async function listen(): Promise<void> {
+    if (!o.listen || stopped) return;
+    const cs = o.connectionString ?? (deps.db as unknown as { options: { connectionString: string } }).options.connectionString;
+    const client = new pg.Client({ connectionString: cs });
+    client.on('notification', () => poke());
+    const retry = () => {
+      if (stopped || retryTimer) return;
+      retryTimer = setTimeout(() => {
+        retryTimer = undefined;
+        void listen();
+      }, 500);
+      retryTimer.unref();
+    };
+    client.on('error', () => {
+      client.end().catch(() => {});
+      retry();
+    });
+    client.on('end', retry);
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${DELIVERY_CHANNEL}`);
+      listener = client;
+      poke(); // anything committed while we were not listening
+    } catch {
+      client.end().catch(() => {});
+      retry();
+    }
+  }
+
+  return {
+    poke,
+    start: listen,
+    get idle() {
+      return idle;
+    },
+    /** Takes a wake-up that came while the loop was busy. */
+    takeWoken(): boolean {
+      const w = woken;
+      woken = false;
+      return w;
+    },
+    /** Marks this worker asleep (producers then NOTIFY) or awake. A failure leaves it unmarked: polling still finds the work. */
+    async markIdle(on: boolean): Promise<void> {
+      try {
+        if (on) await deps.db.query('INSERT INTO idle_workers (worker, since) VALUES ($1, $2) ON CONFLICT (worker) DO UPDATE SET since = EXCLUDED.since', [deps.worker, new Date()]);
+        else await deps.db.query('DELETE FROM idle_workers WHERE worker = $1', [deps.worker]);
+        idle = on;
+      } catch {
+        idle = false;
+      }
+    },
+    /** Sleeps until poked, or the poll interval (if any) passes. */
+    sleep(): Promise<void> {
+      return new Promise<void>((resolve) => {
+        wake = resolve;
+        if (o.pollMs > 0) setTimeout(poke, o.pollMs).unref();
+      });
+    },
+    async stop(): Promise<void> {
+      stopped = true;
+      poke();
+      if (retryTimer) clearTimeout(retryTimer);
+      await listener?.end().catch(() => {});
+      if (idle) await this.markIdle(false);
+    },
+  };
+}
+
+export type Wakeup = ReturnType<typeof createWakeup>;
