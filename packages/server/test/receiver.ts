@@ -8,7 +8,18 @@ export interface Received {
   at: number;
 }
 
-export type Responder = (req: Received) => { status: number; headers?: Record<string, string>; body?: string; hang?: boolean } | Promise<{ status: number; headers?: Record<string, string>; body?: string; hang?: boolean }>;
+export interface Answer {
+  status: number;
+  headers?: Record<string, string>;
+  /** Written as is: a string as UTF-8, a Buffer byte for byte. */
+  body?: string | Buffer;
+  /** Never answers. */
+  hang?: boolean;
+  /** The status line and headers at once, then the body one byte every `everyMs`. */
+  trickle?: { bytes: Buffer; everyMs: number };
+}
+
+export type Responder = (req: Received) => Answer | Promise<Answer>;
 
 /** A real HTTP receiver on 127.0.0.1: records every request and answers as `respond` says. */
 export async function startReceiver(respond: Responder = () => ({ status: 200, body: 'ok' })) {
@@ -28,6 +39,21 @@ export async function startReceiver(respond: Responder = () => ({ status: 200, b
         return;
       }
       res.writeHead(answer.status, answer.headers);
+      if (answer.trickle) {
+        const { bytes, everyMs } = answer.trickle;
+        res.flushHeaders();
+        let i = 0;
+        const timer = setInterval(() => {
+          if (i >= bytes.length) {
+            clearInterval(timer);
+            res.end();
+            return;
+          }
+          res.write(bytes.subarray(i, ++i));
+        }, everyMs);
+        res.on('close', () => clearInterval(timer));
+        return;
+      }
       res.end(answer.body ?? '');
     });
   });

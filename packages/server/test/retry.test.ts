@@ -1,23 +1,45 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SCHEDULES, delayAfter, nextStep, offsets, parseRetryAfter, scheduleNameFor } from '../src/domain/retry.js';
+import type { Format } from '@cashwire/webhooks';
+import { DEFAULT_SCHEDULES, delayAfter, nextStep, offsets, parseRetryAfter, scheduleFor, scheduleNameFor } from '../src/domain/retry.js';
 
 const created = new Date('2026-01-01T00:00:00Z');
-const step = (status: number | undefined, attempt = 1, extra: { retryAfterMs?: number; schedule?: keyof typeof DEFAULT_SCHEDULES; now?: Date } = {}) =>
-  nextStep({ schedule: DEFAULT_SCHEDULES[extra.schedule ?? 'production'], result: { status, retryAfterMs: extra.retryAfterMs }, attempt, createdAt: created, now: extra.now ?? created, random: 0.5 });
+type Extra = { retryAfterMs?: number; schedule?: keyof typeof DEFAULT_SCHEDULES; now?: Date; registered?: boolean; format?: Format };
+const step = (status: number | undefined, attempt = 1, extra: Extra = {}) =>
+  nextStep({
+    schedule: DEFAULT_SCHEDULES[extra.schedule ?? 'production'], result: { status, retryAfterMs: extra.retryAfterMs }, attempt, createdAt: created,
+    now: extra.now ?? created, random: 0.5,
+    destination: { registered: extra.registered ?? false, format: extra.format ?? (extra.schedule === 'sendcash' ? 'sendcash' : 'pushcash') },
+  });
 
 describe('retry rules', () => {
-  it('succeeds on any 2xx and fails for good on 410 and 413', () => {
+  it('succeeds on any 2xx; a payment webhook_url is retried on 410 and 413 like any failure, until it expires', () => {
     for (const s of [200, 201, 204, 299]) expect(step(s).kind).toBe('succeeded');
-    expect(step(410)).toEqual({ kind: 'failed', reason: 'gone' });
-    expect(step(413)).toEqual({ kind: 'failed', reason: 'too_large' });
+    expect(step(410).kind).toBe('retry');
+    expect(step(413).kind).toBe('retry');
+    expect(step(410, 40).kind).toBe('expired');
   });
-  it('resends Sendcash webhooks on every non-2xx, 410 and 413 included', () => {
-    expect(step(410, 1, { schedule: 'sendcash' }).kind).toBe('retry');
-    expect(step(413, 1, { schedule: 'sendcash' }).kind).toBe('retry');
+  it('holds on 410 from a registered pushcash or standard endpoint (it is disabled), whatever the attempt; 413 is retried', () => {
+    expect(step(410, 1, { registered: true })).toEqual({ kind: 'held', reason: 'gone' });
+    expect(step(410, 40, { registered: true, format: 'standard' })).toEqual({ kind: 'held', reason: 'gone' });
+    expect(step(413, 1, { registered: true }).kind).toBe('retry');
+  });
+  it('resends Sendcash webhooks on every non-2xx, 410 and 413 included, registered or not', () => {
+    expect(step(410, 1, { schedule: 'sendcash', registered: true }).kind).toBe('retry');
+    expect(step(413, 1, { schedule: 'sendcash', registered: true }).kind).toBe('retry');
     expect(step(200, 1, { schedule: 'sendcash' }).kind).toBe('succeeded');
   });
   it('retries 3xx, 4xx, 5xx and network errors', () => {
     for (const s of [301, 302, 400, 401, 404, 429, 500, 502, 503, undefined]) expect(step(s).kind).toBe('retry');
+  });
+  it('waits twice the step after 429, 502, 503 and 504 without Retry-After', () => {
+    for (const s of [429, 502, 503, 504]) expect(step(s, 1)).toEqual({ kind: 'retry', at: new Date(created.getTime() + 10_000) });
+    expect(step(500, 1)).toEqual({ kind: 'retry', at: new Date(created.getTime() + 5_000) });
+    expect(step(undefined, 1)).toEqual({ kind: 'retry', at: new Date(created.getTime() + 5_000) });
+  });
+  it('takes the schedule from the environment and the format, with the operator\'s overrides of that schedule', () => {
+    expect(scheduleFor('sandbox', 'pushcash', null)).toEqual(DEFAULT_SCHEDULES.sandbox);
+    expect(scheduleFor('sandbox', 'sendcash', { sandbox: { maxAttempts: 9 } })).toEqual(DEFAULT_SCHEDULES.sendcash);
+    expect(scheduleFor('production', 'standard', { production: { maxAttempts: 9 } })).toEqual({ ...DEFAULT_SCHEDULES.production, maxAttempts: 9 });
   });
   it('honours Retry-After on 429 and 503 only, capped at an hour, never shorter than the schedule', () => {
     expect(step(429, 1, { retryAfterMs: 120_000 })).toEqual({ kind: 'retry', at: new Date(created.getTime() + 120_000) });

@@ -568,7 +568,7 @@ describe('resending until a 2xx, by the clock', () => {
 
   it('after 3 failures it is still pending with the next attempt 5 minutes on; it expires only past 3 days', async () => {
     const m = await merchant();
-    rx.setResponder((r) => (r.path === m.path ? { status: 503 } : { status: 200 }));
+    rx.setResponder((r) => (r.path === m.path ? { status: 500 } : { status: 200 }));
     const c = await charge(m, { amount: 11.11 });
     expect(c.status).toBe(201);
     const w = worker();
@@ -581,7 +581,7 @@ describe('resending until a 2xx, by the clock', () => {
     const id = at(m.path)[0]!.headers['x-webhook-id'] as string;
     const afterThree = (await m.api.get(`/events/${id}`)).body.deliveries[0];
     // The sandbox schedule would have expired it here.
-    expect(afterThree).toMatchObject({ status: 'pending', attempts: 3, last_status: 503 });
+    expect(afterThree).toMatchObject({ status: 'pending', attempts: 3, last_status: 500 });
     expect(new Date(afterThree.next_attempt_at).getTime()).toBe(t0 + 15 * MIN);
 
     // Close to the 3-day limit: one more attempt still happens; the one after would start past it, so it expires.

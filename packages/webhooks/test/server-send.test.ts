@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAgent, send, type Attempt } from '../../server/src/delivery/sender.js';
+import { createAgent, prepare, send as sendPrepared, type Attempt, type SendTimeouts } from '../../server/src/delivery/sender.js';
 import { PAYLOAD_VERSIONS, FORMATS, checkSenderName, memoryStore, nodeHandler, type EventRecord, type Format, type WebhookEvent } from '../src/index.js';
 import { OLD_SECRET, OLD_WHSEC, SECRET, WHSEC, approved, exhausted, paymentStatusBody } from './fixtures.js';
 
@@ -41,6 +41,9 @@ afterAll(async () => {
 function attempt(format: Format, o: Partial<Attempt> = {}): Attempt {
   return { url: `${base}/${format}`, format, payloadVersion: '2024-05', secrets: [format === 'standard' ? WHSEC : SECRET], event: approved, at: new Date(), ...o };
 }
+
+/** The worker's two steps: prepare (render and sign), then send. */
+const send = async (agent: Parameters<typeof sendPrepared>[0], a: Attempt, t: SendTimeouts) => sendPrepared(agent, await prepare(a), t);
 
 describe("the server's send() against this package's node:http adapter", () => {
   it.each(FORMATS)('%s: every payload version verifies, parses to the same event, and a redelivery is a duplicate', async (format) => {
