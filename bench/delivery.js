@@ -900,7 +900,7 @@ async function partBacklog(ctx) {
         const at = new Date();
         await complete(d.db, 'bench-claimer', got.map((g) => ({
           operator_id: g.operator_id, id: g.id, attempt: g.attempts, status: 'succeeded', outcome: 'succeeded', next_attempt_at: at,
-          started_at: at, latency_ms: 1, status_code: 200, error_code: null, excerpt: 'ok',
+          started_at: at, latency_ms: 1, status_code: 200, error_code: null, excerpt: Buffer.from('ok'),
         })));
         await add(got.length, 'clock_timestamp()');
       }

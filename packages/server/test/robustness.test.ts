@@ -177,7 +177,7 @@ describe('faults inside a worker', () => {
     const replayed = await verify('pushcash', { body: r.body, headers: r.headers as Record<string, string>, secrets: ep.secret, now: s.clock.now() });
     expect([replayed.type, r.headers['x-webhook-id']]).toEqual(['intent.approved', eventId]);
     expect((await api.get('/events?delivery_status=dead')).body.data.map((e: { id: string }) => e.id)).toEqual([eventId]); // the old one stays dead, logged
-    expect((await deliveriesOf(eventId)).filter((y) => y.endpoint_id === ep.id).map((y) => y.status)).toEqual(['dead', 'succeeded']);
+    expect((await deliveriesOf(eventId)).filter((y) => y.endpoint_id === ep.id).map((y) => y.status).sort()).toEqual(['dead', 'succeeded']);
   });
 
   it('a delivery claimed 5 times with no outcome recorded is dead-lettered, with its reason', async () => {
@@ -275,8 +275,9 @@ describe('resend and recover', () => {
     await api.post(`/events/${eventId}/resend`);
     await w.tick();
     expect(at('/resend-disabled')).toHaveLength(1);
-    const [, held] = await deliveriesOf(eventId);
-    expect(held).toMatchObject({ status: 'pending', held: true });
+    const ds = await deliveriesOf(eventId);
+    expect(ds.map((d) => d.status).sort()).toEqual(['pending', 'succeeded']);
+    expect(ds.find((d) => d.status === 'pending')).toMatchObject({ held: true });
     await api.post(`/webhook/endpoints/${ep.id}/enable`);
     await w.tick();
     expect(at('/resend-disabled')).toHaveLength(2);

@@ -76,13 +76,16 @@ export function fanoutTargets(source: string, now: string): string {
  * many deliveries were made and how many were pulled.
  */
 export async function resendDeliveries(db: Queryable, key: { operator_id: string; event_id: string }, env: string, now: Date, newIds: () => string): Promise<{ created: number; pulled: number }> {
-  const latest = await db.query<{ endpoint_id: string | null; url: string; secret: string | null; status: string }>(
-    `SELECT DISTINCT ON (coalesce(endpoint_id, 'url:' || url)) endpoint_id, url, secret, status
+  // Per destination: the latest delivery's URL and secret, and whether any of its deliveries is still pending (then
+  // it is pulled, not doubled). Deliveries of one instant have no order between them, so "any pending" decides.
+  const latest = await db.query<{ endpoint_id: string | null; url: string; secret: string | null; pending: boolean }>(
+    `SELECT DISTINCT ON (coalesce(endpoint_id, 'url:' || url)) endpoint_id, url, secret,
+            bool_or(status = 'pending') OVER (PARTITION BY coalesce(endpoint_id, 'url:' || url)) AS pending
        FROM deliveries WHERE operator_id = $1 AND event_id = $2
       ORDER BY coalesce(endpoint_id, 'url:' || url), created_at DESC, id DESC`,
     [key.operator_id, key.event_id],
   );
-  const again = latest.rows.filter((r) => r.status !== 'pending');
+  const again = latest.rows.filter((r) => !r.pending);
   const { rows } = await db.query<{ created: number; pulled: number }>(
     `WITH made AS (${enqueueSql(`(SELECT $1::text AS op, $3::text AS env, $2::text AS event_id, u.endpoint_id, u.url, u.secret, u.id, $4::timestamptz AS due
                                 FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) AS u(endpoint_id, url, secret, id)) AS t`, '$4::timestamptz')}
@@ -106,14 +109,17 @@ export async function resendDeliveries(db: Queryable, key: { operator_id: string
  * expired or went dead gets a new delivery (same event id), through the one insert.
  */
 export async function recoverDeliveries(db: Queryable, e: { operator_id: string; id: string; environment: string }, since: Date, until: Date, now: Date, newIds: () => string): Promise<number> {
-  const candidates = await db.query<{ event_id: string; status: string }>(
-    `SELECT DISTINCT ON (d.event_id) d.event_id, d.status
+  // An event is recovered when none of its deliveries to this endpoint is pending or succeeded: its latest one failed,
+  // expired or went dead (deliveries of one instant have no order between them, so this is decided over all of them).
+  const candidates = await db.query<{ event_id: string }>(
+    `SELECT d.event_id
        FROM deliveries d JOIN events ev ON ev.operator_id = d.operator_id AND ev.id = d.event_id
       WHERE d.operator_id = $1 AND d.endpoint_id = $2 AND ev.created_at >= $3 AND ev.created_at < $4
-      ORDER BY d.event_id, d.created_at DESC, d.id DESC`,
+      GROUP BY d.event_id
+     HAVING NOT bool_or(d.status IN ('pending', 'succeeded'))`,
     [e.operator_id, e.id, since, until],
   );
-  const failed = candidates.rows.filter((r) => r.status === 'failed' || r.status === 'expired' || r.status === 'dead');
+  const failed = candidates.rows;
   if (failed.length === 0) return 0;
   const { rows } = await db.query<{ n: number }>(
     `WITH made AS (${enqueueSql(`(SELECT $1::text AS op, $3::text AS env, u.event_id, $2::text AS endpoint_id, NULL::text AS url, NULL::text AS secret, u.id, $6::timestamptz AS due
