@@ -69,6 +69,15 @@ async function deliveriesOf(eventId: string) {
 
 const at = (path: string) => rx.received.filter((r) => r.path === path);
 
+/** Polls until `check` holds, for at most `ms`. */
+async function waitFor(what: string, check: () => Promise<boolean>, ms = 8_000) {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe('any reply is safe', () => {
   const odd: [string, () => Answer, (attempt: any) => void][] = [
     ['NUL bytes', () => ({ status: 200, body: Buffer.from('ok\0') }), (a) => expect(a).toMatchObject({ response: 'ok\u0000', response_bytes: 3 })],
@@ -233,6 +242,38 @@ describe('faults inside a worker', () => {
     const [d] = await deliveriesOf(eventId);
     expect(d).toMatchObject({ status: 'succeeded', last_status: 200 });
     expect(d.attempt_log.map((a: { outcome: string }) => a.outcome)).toEqual(['succeeded', 'retry']);
+  });
+});
+
+describe('a flush that cannot stall', () => {
+  it('a blocked endpoint-health write never holds up outcomes: later ones land while it waits', async () => {
+    await freshOperator();
+    const ep = await endpoint('/health-stall');
+    rx.setResponder((r) => (r.path === '/health-stall' ? { status: 500 } : { status: 200 }));
+    const locker = await s.running.deps.db.connect();
+    try {
+      // Someone holds the endpoint's row (an operator's PATCH in a long transaction, a slow hold of a big backlog).
+      await locker.query('BEGIN');
+      await locker.query('SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE', [ep.id]);
+      const failing = await payment();
+      const w = worker({ pollMs: 20 });
+      await w.start();
+      await waitFor('the failed attempt to be recorded', async () => (await deliveriesOf(failing.eventId))[0].attempt_log.length === 1);
+      const healthy = [];
+      for (let i = 0; i < 3; i++) healthy.push(await paymentTo('/after-stall', 700 + i));
+      await waitFor('the healthy deliveries after it to be recorded', async () => {
+        for (const h of healthy) if ((await deliveriesOf(h.eventId))[0].status !== 'succeeded') return false;
+        return true;
+      });
+      // The health write is still waiting for the row: the endpoint has not counted the failure yet.
+      expect((await s.running.deps.db.query('SELECT consecutive_failures FROM endpoints WHERE id = $1', [ep.id])).rows[0].consecutive_failures).toBe(0);
+      await locker.query('ROLLBACK');
+      await waitFor('the health write to land once the row is free', async () =>
+        (await s.running.deps.db.query('SELECT consecutive_failures FROM endpoints WHERE id = $1', [ep.id])).rows[0].consecutive_failures === 1);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => {});
+      locker.release();
+    }
   });
 });
 

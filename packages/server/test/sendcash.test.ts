@@ -566,8 +566,10 @@ describe('resending until a 2xx, by the clock', () => {
       .toEqual([[1, 500, 0], [2, 500, 5 * MIN], [3, 500, 10 * MIN], [4, 200, 15 * MIN]]);
   });
 
-  it('after 3 failures it is still pending with the next attempt 5 minutes on; it expires only past 3 days', async () => {
+  it('after 3 failures it is still pending with the next attempt 5 minutes on; it expires only past 3 days, announced with delivery.exhausted', async () => {
     const m = await merchant();
+    const ops = await m.api.post('/webhook/endpoints', { url: `${rx.url}${m.path}-ops`, events: ['delivery.exhausted'] });
+    expect(ops.status).toBe(201);
     rx.setResponder((r) => (r.path === m.path ? { status: 500 } : { status: 200 }));
     const c = await charge(m, { amount: 11.11 });
     expect(c.status).toBe(201);
@@ -589,6 +591,10 @@ describe('resending until a 2xx, by the clock', () => {
     expect(await w.tick()).toBe(1);
     const last = (await m.api.get(`/events/${id}`)).body.deliveries[0];
     expect(last).toMatchObject({ status: 'expired', attempts: 4, next_attempt_at: null });
+    // The operator hears of it, as for a payment event (Payment.Status is not an operational event).
+    expect(await w.tick()).toBe(1);
+    const told = at(`${m.path}-ops`).map((r) => JSON.parse(r.body));
+    expect(told).toEqual([expect.objectContaining({ type: 'delivery.exhausted', data: expect.objectContaining({ event_id: id, event_type: 'Payment.Status', status: 'expired', attempts: 4, last_status: 500 }) })]);
     s.clock.advance(10 * MIN);
     expect(await w.tick()).toBe(0);
     expect(at(m.path)).toHaveLength(4);
