@@ -103,13 +103,26 @@ export async function signHeaders(input: SignInput): Promise<Record<string, stri
   }
 }
 
-/** Constant-time comparison of two byte strings (length is not secret). */
-export function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
+/**
+ * Constant-time comparison of two secrets, signatures or tokens, as bytes: strings are compared as their UTF-8 bytes,
+ * so inputs of equal character length and different byte length are simply unequal (never an exception). The time
+ * taken depends on the length of `b` (the expected value), not on where the inputs differ. No dependencies: it runs
+ * wherever Web Crypto does, and the server uses it for every such comparison too.
+ */
+export function constantTimeEqual(a: string | Uint8Array, b: string | Uint8Array): boolean {
+  const x = typeof a === 'string' ? utf8.encode(a) : a;
+  const y = typeof b === 'string' ? utf8.encode(b) : b;
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < y.length; i++) diff |= (x[i % (x.length || 1)] ?? 0) ^ y[i]!;
+  return diff === 0 && x.length === y.length;
 }
+
+/** Constant-time comparison of two byte strings (length is not secret). Kept for existing callers: {@link constantTimeEqual}. */
+export function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return constantTimeEqual(a, b);
+}
+
+const utf8 = new TextEncoder();
 
 /** Makes a new Standard Webhooks secret: `whsec_` + base64 of 32 random bytes. */
 export function newStandardSecret(): string {

@@ -3,7 +3,7 @@
  * webhooks, and initiateTransferRequest. HTTP Basic auth: the public key as user, the secret key as password.
  * Queries are limited in depth and in cost (fields selected), errors come in GraphQL's own shape, introspection is on.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { constantTimeEqual } from '@cashwire/webhooks';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { GraphQLError, Kind, type ASTVisitor, type FragmentDefinitionNode, type SelectionSetNode, type ValidationContext } from 'graphql';
 import mercurius, { type MercuriusOptions } from 'mercurius';
@@ -158,7 +158,7 @@ export const graphqlRoutes = (deps: Deps, opts: { pageSize: number; maxDepth?: n
     const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(req.headers.authorization ?? '');
     const [user, pass] = m ? Buffer.from(m[1]!, 'base64').toString('utf8').split(/:(.*)/s) : [];
     const keys = user ? await keysByPublicKey(deps, user) : undefined;
-    const ok = keys && pass !== undefined && pass.length === keys.secretKey.length && timingSafeEqual(Buffer.from(pass), Buffer.from(keys.secretKey));
+    const ok = keys && pass !== undefined && constantTimeEqual(pass, keys.secretKey);
     if (!ok) {
       return reply.status(401).header('WWW-Authenticate', 'Basic realm="Sendcash GraphQL"').send({
         data: null,

@@ -1,5 +1,6 @@
 /** Sendcash Pay rules: exact amounts, the charge signature, sandbox outcomes. Pure. */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { constantTimeEqual } from '@cashwire/webhooks';
 
 /**
  * An amount in currency units (e.g. 100.23, or "100.23") to kobo, exactly: parsed from its decimal text, never
@@ -28,9 +29,7 @@ export function chargeSignature(secretKey: string, base: string): string {
 }
 
 export function signatureMatches(secretKey: string, base: string, given: string): boolean {
-  const expected = Buffer.from(chargeSignature(secretKey, base), 'utf8');
-  const got = Buffer.from(given.trim().toLowerCase(), 'utf8');
-  return expected.length === got.length && timingSafeEqual(expected, got);
+  return constantTimeEqual(given.trim().toLowerCase(), chargeSignature(secretKey, base));
 }
 
 /**

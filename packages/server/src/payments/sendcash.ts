@@ -4,6 +4,7 @@
  * ends with. Webhooks go through the same delivery engine as everything else.
  */
 import { randomBytes } from 'node:crypto';
+import { constantTimeEqual } from '@cashwire/webhooks';
 import { ApiError, errors } from '../api/errors.js';
 import { withTx, type Queryable } from '../db/pool.js';
 import { chargeSignatureBase, fromKobo, sandboxOutcome, SANDBOX_PAYER, signatureMatches, toKobo } from '../domain/sendcash.js';
@@ -247,7 +248,7 @@ export async function payerDecision(deps: Deps, operatorId: string, id: string, 
   return withTx(deps.db, async (tx) => {
     const { rows } = await tx.query<TransferRow>('SELECT * FROM transfers WHERE operator_id = $1 AND id = $2 FOR UPDATE', [operatorId, id]);
     const t = rows[0];
-    if (!t || t.payer_token !== token) throw errors.notFound('transfer', id);
+    if (!t || !constantTimeEqual(token, t.payer_token)) throw errors.notFound('transfer', id);
     if (action === 'fail' && t.environment !== 'sandbox') throw errors.sandboxOnly();
     // Only the sandbox fills in its made-up payer: a production Payment.Status must carry the payer's own details.
     if (t.environment !== 'sandbox') {
@@ -265,7 +266,7 @@ export async function loadForPayer(deps: Deps, operatorId: string, id: string, t
     [operatorId, id],
   );
   const t = rows[0];
-  if (!t || !token || t.payer_token !== token) throw errors.notFound('transfer', id);
+  if (!t || !token || !constantTimeEqual(token, t.payer_token)) throw errors.notFound('transfer', id);
   return t;
 }
 

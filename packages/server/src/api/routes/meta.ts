@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { constantTimeEqual } from '@cashwire/webhooks';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
 import type { Deps } from '../../payments/context.js';
@@ -33,7 +34,7 @@ export const metaRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
   // Prometheus scrape. With CASHWIRE_METRICS_TOKEN set, it needs `Authorization: Bearer <that token>`.
   app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
     const token = process.env.CASHWIRE_METRICS_TOKEN;
-    if (token && req.headers.authorization !== `Bearer ${token}`) return reply.status(401).send(errors.unauthorized('send Authorization: Bearer <CASHWIRE_METRICS_TOKEN>').toJSON());
+    if (token && !constantTimeEqual(req.headers.authorization ?? '', `Bearer ${token}`)) return reply.status(401).send(errors.unauthorized('send Authorization: Bearer <CASHWIRE_METRICS_TOKEN>').toJSON());
     const body = await deps.metrics.registry.metrics();
     return reply.type(deps.metrics.registry.contentType).send(body);
   });

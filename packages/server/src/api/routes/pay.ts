@@ -3,7 +3,7 @@
  * (sandbox: also declines). Then the page sends them to `redirect_url?intent_id=…&status=…`, or, without one,
  * posts `{source: "cashwire", intent_id, status}` to the window that opened or embeds it.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { constantTimeEqual } from '@cashwire/webhooks';
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { withTx, type Queryable } from '../../db/pool.js';
@@ -19,11 +19,7 @@ const DecisionBody = Type.Object({
   action: Type.Union([Type.Literal('approve'), Type.Literal('cancel'), Type.Literal('decline')]),
 });
 
-function sameToken(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
+const sameToken = (given: string, expected: string): boolean => constantTimeEqual(given, expected);
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const dollars = (cents: number) => `$${(cents / 100).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
