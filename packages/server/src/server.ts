@@ -93,6 +93,8 @@ export interface StartOptions {
 
 export interface Running {
   url: string;
+  /** The HTTP server, when the API runs in this process. */
+  app?: FastifyInstance;
   worker?: DeliveryWorker;
   deps: Deps;
   database: Database;
@@ -140,6 +142,7 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
   let stopping: Promise<void> | undefined;
   return {
     url,
+    app,
     deps,
     database,
     worker,

@@ -71,6 +71,19 @@ function hasNul(v: unknown): boolean {
 /** PostgreSQL errors that can only come from the input (a value it cannot store), never from a bug of ours. */
 const PG_INPUT_ERRORS = new Set(['22021', '22P05', '22001', '22003', '22P02', '22007', '22008']);
 
+export interface RouteEntry {
+  method: string;
+  url: string;
+  schema?: { params?: unknown; querystring?: unknown; body?: unknown; headers?: unknown; hide?: boolean };
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route the server answers, as registered. */
+    routeTable: RouteEntry[];
+  }
+}
+
 export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log as unknown as FastifyBaseLogger,
@@ -79,6 +92,13 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     return503OnClosing: true,
   });
+
+  // The route table (method, URL, schema), for the docs and the tests that cover every route.
+  const routes: RouteEntry[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url, schema: r.schema as RouteEntry['schema'] });
+  });
+  app.decorate('routeTable', routes);
 
   await app.register(swagger, {
     openapi: {
