@@ -1,27 +1,27 @@
-/** Every error Cashwire answers with: one JSON shape `{error: {code, message, field?}}`, a stable code, a 4xx. */
-export class ApiError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-  }
-  toJSON() {
-    return { error: { code: this.code, message: this.message, ...(this.field ? { field: this.field } : {}) } };
-  }
+/**
+ * The HTTP edge of the error catalog (domain/errors.ts): every error Cashwire answers with has one JSON shape,
+ * `{error: {code, message, field?}}`, a stable code and the status the catalog gives it.
+ */
+import { DomainError, ERROR_CATALOG, errors, type ErrorCode } from '../domain/errors.js';
+
+export { DomainError, errors, type ErrorCode };
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; field?: string };
 }
 
-export const errors = {
-  validation: (field: string | undefined, message: string, code = 'validation_failed') => new ApiError(400, code, message, field),
-  unauthorized: (message = 'missing or invalid API key: send Authorization: Bearer <key>') => new ApiError(401, 'unauthorized', message),
-  notFound: (what: string, id: string) => new ApiError(404, `${what}_not_found`, `no ${what} with id ${JSON.stringify(id)}`),
-  wrongEnvironment: (what: string, id: string, env: string) =>
-    new ApiError(400, 'wrong_environment', `${what} ${id} does not belong to the ${env} environment of this key`),
-  conflict: (code: string, message: string) => new ApiError(409, code, message),
-  sandboxOnly: () => new ApiError(403, 'sandbox_only', 'this endpoint exists only in the sandbox environment: use a sandbox key'),
-  idempotencyMismatch: () =>
-    new ApiError(422, 'idempotency_key_reused', 'this X-Idempotency-Key was already used with a different request body', 'X-Idempotency-Key'),
-  rateLimited: (retryAfter: number) => new ApiError(429, 'rate_limited', `rate limit exceeded; retry in ${retryAfter} s`),
-};
+export function httpStatus(err: DomainError): number {
+  return ERROR_CATALOG[err.code].status;
+}
+
+export function errorBody(err: DomainError): ErrorBody {
+  return { error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } };
+}
+
+/** A complete raw HTTP/1.1 response in the error shape, for answers written straight to a socket. */
+export function rawErrorResponse(code: ErrorCode, message?: string): string {
+  const status = ERROR_CATALOG[code].status;
+  const body = JSON.stringify(errorBody(new DomainError(code, message)));
+  const reason = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large' }[status as 400] ?? 'Error';
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_PAYLOAD_VERSION, EVENT_TYPES, newStandardSecret, type Format, type PayloadVersion } from '@cashwire/webhooks';
-import { errors } from '../api/errors.js';
+import { errors } from '../domain/errors.js';
 import { withTx, type Queryable } from '../db/pool.js';
 import { literalForbidden, resolvesToForbidden } from '../security/ssrf.js';
 import { insertOperationalEvent } from '../store/events.js';

@@ -1,11 +1,12 @@
 /** Field-by-field rules for a user's KYC record beyond what the JSON schema says. Pure. */
+import type { ErrorCode } from './errors.js';
 
 export const US_STATES = new Set(
   ('AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR PA ' +
     'RI SC SD TN TX UT VT VA WA WV WI WY DC PR GU VI AS MP').split(' '),
 );
 
-export interface FieldProblem { field: string; code: string; message: string }
+export interface FieldProblem { field: string; code: ErrorCode; message: string }
 
 export interface KycInput {
   email: string;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Direction } from '@cashwire/webhooks';
-import { errors } from '../api/errors.js';
+import { errors } from '../domain/errors.js';
 import { withTx, type Tx } from '../db/pool.js';
 import type { CredentialRow, IntentRow } from '../store/rows.js';
 import type { Caller, Deps } from './context.js';

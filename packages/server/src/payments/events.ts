@@ -1,5 +1,5 @@
 import { DEFAULT_PAYLOAD_VERSION, renderData, type EventRecord } from '@cashwire/webhooks';
-import { errors } from '../api/errors.js';
+import { errors } from '../domain/errors.js';
 import { deliveriesOf, eventHasDeliveryIn, HELD, resendDeliveries } from '../delivery/queue.js';
 import type { EventRow } from '../store/events.js';
 import type { Caller, Deps } from './context.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { errors } from '../api/errors.js';
+import { errors } from '../domain/errors.js';
 import { withTx, type Tx } from '../db/pool.js';
 import type { Caller, Deps } from './context.js';
 

@@ -1,5 +1,5 @@
 import type { Direction, LimitsUtilizationCents } from '@cashwire/webhooks';
-import { errors } from '../api/errors.js';
+import { errors } from '../domain/errors.js';
 import { withTx, type Queryable, type Tx } from '../db/pool.js';
 import { decide, type DeclineCategory, type Environment } from '../domain/decision.js';
 import { allowedFrom, canTransition, type IntentAction } from '../domain/intent-state.js';
@@ -222,7 +222,8 @@ export async function decideIntent(deps: Deps, tx: Tx, intent: IntentRow, settin
 
 function conflict(action: IntentAction, i: IntentRow) {
   const allowed = allowedFrom(action).join(' or ');
-  return errors.conflict(`intent_not_${action === 'cancel' ? 'cancelable' : action === 'approve' ? 'pending' : 'approved'}`,
+  const code = action === 'cancel' ? 'intent_not_cancelable' : action === 'approve' ? 'intent_not_pending' : 'intent_not_approved';
+  return errors.conflict(code,
     `intent ${i.id} is ${i.status}; ${action} needs an intent that is ${allowed}`);
 }
 

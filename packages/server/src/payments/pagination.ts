@@ -1,4 +1,4 @@
-import { errors } from '../api/errors.js';
+import { errors } from '../domain/errors.js';
 
 /** Opaque cursor over (created_at, id), newest first. */
 export function encodeCursor(createdAt: Date, id: string): string {

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constantTimeEqual } from '@cashwire/webhooks';
-import { ApiError, errors } from '../api/errors.js';
+import { DomainError, errors } from '../domain/errors.js';
 import { withTx, type Queryable } from '../db/pool.js';
 import { chargeSignatureBase, fromKobo, sandboxOutcome, SANDBOX_PAYER, signatureMatches, toKobo } from '../domain/sendcash.js';
 import { insertTenantEvent } from '../store/events.js';
@@ -183,7 +183,7 @@ export async function createTransfer(deps: Deps, keys: Tenant & { secretKey: str
   if (amountKobo === undefined) throw errors.validation('amount', 'amount must be a positive decimal with at most two decimals, e.g. 100.23', 'invalid_amount');
   const base = chargeSignatureBase({ userId: input.userId, reference, amountKobo, destinationAccountNumber: input.destinationAccountNumber, destinationBankCode: input.destinationBankCode });
   if (!signatureMatches(keys.secretKey, base, input.signature)) {
-    throw new ApiError(401, 'invalid_signature',
+    throw new DomainError('invalid_signature',
       'the signature does not match: hex HMAC-SHA256 of "user_id:payment_reference:amount_kobo:destination_account_number:destination_bank_code" with your secret key');
   }
   const hash = requestHash({ userId: input.userId, reference, amountKobo, a: input.destinationAccountNumber, b: input.destinationBankCode, d: input.description ?? null, n: input.name ?? null });

@@ -1,4 +1,4 @@
-import { errors } from '../api/errors.js';
+import { errors } from '../domain/errors.js';
 import { DEFAULT_LIMITS } from '../domain/decision.js';
 import { checkKyc, type KycInput } from '../domain/kyc.js';
 import type { Queryable } from '../db/pool.js';

@@ -6,7 +6,7 @@ import type { Static } from 'typebox';
 import type { Deps } from '../../payments/context.js';
 import { getEvent, listEvents, resendEvent } from '../../payments/events.js';
 import { authenticate } from '../auth.js';
-import { errors } from '../errors.js';
+import { errorBody, errors } from '../errors.js';
 import { EventsQuery, IdParams } from '../schemas.js';
 
 let script: Promise<string | undefined> | undefined;
@@ -34,7 +34,7 @@ export const metaRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
   // Prometheus scrape. With CASHWIRE_METRICS_TOKEN set, it needs `Authorization: Bearer <that token>`.
   app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
     const token = process.env.CASHWIRE_METRICS_TOKEN;
-    if (token && !constantTimeEqual(req.headers.authorization ?? '', `Bearer ${token}`)) return reply.status(401).send(errors.unauthorized('send Authorization: Bearer <CASHWIRE_METRICS_TOKEN>').toJSON());
+    if (token && !constantTimeEqual(req.headers.authorization ?? '', `Bearer ${token}`)) return reply.status(401).send(errorBody(errors.unauthorized('send Authorization: Bearer <CASHWIRE_METRICS_TOKEN>')));
     const body = await deps.metrics.registry.metrics();
     return reply.type(deps.metrics.registry.contentType).send(body);
   });
@@ -42,7 +42,7 @@ export const metaRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
   // The PushJS-compatible button script (packages/button), loaded by merchants' pages with a script tag.
   app.get('/sdk/push.umd.js', { schema: { hide: true } }, async (_req, reply) => {
     const js = await buttonScript();
-    if (!js) return reply.status(404).send(errors.notFound('script', 'push.umd.js').toJSON());
+    if (!js) return reply.status(404).send(errorBody(errors.notFound('script', 'push.umd.js')));
     return reply
       .type('application/javascript; charset=utf-8')
       .header('Cache-Control', 'public, max-age=300')

@@ -10,7 +10,7 @@ import { withTx, type Queryable } from '../../db/pool.js';
 import type { Deps } from '../../payments/context.js';
 import { cancelIntentRow, decideIntent } from '../../payments/intents.js';
 import type { IntentRow, OperatorSettings } from '../../store/rows.js';
-import { errors } from '../errors.js';
+import { DomainError, errors } from '../errors.js';
 
 const Params = Type.Object({ op: Type.String({ minLength: 1, maxLength: 64 }), id: Type.String({ minLength: 1, maxLength: 128 }) });
 const Query = Type.Object({ s: Type.Optional(Type.String({ maxLength: 128 })) });
@@ -134,7 +134,7 @@ export const payPageRoutes = (deps: Deps): FastifyPluginAsync => async (app) => 
         .header('Referrer-Policy', 'no-referrer')
         .send(page(i, i.operator_name, req.query.s!));
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) {
+      if (err instanceof DomainError && err.code === 'payment_session_not_found') {
         return reply.status(404).type('text/html; charset=utf-8').header('Cache-Control', 'no-store').header('Referrer-Policy', 'no-referrer').send(NOT_FOUND);
       }
       throw err;

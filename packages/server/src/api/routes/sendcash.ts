@@ -5,7 +5,7 @@ import {
   createTransfer, getTransfer, keysByPublicKey, loadForPayer, onboard, payerDecision, rotateSecretKey, simulateTransfer,
 } from '../../payments/sendcash.js';
 import { authenticate } from '../auth.js';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../errors.js';
 import { IdParams } from '../schemas.js';
 import { CHECKOUT_SCRIPT } from './transfers-script.js';
 
@@ -70,7 +70,7 @@ export const sendcashRoutes = (deps: Deps): FastifyPluginAsync => async (app) =>
     },
   }, async (req, reply) => {
     const keys = await keysByPublicKey(deps, req.body.publicKey);
-    if (!keys) throw new ApiError(401, 'unknown_public_key', 'no merchant has this publicKey');
+    if (!keys) throw new DomainError('unknown_public_key');
     const r = await createTransfer(deps, keys, req.body);
     return reply.status(r.statusCode).send(r.transfer);
   });
@@ -86,7 +86,7 @@ export const sendcashRoutes = (deps: Deps): FastifyPluginAsync => async (app) =>
     try {
       t = await loadForPayer(deps, req.params.op, req.params.id, req.query.t);
     } catch (err) {
-      if (err instanceof ApiError && err.statusCode === 404) {
+      if (err instanceof DomainError && err.code === 'transfer_not_found') {
         return reply.status(404).type('text/html; charset=utf-8').send('<!doctype html><meta charset="utf-8"><title>Not found</title><h1>Transfer not found</h1>');
       }
       throw err;
