@@ -91,6 +91,20 @@ describe('registered endpoints: the API', () => {
     expect((await api.post('/webhook/endpoints', { url: 'http://127.0.0.1:9/h', events: ['*'] })).status).toBe(201);
   });
 
+  it('in production, refuses metadata and internal host names up front, whatever they resolve to (or not)', async () => {
+    const u = await prod.post('/user', { name: { first: 'A', last: 'B' }, email: 'a@b.co', address: { address_line_1: '1', locality: 'X', administrative_area: 'NY', postal_code: '12345', country: 'US' }, date_of_birth: '1990-01-01', government_id: { type: 'ssn', last4: '1234' }, identity_verified: true });
+    for (const host of ['metadata.google.internal', 'METADATA.GOOGLE.INTERNAL.', 'metadata', 'instance-data', 'metadata.azure.com', 'kubernetes.default.svc',
+      'db.internal', 'printer.local', 'app.localhost', 'router.lan', 'intranet']) {
+      const r = await prod.post('/webhook/endpoints', { url: `https://${host}/computeMetadata/v1/`, events: ['*'] });
+      expect([r.status, r.body.error?.code], host).toEqual([400, 'forbidden_address']);
+      const i = await prod.post('/intent', { direction: 'cash_in', user_id: u.body.id, amount: 100, currency: 'USD', webhook_url: `https://${host}/x` });
+      expect([i.status, i.body.error?.code, i.body.error?.field], host).toEqual([400, 'forbidden_address', 'webhook_url']);
+    }
+    // Public names that merely contain such words are fine; the sandbox may use any of them.
+    expect((await prod.post('/webhook/endpoints', { url: 'https://metadata.example.com/h', events: ['*'] })).status).toBe(201);
+    expect((await api.post('/webhook/endpoints', { url: 'http://printer.local/h', events: ['*'] })).status).toBe(201);
+  });
+
   it('keeps operators and environments apart', async () => {
     const c = await api.post('/webhook/endpoints', { url: 'http://127.0.0.1:9/mine', events: ['*'] });
     const other = client(s.url, (await newOperator(s, 'Other')).sandbox);

@@ -55,12 +55,35 @@ export function guardedLookup(resolve: LookupFn = dns.lookup as unknown as Looku
   };
 }
 
-/** For a URL's literal host (no lookup happens for those): the same rule. */
+/**
+ * Host names that can only mean a cloud's metadata service or the local network, whatever they resolve to here:
+ * refused in production up front, before any lookup (the connect-time guard would still stop the send).
+ */
+export const METADATA_HOSTS: ReadonlySet<string> = new Set([
+  'metadata', 'metadata.google.internal', 'metadata.goog', 'metadata.azure.com', 'metadata.packet.net',
+  'instance-data', 'instance-data.ec2.internal', 'metadata.tencentyun.com', 'metadata.platformequinix.com',
+  'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local',
+]);
+
+/** Suffixes of names that are never public: local, internal, private-network and link-local zones. */
+const PRIVATE_SUFFIXES = ['.localhost', '.local', '.internal', '.intranet', '.lan', '.home.arpa', '.corp', '.localdomain', '.cluster.local', '.svc'];
+
+/** Why a host name (not an address) is refused in production, or undefined. */
+export function forbiddenName(hostname: string): string | undefined {
+  const host = hostname.toLowerCase().replace(/\.$/, '');
+  if (host === 'localhost') return host;
+  if (METADATA_HOSTS.has(host)) return `${host} (a cloud metadata service)`;
+  if (PRIVATE_SUFFIXES.some((s) => host.endsWith(s))) return `${host} (a local or internal name)`;
+  // A single label ("intranet", "router") is resolved through the local search domains: never a public host.
+  if (!host.includes('.') && net.isIP(host) === 0) return `${host} (a single-label name)`;
+  return undefined;
+}
+
+/** For a URL's literal host (no lookup happens for those): the same rule, and the names refused up front. */
 export function literalForbidden(url: URL, allow: (ip: string) => boolean = () => false): string | undefined {
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (net.isIP(host) && isForbiddenAddress(host) && !allow(host)) return host;
-  if (host === 'localhost' || host.endsWith('.localhost')) return host;
-  return undefined;
+  if (net.isIP(host)) return isForbiddenAddress(host) && !allow(host) ? host : undefined;
+  return forbiddenName(host);
 }
 
 /**
