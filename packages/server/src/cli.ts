@@ -4,6 +4,7 @@ import pino from 'pino';
 import { randomIds, systemClock } from './clock.js';
 import { loadConfig } from './config.js';
 import { createKey, createOperator, ensureSandboxOperator, listKeys, revokeKey, updateSettings } from './payments/operators.js';
+import { watchParent } from './delivery/supervisor.js';
 import { installProcessGuard, openDatabase, start } from './server.js';
 
 const program = new Command('cashwire').description('Cashwire: payments API and webhook delivery').version('0.1.0');
@@ -50,7 +51,7 @@ program
     const config = loadConfig();
     const log = pino({ level: config.logLevel });
     installProcessGuard(log);
-    const running = await start({ config, log });
+    const running = await start({ config, log, worker: config.workerMode === 'inline' ? true : 'process' });
     const first = await ensureSandboxOperator({ db: running.deps.db, clock: systemClock, ids: randomIds }, config.sandboxApiKey).catch(async (err: unknown) => {
       await running.stop().catch(() => {}); // exiting with the embedded PostgreSQL still running would orphan it
       throw err;
@@ -75,6 +76,7 @@ program
     const running = await start({ config, log, api: false, jobs: false });
     log.info({ worker: running.worker?.id }, 'delivery worker running');
     stopOnSignals(running, log);
+    watchParent(log, () => void running.stop().finally(() => process.exit(0)));
   });
 
 program

@@ -37,6 +37,11 @@ export interface Config {
   graphqlMaxDepth: number;
   /** Events and attempts older than this are pruned. Default 30 days. */
   retentionMs: number;
+  /**
+   * How `cashwire start` runs its delivery worker: `process` (default), a child process of its own, so that neither
+   * the API nor delivery can starve the other of CPU; `inline`, in the API's process.
+   */
+  workerMode: 'process' | 'inline';
   /** Delivery workers; see delivery/worker.ts for each default. */
   worker: {
     connectTimeoutMs: number;
@@ -82,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     graphqlPageSize: Math.max(1, Math.min(100, int('CASHWIRE_GRAPHQL_PAGE_SIZE', 20, env))),
     graphqlMaxDepth: Math.max(1, int('CASHWIRE_GRAPHQL_MAX_DEPTH', 6, env)),
     retentionMs: int('CASHWIRE_RETENTION_DAYS', 30, env) * 86_400_000,
+    workerMode: env.CASHWIRE_WORKER_MODE === 'inline' ? 'inline' : 'process',
     worker: {
       connectTimeoutMs: int('CASHWIRE_WEBHOOK_CONNECT_TIMEOUT_MS', 5_000, env),
       totalTimeoutMs: int('CASHWIRE_WEBHOOK_TIMEOUT_MS', 15_000, env),

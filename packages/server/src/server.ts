@@ -4,7 +4,8 @@ import { buildApp } from './api/app.js';
 import { createMetrics } from './metrics.js';
 import type { LookupFn } from './security/ssrf.js';
 import { loadSecretKey, secretBox, type SecretBox } from './security/secrets.js';
-import { createWorker, type DeliveryWorker, type WorkerOptions } from './delivery/worker.js';
+import { superviseWorker, type Supervisor } from './delivery/supervisor.js';
+import { checkSecretKey, createWorker, type DeliveryWorker, type WorkerOptions } from './delivery/worker.js';
 import { systemClock, randomIds, type Clock, type IdGenerator } from './clock.js';
 import { loadConfig, type Config } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
@@ -81,8 +82,11 @@ export interface StartOptions {
   log?: Logger;
   /** Run the settlement job in this process. Default true. */
   jobs?: boolean;
-  /** Run a delivery worker in this process. Default true. */
-  worker?: boolean | Partial<WorkerOptions>;
+  /**
+   * Run a delivery worker: in this process (true, or its options; the default), in a supervised child process of its
+   * own ('process', what `cashwire start` does), or not at all (false).
+   */
+  worker?: boolean | Partial<WorkerOptions> | 'process';
   /** Seals webhook secrets; default: the key from CASHWIRE_SECRET_KEY or the data folder. */
   secrets?: SecretBox;
   /** DNS for production webhooks (checked at connect time); tests inject one. */
@@ -96,6 +100,8 @@ export interface Running {
   /** The HTTP server, when the API runs in this process. */
   app?: FastifyInstance;
   worker?: DeliveryWorker;
+  /** The delivery worker's child process, with `worker: 'process'`. */
+  workerProcess?: Supervisor;
   deps: Deps;
   database: Database;
   stop(): Promise<void>;
@@ -105,7 +111,8 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
   const config = opts.config ?? loadConfig();
   const log = opts.log ?? pino({ level: config.logLevel });
   const database = await openDatabase(config, log);
-  const secrets = opts.secrets ?? secretBox(await loadSecretKey(process.env, config.dataDir));
+  const secretKey = opts.secrets ? undefined : await loadSecretKey(process.env, config.dataDir);
+  const secrets = opts.secrets ?? secretBox(secretKey!);
   const deps: Deps = { db: database.db, clock: opts.clock ?? systemClock, ids: opts.ids ?? randomIds, config, log, rail: opts.rail ?? ledgerOnlyRail, secrets,
     metrics: createMetrics(database.db, opts.clock ?? systemClock), resolver: opts.resolver };
   const settlement = createSettlementJob(deps);
@@ -126,12 +133,20 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
     throw err;
   }
   if (opts.jobs !== false) settlement.start();
-  const worker = opts.worker === false ? undefined : createWorker(
+  const inline = opts.worker !== false && opts.worker !== 'process';
+  const worker = !inline ? undefined : createWorker(
     { db: database.db, clock: deps.clock, ids: deps.ids, log, secrets: deps.secrets, metrics: deps.metrics, resolver: opts.resolver },
     { ...workerOptions(config), connectionString: database.url, ...(typeof opts.worker === 'object' ? opts.worker : {}) },
   );
+  let supervisor: Supervisor | undefined;
   try {
     await worker?.start();
+    if (opts.worker === 'process') {
+      if (!secretKey) throw new Error("worker: 'process' needs the secret key from CASHWIRE_SECRET_KEY or the data folder, not opts.secrets");
+      // Refuse here, with the same message, rather than leave a child failing at every restart.
+      await checkSecretKey(database.db, secrets);
+      supervisor = superviseWorker({ databaseUrl: database.url, secretKey: secretKey.toString('base64'), log });
+    }
   } catch (err) {
     // e.g. a secret key that cannot open this database's webhook secrets: refuse to run, and leave nothing behind.
     await app?.close().catch(() => {});
@@ -146,11 +161,13 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
     deps,
     database,
     worker,
+    workerProcess: supervisor,
     stop() {
       stopping ??= (async () => {
         await app?.close(); // stop accepting, let in-flight requests finish
         await settlement.stop();
         await worker?.stop(); // stop claiming, drain in-flight attempts, release the rest
+        await supervisor?.stop(config.worker.drainMs + 5_000); // the same, in the worker's own process
         await database.close();
       })();
       return stopping;

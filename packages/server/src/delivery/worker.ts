@@ -102,6 +102,17 @@ export function faultDelayMs(stalls: number): number {
   return Math.min(60_000, 1_000 * 2 ** Math.max(0, stalls - 1));
 }
 
+/** Refuses a key that cannot open the secrets this database holds (a worker started with another CASHWIRE_SECRET_KEY). */
+export async function checkSecretKey(db: Db, secrets: SecretBox): Promise<void> {
+  for (const s of await sampleSecrets(db)) {
+    try {
+      secrets.open(s.secret);
+    } catch {
+      throw new Error(`this worker's CASHWIRE_SECRET_KEY cannot open the webhook secrets in this database (${s.where}): start it with the key the API uses`);
+    }
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref?.());
 const plain: SecretBox = { seal: (s) => s, open: (s) => s };
 
@@ -294,16 +305,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     writer.push(written);
   }
 
-  /** Refuses to run with a key that cannot open the secrets this database holds. */
-  async function checkKey(): Promise<void> {
-    for (const s of await sampleSecrets(deps.db)) {
-      try {
-        secrets.open(s.secret);
-      } catch {
-        throw new Error(`this worker's CASHWIRE_SECRET_KEY cannot open the webhook secrets in this database (${s.where}): start it with the key the API uses`);
-      }
-    }
-  }
+  const checkKey = () => checkSecretKey(deps.db, secrets);
 
   async function loop() {
     let backoff = 100;

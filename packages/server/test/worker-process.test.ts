@@ -1,0 +1,137 @@
+/**
+ * `cashwire start` runs its delivery worker in a child process of its own, so that a request holding the API's event
+ * loop does not stop webhooks. Real processes: the built CLI on a test database, a real receiver. The API process is
+ * made to hold its event loop for 3 s (a module loaded into it with --import busy-loops on SIGUSR2, standing in for
+ * any request that burns CPU); a /healthz sent at that moment answers only when the block ends, and the webhooks that
+ * reach the receiver before that answer are counted. With the worker inline (CASHWIRE_WORKER_MODE=inline), almost
+ * none do: the contrast shows the test can fail.
+ * Needs the build: `npx tsc -b packages/webhooks packages/server`.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { client, createTestDatabase, userBody } from './helpers.js';
+import { startReceiver } from './receiver.js';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/cli.js');
+const KEY = 'sk_sandbox_worker_process_test_fixed_key';
+const BLOCK_MS = 3_000;
+const PAYMENTS = 40;
+/** Loaded into the API process only (the worker child is spawned without it). */
+const BLOCKER = `data:text/javascript,${encodeURIComponent(
+  `process.on('SIGUSR2', () => { const t = Date.now(); while (Date.now() - t < ${BLOCK_MS}); });`,
+)}`;
+
+let rx: Awaited<ReturnType<typeof startReceiver>>;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  // A receiver that takes a little time, so that the backlog lasts through the block.
+  rx = await startReceiver(async () => {
+    await new Promise((r) => setTimeout(r, 15));
+    return { status: 200, body: 'ok' };
+  });
+});
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  await rx?.close();
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function until(what: string, check: () => Promise<boolean> | boolean, ms = 20_000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Starts `cashwire start`, makes a held backlog, releases it, blocks the API; returns the arrivals during the block. */
+async function scenario(mode: 'process' | 'inline') {
+  const db = await createTestDatabase();
+  const port = await freePort();
+  let err = '';
+  const child = spawn(process.execPath, ['--import', BLOCKER, CLI, 'start'], {
+    env: {
+      ...process.env, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', CASHWIRE_SANDBOX_API_KEY: KEY, CASHWIRE_WORKER_MODE: mode,
+      CASHWIRE_RATE_LIMIT_CREATE: '1000000', CASHWIRE_RATE_LIMIT_READ: '1000000', CASHWIRE_POLL_MS: '100', LOG_LEVEL: 'warn',
+      CASHWIRE_SANDBOX_SETTLE_DELAY_MS: '3600000',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  children.push(child);
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const base = `http://127.0.0.1:${port}`;
+  const api = client(base, KEY);
+  try {
+    await until('the API and its sandbox key', async () => (await fetch(`${base}/webhook/endpoints`, { headers: { authorization: `Bearer ${KEY}` } }).catch(() => undefined))?.status === 200);
+    const workerPids = mode === 'process'
+      ? execFileSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)]).toString().trim().split(/\s+/).filter(Boolean).map(Number)
+      : [];
+    const ep = await api.post('/webhook/endpoints', { url: `${rx.url}/${mode}`, events: ['intent.approved'], max_concurrency: 1 });
+    expect(ep.status, JSON.stringify(ep.body)).toBe(201);
+    await api.post(`/webhook/endpoints/${ep.body.id}/disable`);
+    const user = (await api.post('/user', userBody())).body.id;
+    for (let i = 0; i < PAYMENTS; i++) {
+      const t = await api.post('/token', { user_id: user, type: 'card_only' });
+      const a = await api.post('/authorize', { amount: 100 + i, currency: 'USD', direction: 'cash_in', token: t.body.token });
+      expect(a.status, JSON.stringify(a.body)).toBe(200);
+    }
+    const at = () => rx.received.filter((r) => r.path === `/${mode}`);
+    expect(at()).toHaveLength(0); // held
+    await api.post(`/webhook/endpoints/${ep.body.id}/enable`);
+    await until('the first delivery', () => at().length > 0);
+    // The API's event loop is held; a /healthz sent now answers when it is free again.
+    child.kill('SIGUSR2');
+    const sent = Date.now();
+    const health = await fetch(`${base}/healthz`);
+    const during = at().filter((r) => r.at > sent).length;
+    expect(health.status).toBe(200);
+    await until('every delivery', () => at().length >= PAYMENTS, 60_000);
+    // Shutdown leaves no worker process behind.
+    child.kill('SIGTERM');
+    await exited;
+    for (const pid of workerPids) await until(`worker ${pid} to exit`, () => !alive(pid), 15_000);
+    return { during, workerPids };
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n--- stderr of cashwire start ---\n${err.slice(-4000)}`);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await db.drop();
+  }
+}
+
+describe('cashwire start: the delivery worker in its own process', () => {
+  it('webhooks keep flowing while the API process is held for 3 s; stopping leaves no worker behind', async () => {
+    const r = await scenario('process');
+    expect(r.workerPids).toHaveLength(1);
+    expect(r.during).toBeGreaterThanOrEqual(5);
+  }, 120_000);
+
+  it('(the contrast) with the worker inline, almost nothing is delivered while the API is held', async () => {
+    const r = await scenario('inline');
+    expect(r.during).toBeLessThanOrEqual(2);
+  }, 120_000);
+});
