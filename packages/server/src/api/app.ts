@@ -155,6 +155,8 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 65_536 },
     // Our own 503 in the error shape, below.
     return503OnClosing: false,
+    // Node would answer a request without Host itself, with an empty 400; the hook below answers it in the error shape.
+    http: { requireHostHeader: false },
     clientErrorHandler,
     frameworkErrors: (err, _req, reply) => {
       const e = toDomainError(err as FastifyError);
@@ -167,7 +169,11 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     closing = true;
     done();
   });
-  app.addHook('onRequest', (_req, reply, done) => {
+  app.addHook('onRequest', (req, reply, done) => {
+    if (!req.headers.host && req.raw.httpVersionMajor === 1 && req.raw.httpVersionMinor >= 1) {
+      void reply.status(400).header('connection', 'close').send(errorBody(new DomainError('bad_request', 'HTTP/1.1 requests need a Host header')));
+      return;
+    }
     if (!closing) return done();
     void reply.status(503).header('connection', 'close').send(errorBody(new DomainError('shutting_down')));
   });
