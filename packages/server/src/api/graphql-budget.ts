@@ -1,23 +1,27 @@
 /**
  * The GraphQL pre-pass: a budget checked on the query text before graphql-js validates it (some of graphql-js's rules
- * are quadratic, and one follows fragment spreads without memoising them) and before anything is executed.
+ * are quadratic; the depth rule this replaces followed fragment spreads without memoising them, so that forty
+ * fragments each spreading the previous one twice froze the server) and before anything is executed.
  *
  * 1. Lexing, with graphql-js's own lexer (iterative): at most `maxTokens` tokens, at most `maxNesting` open brackets
  *    at once (so that the recursive-descent parser cannot run out of stack), at most `maxDirectives` directives.
  * 2. Parsing, with graphql-js's `parse` and its `maxTokens` option.
  * 3. Counting definitions: at most `maxOperations` operations, `maxFragments` fragments, `maxVariables` variables per
- *    operation.
+ *    operation; and repeated fields with sub-selections, written, over the document.
  * 4. A walk of each operation through its fragments, each fragment's figures computed once (memoised): fragment cycles
  *    are refused, and per operation at most `maxFields` data fields after expansion (what the cost limit always
  *    counted: aliases and repeats count, introspection does not), `maxSelections` selections of any kind after
  *    expansion (introspection, fragment spreads and inline fragments included: what graphql-js's rules and the
- *    executor walk), `maxAliases` aliases after expansion, data depth `maxDepth` (introspection excluded, as before),
- *    and `maxNesting` levels of selections through fragments. Counting stops at the first figure over its budget.
+ *    executor walk), `maxAliases` aliases after expansion (`maxIntrospectionAliases` of them under __schema/__type),
+ *    data depth `maxDepth` (introspection excluded, as before), and `maxNesting` levels of selections through
+ *    fragments. Counting stops at the first figure over its budget. Besides, at most `maxRepeatedFields` fields with
+ *    sub-selections repeat a name in their selection set (what makes graphql-js's overlap check quadratic).
  *
- * The work is linear in the size of the document, whatever the document: a fragment spread twice by each of forty
- * fragments (2^40 fields once expanded) costs forty fragment visits.
+ * The work is linear in the size of the document (times its nesting, for inline fragments), whatever the document:
+ * each fragment is visited once, so forty fragments spreading the previous one twice (2^40 fields once expanded) cost
+ * forty fragment visits at most.
  */
-import { GraphQLError, Kind, Lexer, parse, Source, TokenKind, type DocumentNode, type FragmentDefinitionNode, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
+import { GraphQLError, Kind, Lexer, parse, Source, TokenKind, visit, type DocumentNode, type FragmentDefinitionNode, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
 
 export interface GraphqlLimits {
   /** Tokens in the document (graphql-js lexer tokens; comments do not count). */
@@ -32,6 +36,17 @@ export interface GraphqlLimits {
   maxSelections: number;
   /** Aliased fields in one operation once fragments are expanded. */
   maxAliases: number;
+  /**
+   * Aliased fields on or under __schema and __type in one operation, fragments expanded: aliases are what multiply
+   * the executor's work over the schema (the standard introspection query has none).
+   */
+  maxIntrospectionAliases: number;
+  /**
+   * Fields with sub-selections that repeat a response name already selected in the same selection set (inline
+   * fragments included), over the whole document: graphql-js's OverlappingFieldsCanBeMerged compares such fields pairwise
+   * and recursively, which is quadratic in the repeats at every level.
+   */
+  maxRepeatedFields: number;
   /** Operations in one document. */
   maxOperations: number;
   /** Fragment definitions in one document. */
@@ -49,8 +64,10 @@ export const DEFAULT_GRAPHQL_LIMITS: GraphqlLimits = {
   maxNesting: 32,
   maxDepth: 6,
   maxFields: 200,
-  maxSelections: 1_000,
+  maxSelections: 500,
   maxAliases: 100,
+  maxIntrospectionAliases: 5,
+  maxRepeatedFields: 10,
   maxOperations: 10,
   maxFragments: 50,
   maxVariables: 50,
@@ -86,6 +103,8 @@ interface Figures {
   /** Every selection: fields, fragment spreads, inline fragments. */
   selections: number;
   aliases: number;
+  /** Aliases on or under __schema and __type. */
+  introspectionAliases: number;
   /** Data depth: field levels, introspection subtrees excluded. */
   depth: number;
   /** Levels of selections of any kind. */
@@ -133,8 +152,8 @@ export function checkQuery(text: string, limits: GraphqlLimits): DocumentNode {
   return document;
 }
 
-/** Steps 3 and 4 on a parsed document. */
-export function checkDocument(document: DocumentNode, limits: GraphqlLimits): void {
+/** Steps 3 and 4, on a document from {@link checkQuery} (its nesting already bounded by the lexing). */
+function checkDocument(document: DocumentNode, limits: GraphqlLimits): void {
   const operations: OperationDefinitionNode[] = [];
   const fragments = new Map<string, FragmentDefinitionNode>();
   let fragmentCount = 0;
@@ -151,6 +170,26 @@ export function checkDocument(document: DocumentNode, limits: GraphqlLimits): vo
     }
   }
 
+  // Repeats, as graphql-js's OverlappingFieldsCanBeMerged sees them: every selection set with its inline fragments.
+  let repeats = 0;
+  const collect = (set: SelectionSetNode, seen: Set<string>) => {
+    for (const sel of set.selections) {
+      if (sel.kind === Kind.FIELD && sel.selectionSet) {
+        const key = sel.alias?.value ?? sel.name.value;
+        if (!seen.has(key)) seen.add(key);
+        else if (++repeats > limits.maxRepeatedFields) {
+          throw new BudgetError(
+            `too many repeated fields: more than ${limits.maxRepeatedFields} fields with sub-selections repeat a name already selected in the same selection set (here "${key}"); merge their sub-selections`,
+            'TOO_MANY_REPEATED_FIELDS',
+          );
+        }
+      } else if (sel.kind === Kind.INLINE_FRAGMENT) {
+        collect(sel.selectionSet, seen);
+      }
+    }
+  };
+  visit(document, { SelectionSet: (set) => collect(set, new Set()) });
+
   const memo = new Map<string, Figures>();
   const visiting: string[] = [];
 
@@ -163,18 +202,22 @@ export function checkDocument(document: DocumentNode, limits: GraphqlLimits): vo
       throw new BudgetError(`query too costly: more than ${limits.maxSelections} selections once fragments are expanded`, 'QUERY_TOO_COSTLY');
     }
     if (f.aliases > limits.maxAliases) throw new BudgetError(`too many aliases: more than ${limits.maxAliases} in one operation`, 'TOO_MANY_ALIASES');
+    if (f.introspectionAliases > limits.maxIntrospectionAliases) {
+      throw new BudgetError(`too many aliases in introspection: more than ${limits.maxIntrospectionAliases} on or under __schema and __type in one operation`, 'TOO_MANY_ALIASES');
+    }
   };
 
   /** The figures of a selection set whose selections sit at `level` (1 for an operation's own). */
   const walk = (set: SelectionSetNode, level: number, introspection: boolean): Figures => {
     if (level > limits.maxNesting) throw tooDeep();
-    const acc: Figures = { fields: 0, selections: 0, aliases: 0, depth: 0, height: 0 };
+    const acc: Figures = { fields: 0, selections: 0, aliases: 0, introspectionAliases: 0, depth: 0, height: 0 };
     for (const sel of set.selections) {
       let child: Figures | undefined;
       acc.selections = add(acc.selections, 1);
       if (sel.kind === Kind.FIELD) {
         const inIntrospection = introspection || INTROSPECTION_ROOTS.has(sel.name.value);
         if (sel.alias) acc.aliases = add(acc.aliases, 1);
+        if (sel.alias && inIntrospection) acc.introspectionAliases = add(acc.introspectionAliases, 1);
         if (!inIntrospection) acc.fields = add(acc.fields, 1);
         child = sel.selectionSet ? walk(sel.selectionSet, level + 1, inIntrospection) : undefined;
         if (!inIntrospection) acc.depth = Math.max(acc.depth, 1 + (child?.depth ?? 0));
@@ -207,6 +250,7 @@ export function checkDocument(document: DocumentNode, limits: GraphqlLimits): vo
         acc.fields = add(acc.fields, child.fields);
         acc.selections = add(acc.selections, child.selections);
         acc.aliases = add(acc.aliases, child.aliases);
+        acc.introspectionAliases = add(acc.introspectionAliases, child.introspectionAliases);
       }
       acc.height = Math.max(acc.height, 1 + (child?.height ?? 0));
       over(acc);
