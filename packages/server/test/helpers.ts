@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import pg from 'pg';
 import pino from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
@@ -158,4 +159,16 @@ export function testWorkers(s: TestServer, defaults: Partial<WorkerOptions> & { 
       if (rx) rx.received.length = 0;
     },
   };
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = (srv.address() as net.AddressInfo);
+      srv.close(() => resolve(port));
+    });
+  });
 }
