@@ -6,6 +6,8 @@ import { claim } from '../src/delivery/queue.js';
 import type { LookupFn } from '../src/security/ssrf.js';
 import { client, newOperator, newUser, payThroughPage, startTestServer, testWorkers, type Api, type TestServer } from './helpers.js';
 import { startReceiver } from './receiver.js';
+import pino from 'pino';
+import { createWorker } from '../src/delivery/worker.js';
 
 const SECRET = 'whk_test_secret_0123456789abcdefghijklmnopqrstuv';
 let s: TestServer;
@@ -274,6 +276,31 @@ describe('the worker', () => {
     await w.start();
     await approvedTo('/notified');
     await expect.poll(() => rx.received.filter((r) => r.path === '/notified').length, { timeout: 10_000, interval: 20 }).toBe(1);
+  });
+
+  it('with polling off and no NOTIFY, a retry due later is still picked up: the worker wakes at the next due time', async () => {
+    // A real clock for the worker (the wake-up is a real timer), a fast schedule for an operator of its own.
+    const op = await newOperator(s, 'Wake-up Co');
+    const own = client(s.url, op.sandbox);
+    expect((await own.call('PATCH', '/operator/settings', { retry_schedules: { sandbox: { firstDelayMs: 300, factor: 1, maxDelayMs: 300 } } })).status).toBe(200);
+    const u = await newUser(own);
+    rx.setResponder((r) => (r.path === '/wake-later' && rx.received.filter((x) => x.path === '/wake-later').length === 1 ? { status: 500 } : { status: 200 }));
+    await payThroughPage(s, own, { direction: 'cash_in', user_id: u, amount: 4200, webhook_url: rx.url + '/wake-later' });
+    const d = s.running.deps;
+    // Real time, from where the test server's manual clock stands now.
+    const offset = s.clock.now().getTime() - Date.now();
+    const running = { now: () => new Date(Date.now() + offset) };
+    const w = createWorker(
+      { db: d.db, clock: running, ids: d.ids, log: pino({ level: 'silent' }), random: () => 0.5, secrets: d.secrets },
+      { connectTimeoutMs: 300, totalTimeoutMs: 600, leaseMs: 2_000, pollMs: 0, listen: false, drainMs: 300 },
+    );
+    await w.start();
+    try {
+      // The first attempt fails; nothing commits after it, nothing polls: only the wake-up at its retry time is left.
+      await expect.poll(() => rx.received.filter((r) => r.path === '/wake-later').length, { timeout: 10_000, interval: 20 }).toBe(2);
+    } finally {
+      await w.stop();
+    }
   });
 
   it('reclaims a lease left by a dead worker once it runs out', async () => {

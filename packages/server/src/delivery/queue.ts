@@ -325,6 +325,18 @@ export async function release(db: Queryable, worker: string, keys: { operator_id
   });
 }
 
+/**
+ * When the next pending delivery comes due (a retry, a deferral, a circuit's probe, a lease running out), held ones
+ * aside; null when none waits. One read of the head of the partial index of pending rows.
+ */
+export async function nextDue(db: Queryable): Promise<Date | null> {
+  const { rows } = await db.query<{ at: Date | null }>({
+    name: 'cw_next_due',
+    text: `SELECT min(next_attempt_at) AS at FROM deliveries WHERE status = 'pending' AND next_attempt_at < ${HELD_SQL}`,
+  });
+  return rows[0]?.at ?? null;
+}
+
 /** Up to `limit` sealed secrets in use (endpoints', and pending per-payment deliveries'), to check the worker's key. */
 export async function sampleSecrets(db: Queryable, limit = 3): Promise<{ where: string; secret: string }[]> {
   const { rows } = await db.query<{ where: string; secret: string }>(

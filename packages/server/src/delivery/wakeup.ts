@@ -27,7 +27,8 @@ export function createWakeup(deps: { db: Db; log: Logger; worker: string }, o: {
   async function listen(): Promise<void> {
     if (!o.listen || stopped) return;
     const cs = o.connectionString ?? (deps.db as unknown as { options: { connectionString: string } }).options.connectionString;
-    const client = new pg.Client({ connectionString: cs });
+    // TCP keepalive: a LISTEN connection dropped by a NAT or a proxy without a FIN is noticed and re-established.
+    const client = new pg.Client({ connectionString: cs, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
     client.on('notification', () => poke());
     const retry = () => {
       if (stopped || retryTimer) return;
@@ -75,11 +76,17 @@ export function createWakeup(deps: { db: Db; log: Logger; worker: string }, o: {
         idle = false;
       }
     },
-    /** Sleeps until poked, or the poll interval (if any) passes. */
-    sleep(): Promise<void> {
+    /**
+     * Sleeps until poked, or the poll interval (if any) passes, or `dueInMs` (the next due delivery), whichever comes
+     * first: a retry, a deferral or a lease that comes due while nothing is committed is never slept through, even
+     * with polling off.
+     */
+    sleep(dueInMs?: number): Promise<void> {
       return new Promise<void>((resolve) => {
         wake = resolve;
-        if (o.pollMs > 0) setTimeout(poke, o.pollMs).unref();
+        const waits = [o.pollMs > 0 ? o.pollMs : Infinity, dueInMs === undefined ? Infinity : Math.max(10, Math.ceil(dueInMs))];
+        const ms = Math.min(...waits);
+        if (Number.isFinite(ms)) setTimeout(poke, Math.min(ms, 2_147_000_000)).unref();
       });
     },
     async stop(): Promise<void> {

@@ -23,7 +23,7 @@ import { guardedLookup, literalForbidden, type LookupFn } from '../security/ssrf
 import { createAdmission, destinationOf } from './admission.js';
 import { createHealthRecorder } from './health.js';
 import { asDeadLetter, createOutcomeWriter, type Written } from './outcomes.js';
-import { claim, HELD, MAX_STALLS, release, sampleSecrets, type Claimed } from './queue.js';
+import { claim, HELD, MAX_STALLS, nextDue, release, sampleSecrets, type Claimed } from './queue.js';
 import { createAgent, prepare, send, type AttemptOutcome, type SendTimeouts } from './sender.js';
 import { createWakeup } from './wakeup.js';
 
@@ -36,7 +36,7 @@ export interface WorkerOptions extends SendTimeouts {
   destinationConcurrency: number;
   /** How long a claim lasts; must exceed the total timeout. Default total timeout + 15 s. */
   leaseMs: number;
-  /** Fallback poll interval; 0 turns polling off (NOTIFY only). Default 1000 ms. */
+  /** Fallback poll interval; 0 turns polling off (NOTIFY, and a wake-up at the next due time). Default 1000 ms. */
   pollMs: number;
   /** Listen for NOTIFY. Default true. */
   listen: boolean;
@@ -334,7 +334,17 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
         await wakeup.markIdle(true);
         continue;
       }
-      await wakeup.sleep();
+      await wakeup.sleep(await dueInMs());
+    }
+  }
+
+  /** How long until the next pending delivery comes due, by this worker's clock; undefined if none waits (or unknown). */
+  async function dueInMs(): Promise<number | undefined> {
+    try {
+      const at = await nextDue(deps.db);
+      return at ? at.getTime() - deps.clock.now().getTime() : undefined;
+    } catch {
+      return undefined; // the poll (if any) and NOTIFY still wake it
     }
   }
 
