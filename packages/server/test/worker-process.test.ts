@@ -41,6 +41,15 @@ afterAll(async () => {
 });
 
 
+/** The pids of a process's children. */
+const childrenOf = (pid: number): number[] => {
+  try {
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)]).toString().trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return []; // ps exits 1 when there are none
+  }
+};
+
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -78,9 +87,7 @@ async function scenario(mode: 'process' | 'inline') {
   const api = client(base, KEY);
   try {
     await until('the API and its sandbox key', async () => (await fetch(`${base}/webhook/endpoints`, { headers: { authorization: `Bearer ${KEY}` } }).catch(() => undefined))?.status === 200);
-    const workerPids = mode === 'process'
-      ? execFileSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)]).toString().trim().split(/\s+/).filter(Boolean).map(Number)
-      : [];
+    const workerPids = mode === 'process' ? childrenOf(child.pid!) : [];
     const ep = await api.post('/webhook/endpoints', { url: `${rx.url}/${mode}`, events: ['intent.approved'], max_concurrency: 1 });
     expect(ep.status, JSON.stringify(ep.body)).toBe(201);
     await api.post(`/webhook/endpoints/${ep.body.id}/disable`);
@@ -115,11 +122,18 @@ async function scenario(mode: 'process' | 'inline') {
     console.log(`[${mode}] received before the block ${before}; while it lasted ${answered - sent} ms: ${during} attempts started, ${received} received`);
     expect(health.status).toBe(200);
     await until('every delivery', () => at().length >= PAYMENTS, 60_000);
+    let restarted: number[] = [];
+    if (mode === 'process') {
+      // A worker that dies is started again by its parent.
+      process.kill(workerPids[0]!, 'SIGKILL');
+      await until('a new worker process', () => (restarted = childrenOf(child.pid!).filter((p) => !workerPids.includes(p))).length === 1);
+      workerPids.push(...restarted);
+    }
     // Shutdown leaves no worker process behind.
     child.kill('SIGTERM');
     await exited;
     for (const pid of workerPids) await until(`worker ${pid} to exit`, () => !alive(pid), 15_000);
-    return { during, workerPids, log: `received before ${before}; during the block (${answered - sent} ms): ${during} attempts started, ${received} received; stderr: ${err.slice(-2000)}` };
+    return { during, workerPids, restarted, log: `received before ${before}; during the block (${answered - sent} ms): ${during} attempts started, ${received} received; stderr: ${err.slice(-2000)}` };
   } catch (e) {
     throw new Error(`${(e as Error).message}\n--- stderr of cashwire start ---\n${err.slice(-4000)}`);
   } finally {
@@ -131,9 +145,30 @@ async function scenario(mode: 'process' | 'inline') {
 describe('cashwire start: the delivery worker in its own process', () => {
   it('webhooks keep flowing while the API process is held for 3 s; stopping leaves no worker behind', async () => {
     const r = await scenario('process');
-    expect(r.workerPids).toHaveLength(1);
+    expect(r.workerPids).toHaveLength(2); // the first, and the one started after it was killed
+    expect(r.restarted).toHaveLength(1);
     expect(r.during, r.log).toBeGreaterThanOrEqual(3);
   }, 120_000);
+
+  it('a worker whose parent was killed (SIGKILL: it could not stop its child) exits by itself', async () => {
+    const db = await createTestDatabase();
+    const port = await freePort();
+    const child = spawn(process.execPath, [CLI, 'start'], {
+      env: { ...process.env, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', CASHWIRE_SANDBOX_API_KEY: KEY, LOG_LEVEL: 'warn' },
+      stdio: 'ignore',
+    });
+    children.push(child);
+    try {
+      await until('the API', async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200);
+      let workers: number[] = [];
+      await until('its worker process', () => (workers = childrenOf(child.pid!)).length === 1);
+      child.kill('SIGKILL');
+      await until(`worker ${workers[0]} to notice and exit`, () => !alive(workers[0]!), 15_000);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await db.drop();
+    }
+  }, 60_000);
 
   it('(the contrast) with the worker inline, no attempt starts while the API is held', async () => {
     const r = await scenario('inline');

@@ -2,6 +2,7 @@
  * The HTTP edge of the error catalog (domain/errors.ts): every error Cashwire answers with has one JSON shape,
  * `{error: {code, message, field?}}`, a stable code and the status the catalog gives it.
  */
+import { STATUS_CODES } from 'node:http';
 import { DomainError, ERROR_CATALOG, errors, type ErrorCode } from '../domain/errors.js';
 
 export { DomainError, errors, type ErrorCode };
@@ -22,6 +23,5 @@ export function errorBody(err: DomainError): ErrorBody {
 export function rawErrorResponse(code: ErrorCode, message?: string): string {
   const status = ERROR_CATALOG[code].status;
   const body = JSON.stringify(errorBody(new DomainError(code, message)));
-  const reason = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large' }[status as 400] ?? 'Error';
-  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }

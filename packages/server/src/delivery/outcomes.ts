@@ -15,8 +15,6 @@ import { complete, type Claimed, type Completion, type DeliveryStatus } from './
 export interface Written {
   completion: Completion;
   claimed: Claimed;
-  /** The answer was a 410 from a registered endpoint: the endpoint is to be disabled. */
-  gone: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref?.());
@@ -43,14 +41,17 @@ export function exhaustedEventId(deliveryId: string): string {
   return `evt_exh_${deliveryId.replace(/^dlv_/, '')}`;
 }
 
-/** The same outcome, as a dead letter: the delivery ends `dead` with `reason`, and no attempt row. */
-export function asDeadLetter(w: Written, reason: string, now: Date): Written {
+/**
+ * A dead letter: the delivery ends `dead` with `reason` (its `last_error`) at `at`, with no attempt row. `from` is the
+ * outcome that could not be written, if there was one: its status and latency are kept.
+ */
+export function deadLetter(claimed: Claimed, reason: string, at: Date, from?: Completion): Written {
   return {
-    claimed: w.claimed,
-    gone: false,
+    claimed,
     completion: {
-      ...w.completion, status: 'dead', outcome: null, next_attempt_at: now, started_at: w.completion.started_at ?? now,
-      error_code: reason, excerpt: null,
+      operator_id: claimed.operator_id, id: claimed.id, attempt: claimed.attempts, status: 'dead', outcome: null,
+      next_attempt_at: at, started_at: from?.started_at ?? at, latency_ms: from?.latency_ms ?? 0,
+      status_code: from?.status_code ?? null, error_code: reason, excerpt: null,
     },
   };
 }
@@ -128,7 +129,7 @@ export function createOutcomeWriter(
         }
         log.error({ err: (err as Error).message, delivery: item.claimed.id }, 'an outcome could not be written; the delivery is dead-lettered');
       }
-      const dead = asDeadLetter(item, 'unwritable', deps.clock.now());
+      const dead = deadLetter(item.claimed, 'unwritable', deps.clock.now(), item.completion);
       try {
         await writeBatch([dead]);
       } catch (err) {

@@ -39,18 +39,23 @@ export function superviseWorker(o: { databaseUrl: string; secretKey: string; log
     });
     child = c;
     exited = new Promise((resolve) => {
-      c.once('exit', (code, signal) => {
+      let gone = false;
+      // 'exit' after a run; 'error' alone when the process could not be started at all (then no 'exit' follows).
+      const ended = (why: Record<string, unknown>) => {
+        if (gone) return;
+        gone = true;
         if (child === c) child = undefined;
         resolve();
         if (stopping) return;
         // Ran a while: the next failure starts the backoff again.
         if (Date.now() - startedAt > 60_000) backoff = 1_000;
-        o.log.error({ code, signal, restartInMs: backoff }, 'the delivery worker process exited; starting it again');
+        o.log.error({ ...why, restartInMs: backoff }, 'the delivery worker process exited; starting it again');
         restartTimer = setTimeout(launch, backoff);
         backoff = Math.min(backoff * 2, 30_000);
-      });
+      };
+      c.once('exit', (code, signal) => ended({ code, signal }));
+      c.once('error', (err) => ended({ err: err.message }));
     });
-    c.once('error', (err) => o.log.error({ err: err.message }, 'could not start the delivery worker process'));
   }
 
   launch();

@@ -22,7 +22,7 @@ import type { SecretBox } from '../security/secrets.js';
 import { guardedLookup, literalForbidden, type LookupFn } from '../security/ssrf.js';
 import { createAdmission, destinationOf } from './admission.js';
 import { createHealthRecorder } from './health.js';
-import { asDeadLetter, createOutcomeWriter, type Written } from './outcomes.js';
+import { createOutcomeWriter, deadLetter, type Written } from './outcomes.js';
 import { claim, HELD, MAX_STALLS, nextDue, release, sampleSecrets, type Claimed } from './queue.js';
 import { createAgent, prepare, send, type AttemptOutcome, type SendTimeouts } from './sender.js';
 import { createWakeup } from './wakeup.js';
@@ -136,7 +136,8 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     items.filter((i) => i.claimed.endpoint_id && i.completion.outcome).map((i) => ({
       operator_id: i.claimed.operator_id,
       endpoint_id: i.claimed.endpoint_id!,
-      outcome: { ok: i.completion.outcome === 'succeeded', gone: i.gone, at: i.completion.started_at },
+      // A 410 from a registered endpoint (outcome `held`) disables it.
+      outcome: { ok: i.completion.outcome === 'succeeded', gone: i.completion.outcome === 'held', at: i.completion.started_at },
       nothingNew: i.completion.outcome === 'succeeded' && i.claimed.circuit_state === 'closed' && i.claimed.consecutive_failures === 0,
     })),
   ));
@@ -166,14 +167,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     stats.dead++;
     deps.metrics?.deliveries.inc({ outcome: 'dead' });
     log.error({ delivery: d.id, event: d.event.id, endpoint: d.endpoint_id, reason, stalls: d.stalls }, 'delivery dead-lettered');
-    writer.push(asDeadLetter({ claimed: d, gone: false, completion: completionBase(d, at) }, reason, deps.clock.now()));
-  }
-
-  function completionBase(d: Claimed, at: Date) {
-    return {
-      operator_id: d.operator_id, id: d.id, attempt: d.attempts, status: 'pending' as const, outcome: null, next_attempt_at: at,
-      started_at: at, latency_ms: 0, status_code: null, error_code: null, excerpt: null,
-    };
+    writer.push(deadLetter(d, reason, at));
   }
 
   /** A fault of the worker's own: the delivery goes back without spending the receiver's attempt, or dies after 5. */
@@ -287,7 +281,6 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     if (step.kind !== 'succeeded') log.debug({ delivery: d.id, event: d.event.id, status: out.status, error: out.errorCode, next: step.kind }, 'attempt failed');
     const written: Written = {
       claimed: d,
-      gone: step.kind === 'held',
       completion: {
         operator_id: d.operator_id,
         id: d.id,
