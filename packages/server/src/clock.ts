@@ -8,6 +8,8 @@ export interface Clock {
 export const systemClock: Clock = { now: () => new Date() };
 
 export class ManualClock implements Clock {
+  /** Moved by hand: never corrected against the database's clock (db/clock-sync.ts). */
+  readonly manual = true;
   private t: number;
   constructor(start: Date | number = Date.UTC(2026, 0, 15, 12, 0, 0)) {
     this.t = typeof start === 'number' ? start : start.getTime();

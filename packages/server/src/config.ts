@@ -37,6 +37,10 @@ export interface Config {
   graphqlMaxDepth: number;
   /** Events and attempts older than this are pruned. Default 30 days. */
   retentionMs: number;
+  /** GET /readyz: the oldest due delivery may have waited this long. Default 60 s. */
+  readyMaxLagMs: number;
+  /** GET /readyz: some delivery worker must have recorded a heartbeat within this window. Default 60 s. */
+  readyWorkerMs: number;
   /**
    * How `cashwire start` runs its delivery worker: `process` (default), a child process of its own, so that neither
    * the API nor delivery can starve the other of CPU; `inline`, in the API's process.
@@ -51,6 +55,8 @@ export interface Config {
     leaseMs: number | undefined;
     pollMs: number;
     drainMs: number;
+    /** CASHWIRE_EGRESS_PROXY: an http:// proxy every delivery is tunneled through with CONNECT. Unset: direct. */
+    egressProxy: string | undefined;
   };
 }
 
@@ -60,6 +66,22 @@ function int(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
   return n;
+}
+
+/** An http:// URL (user:password@ allowed), or undefined when unset. Never echoed whole: it may carry a password. */
+function httpProxy(name: string, env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env[name] || undefined;
+  if (raw === undefined) return undefined;
+  let u: URL | undefined;
+  try {
+    u = new URL(raw);
+  } catch {
+    /* below */
+  }
+  if (!u || u.protocol !== 'http:' || !u.hostname) {
+    throw new Error(`${name} must be an http:// URL such as http://proxy.internal:3128, got ${JSON.stringify(raw.replace(/\/\/[^/@]*@/, '//…@'))}`);
+  }
+  return raw;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -87,6 +109,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     graphqlPageSize: Math.max(1, Math.min(100, int('CASHWIRE_GRAPHQL_PAGE_SIZE', 20, env))),
     graphqlMaxDepth: Math.max(1, int('CASHWIRE_GRAPHQL_MAX_DEPTH', 6, env)),
     retentionMs: int('CASHWIRE_RETENTION_DAYS', 30, env) * 86_400_000,
+    readyMaxLagMs: int('CASHWIRE_READY_MAX_LAG_MS', 60_000, env),
+    readyWorkerMs: int('CASHWIRE_READY_WORKER_MS', 60_000, env),
     workerMode: env.CASHWIRE_WORKER_MODE === 'inline' ? 'inline' : 'process',
     worker: {
       connectTimeoutMs: int('CASHWIRE_WEBHOOK_CONNECT_TIMEOUT_MS', 5_000, env),
@@ -96,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       leaseMs: env.CASHWIRE_LEASE_MS ? int('CASHWIRE_LEASE_MS', 0, env) : undefined,
       pollMs: int('CASHWIRE_POLL_MS', 1_000, env),
       drainMs: int('CASHWIRE_DRAIN_MS', 10_000, env),
+      egressProxy: httpProxy('CASHWIRE_EGRESS_PROXY', env),
     },
   };
 }

@@ -6,6 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Clock } from './clock.js';
 import type { Queryable } from './db/pool.js';
+import { readiness, type ReadinessOptions } from './delivery/heartbeat.js';
 import { queueGauges } from './delivery/queue.js';
 
 export interface Metrics {
@@ -14,7 +15,8 @@ export interface Metrics {
   attemptSeconds: Histogram<'result'>;
 }
 
-export function createMetrics(db: Queryable, clock: Clock): Metrics {
+/** With `ready` (the /readyz thresholds: config.readyMaxLagMs, readyWorkerMs), also the `cashwire_ready` gauge. */
+export function createMetrics(db: Queryable, clock: Clock, ready?: ReadinessOptions): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'cashwire_process_' });
   const deliveries = new Counter({
@@ -80,6 +82,16 @@ export function createMetrics(db: Queryable, clock: Clock): Metrics {
       for (const s of ['closed', 'open', 'disabled']) this.set({ state: s }, rows.find((r) => r.state === s)?.n ?? 0);
     },
   });
+  if (ready) {
+    new Gauge({
+      name: 'cashwire_ready',
+      help: 'What GET /readyz says: 1 when deliveries flow (a worker beat recently, the oldest due delivery is within the lag threshold), else 0',
+      registers: [registry],
+      async collect() {
+        this.set(await readiness(db, clock.now(), ready).then((r) => (r.ready ? 1 : 0), () => 0));
+      },
+    });
+  }
   return { registry, deliveries, attemptSeconds };
 }
 

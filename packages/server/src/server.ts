@@ -9,11 +9,13 @@ import { checkSecretKey, createWorker, type DeliveryWorker, type WorkerOptions }
 import { systemClock, randomIds, type Clock, type IdGenerator } from './clock.js';
 import { loadConfig, type Config } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
+import { syncedClock } from './db/clock-sync.js';
 import { migrate } from './db/migrate.js';
 import { createPool, type Db } from './db/pool.js';
 import { createSettlementJob } from './jobs/settlement.js';
 import type { Deps } from './payments/context.js';
 import { ledgerOnlyRail, type RailAdapter } from './payments/rail.js';
+import { initTelemetry, shutdownTelemetry } from './telemetry.js';
 
 export interface Database {
   db: Db;
@@ -56,6 +58,7 @@ export function workerOptions(config: Config): Partial<WorkerOptions> {
     batchSize: w.batchSize,
     pollMs: w.pollMs,
     drainMs: w.drainMs,
+    egressProxy: w.egressProxy,
     ...(w.leaseMs !== undefined ? { leaseMs: w.leaseMs } : {}),
   };
 }
@@ -113,9 +116,19 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
   const database = await openDatabase(config, log);
   const secretKey = opts.secrets ? undefined : await loadSecretKey(process.env, config.dataDir);
   const secrets = opts.secrets ?? secretBox(secretKey!);
-  const deps: Deps = { db: database.db, clock: opts.clock ?? systemClock, ids: opts.ids ?? randomIds, config, log, rail: opts.rail ?? ledgerOnlyRail, secrets,
-    metrics: createMetrics(database.db, opts.clock ?? systemClock), resolver: opts.resolver };
+  // The times the API writes (when a delivery is due, when an event happened) follow the database's clock, as the
+  // workers' claims and leases do (db/clock-sync.ts): hosts whose clocks disagree still agree on what is due.
+  const dbClock = opts.clock ? undefined : syncedClock(database.db, systemClock, (err) => log.warn({ err: (err as Error).message }, 'could not read the database clock'));
+  await dbClock?.start();
+  if (dbClock?.offsetMs) log.info({ offsetMs: dbClock.offsetMs }, "this host's clock differs from the database's; the API's times follow the database's");
+  const deps: Deps = { db: database.db, clock: opts.clock ?? dbClock!, ids: opts.ids ?? randomIds, config, log, rail: opts.rail ?? ledgerOnlyRail, secrets,
+    metrics: createMetrics(database.db, opts.clock ?? dbClock!), resolver: opts.resolver };
   const settlement = createSettlementJob(deps);
+  // OpenTelemetry traces, when the environment asks for them (telemetry.ts); before the app, whose hooks it decides.
+  const traced = await initTelemetry(opts.api === false ? 'worker' : 'api', log).catch(async (err: unknown) => {
+    await database.close();
+    throw err;
+  });
   let app: FastifyInstance | undefined;
   let url = '';
   try {
@@ -130,12 +143,14 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
     // e.g. EADDRINUSE: close what was opened, or the embedded PostgreSQL outlives the failed start.
     await app?.close().catch(() => {});
     await database.close();
+    if (traced) await shutdownTelemetry().catch(() => {});
     throw err;
   }
   if (opts.jobs !== false) settlement.start();
   const inline = opts.worker !== false && opts.worker !== 'process';
   const worker = !inline ? undefined : createWorker(
-    { db: database.db, clock: deps.clock, ids: deps.ids, log, secrets: deps.secrets, metrics: deps.metrics, resolver: opts.resolver },
+    // The worker corrects its own clock; signatures keep this host's.
+    { db: database.db, clock: opts.clock ?? systemClock, ids: deps.ids, log, secrets: deps.secrets, metrics: deps.metrics, resolver: opts.resolver },
     { ...workerOptions(config), connectionString: database.url, ...(typeof opts.worker === 'object' ? opts.worker : {}) },
   );
   let supervisor: Supervisor | undefined;
@@ -152,6 +167,7 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
     await app?.close().catch(() => {});
     await settlement.stop().catch(() => {});
     await database.close();
+    if (traced) await shutdownTelemetry().catch(() => {});
     throw err;
   }
   let stopping: Promise<void> | undefined;
@@ -168,7 +184,9 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
         await settlement.stop();
         await worker?.stop(); // stop claiming, drain in-flight attempts, release the rest
         await supervisor?.stop(config.worker.drainMs + 5_000); // the same, in the worker's own process
+        dbClock?.stop();
         await database.close();
+        if (traced) await shutdownTelemetry(); // flushes the spans still buffered
       })();
       return stopping;
     },

@@ -8,6 +8,7 @@ import { client, newOperator, newUser, payThroughPage, startTestServer, testWork
 import { startReceiver } from './receiver.js';
 import pino from 'pino';
 import { createWorker } from '../src/delivery/worker.js';
+import { DEFAULT_HEALTH_POLICY } from '../src/domain/health.js';
 
 const SECRET = 'whk_test_secret_0123456789abcdefghijklmnopqrstuv';
 let s: TestServer;
@@ -188,7 +189,8 @@ describe('status codes', () => {
   it('honours Retry-After on 429 and 503, capped at an hour; 429, 502, 503 and 504 without it wait twice the step', async () => {
     const a = await approvedTo('/slow-down');
     rx.setResponder(() => ({ status: 429, headers: { 'retry-after': '600' } }));
-    const w = worker();
+    // Seven failures in a row at one origin would open its circuit after five: this test is about the schedule.
+    const w = worker({ health: { ...DEFAULT_HEALTH_POLICY, failureThreshold: 100 } });
     const t0 = s.clock.now().getTime();
     await w.tick();
     expect(new Date((await deliveryOf(a.event.id)).next_attempt_at).getTime()).toBe(t0 + 600_000);
@@ -287,12 +289,13 @@ describe('the worker', () => {
     rx.setResponder((r) => (r.path === '/wake-later' && rx.received.filter((x) => x.path === '/wake-later').length === 1 ? { status: 500 } : { status: 200 }));
     await payThroughPage(s, own, { direction: 'cash_in', user_id: u, amount: 4200, webhook_url: rx.url + '/wake-later' });
     const d = s.running.deps;
-    // Real time, from where the test server's manual clock stands now.
+    // Real time, from where the test server's manual clock stands now (the API's clock: not corrected against the
+    // database's, as the API's manual clock is not).
     const offset = s.clock.now().getTime() - Date.now();
     const running = { now: () => new Date(Date.now() + offset) };
     const w = createWorker(
       { db: d.db, clock: running, ids: d.ids, log: pino({ level: 'silent' }), random: () => 0.5, secrets: d.secrets },
-      { connectTimeoutMs: 300, totalTimeoutMs: 600, leaseMs: 2_000, pollMs: 0, listen: false, drainMs: 300 },
+      { connectTimeoutMs: 300, totalTimeoutMs: 600, leaseMs: 2_000, pollMs: 0, listen: false, drainMs: 300, clockSync: false },
     );
     await w.start();
     try {

@@ -199,7 +199,9 @@ describe('endpoint health', () => {
     }
     expect(at('/hangs').length).toBeGreaterThanOrEqual(5);
     expect(at('/hangs').length).toBeLessThanOrEqual(12);
-    expect(w.stats.deferred).toBeGreaterThan(0);
+    // The hanging endpoint's backlog was never claimed while it was at its cap or behind its open circuit: nothing was
+    // claimed only to be given back.
+    expect(w.stats.deferred).toBe(0);
   });
 
   it('caps attempts in flight per endpoint at its max_concurrency', async () => {

@@ -155,6 +155,8 @@ export function testWorkers(s: TestServer, defaults: Partial<WorkerOptions> & { 
     async reset(rx?: { setResponder(r: (r: unknown) => { status: number; body?: string }): void; received: unknown[] }): Promise<void> {
       await Promise.all(workers.splice(0).map((w) => w.stop()));
       await s.running.deps.db.query("UPDATE deliveries SET status = 'expired' WHERE status = 'pending'");
+      // Each test starts with healthy origins: a per-payment URL's circuit (its lane's) is not carried over.
+      await s.running.deps.db.query("UPDATE delivery_lanes SET circuit_state = 'closed', circuit_retry_at = NULL, consecutive_failures = 0, failing_since = NULL");
       rx?.setResponder(() => ({ status: 200, body: 'ok' }));
       if (rx) rx.received.length = 0;
     },

@@ -67,6 +67,8 @@ const EXCEPTIONS: Exception[] = [
   { route: 'POST /authorize', status: (s) => s === 401, answer: 'the declined intent', errorShapeAccepted: true, accepts: declinedIntent, notARejection: true },
   { route: 'POST /authorization', status: (s) => s === 401, answer: 'the declined intent', errorShapeAccepted: true, accepts: declinedIntent, notARejection: true },
   { route: 'GET /healthz', status: (s) => s === 503, answer: '{status: "unavailable", error}', errorShapeAccepted: false, accepts: (r) => isObj(r.json) && r.json.status === 'unavailable' && errorObject(r.json.error) === null },
+  // Readiness of the whole system: the campaign's server runs no worker, so it is not ready (no_worker).
+  { route: 'GET /readyz', status: (s) => s === 503, answer: '{status: "not_ready", checks, error}', errorShapeAccepted: false, accepts: (r) => isObj(r.json) && r.json.status === 'not_ready' && isObj(r.json.checks) && errorObject(r.json.error) === null },
   { route: 'GET /graphql', status: is4xx, answer: "GraphQL's {errors: [...]}", errorShapeAccepted: false, accepts: graphqlErrors },
   { route: 'POST /graphql', status: is4xx, answer: "GraphQL's {errors: [...]}", errorShapeAccepted: false, accepts: graphqlErrors },
   { route: 'GET /pay/:op/:id', status: (s) => s === 404, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },

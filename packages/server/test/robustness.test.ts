@@ -8,7 +8,6 @@ import { gzipSync } from 'node:zlib';
 import { verify } from '@cashwire/webhooks';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createAdmission, destinationOf } from '../src/delivery/admission.js';
 import { claim, complete, HELD } from '../src/delivery/queue.js';
 import { createWorker, type WorkerOptions } from '../src/delivery/worker.js';
 import { secretBox } from '../src/security/secrets.js';
@@ -339,45 +338,3 @@ describe('resend and recover', () => {
   });
 });
 
-describe('admission (pure)', () => {
-  const base = { operator_id: 'op_1', endpoint_id: 'ep_1', url: 'https://a.example/x', endpoint_status: 'enabled' as const, circuit_state: 'closed' as const,
-    circuit_retry_at: null, max_concurrency: null, rate_limit_per_s: null };
-
-  it('caps attempts in flight per destination, and frees the slot when one finishes', () => {
-    const a = createAdmission({ destinationConcurrency: 2, deferMs: 250 });
-    const dest = destinationOf(base);
-    const probes = new Set<string>();
-    for (let i = 0; i < 2; i++) {
-      expect(a.admit(base, dest, 1_000, probes)).toBeUndefined();
-      a.started(dest);
-    }
-    expect(a.admit(base, dest, 1_000, probes)).toBe(1_250);
-    a.finished(dest);
-    expect(a.admit(base, dest, 1_000, probes)).toBeUndefined();
-  });
-
-  it('holds a disabled endpoint\'s delivery, waits for an open circuit\'s probe time, then lets one probe through', () => {
-    const a = createAdmission({ destinationConcurrency: 32, deferMs: 250 });
-    const probes = new Set<string>();
-    expect(a.admit({ ...base, endpoint_status: 'disabled' }, 'd', 0, probes)).toBe(HELD.getTime());
-    const open = { ...base, circuit_state: 'open' as const, circuit_retry_at: new Date(5_000) };
-    expect(a.admit(open, 'd', 1_000, probes)).toBe(5_000);
-    expect(a.admit(open, 'd', 5_000, probes)).toBeUndefined();
-    expect(a.admit(open, 'd', 5_000, probes)).toBe(5_250);
-  });
-
-  it('rate-limits by the time it is handed, not by a clock of its own', () => {
-    const a = createAdmission({ destinationConcurrency: 32, deferMs: 250 });
-    const limited = { ...base, rate_limit_per_s: 2 };
-    const probes = new Set<string>();
-    expect(a.admit(limited, 'd', 0, probes)).toBeUndefined();
-    expect(a.admit(limited, 'd', 0, probes)).toBeUndefined();
-    expect(a.admit(limited, 'd', 0, probes)).toBe(500);
-    expect(a.admit(limited, 'd', 500, probes)).toBeUndefined();
-  });
-
-  it('groups per-payment URLs by origin, endpoints by id', () => {
-    expect(destinationOf({ operator_id: 'o', endpoint_id: null, url: 'https://a.example/x?y' })).toBe('url:https://a.example');
-    expect(destinationOf({ operator_id: 'o', endpoint_id: 'ep_9', url: 'https://a.example/x' })).toBe('ep:o/ep_9');
-  });
-});

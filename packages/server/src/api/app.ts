@@ -9,6 +9,7 @@ import { payPageRoutes } from './routes/pay.js';
 import { endpointRoutes } from './routes/endpoints.js';
 import { sendcashRoutes } from './routes/sendcash.js';
 import { graphqlRoutes } from './graphql.js';
+import { instrumentFastify } from '../telemetry.js';
 
 const AJV_CODES: Record<string, ErrorCode> = {
   required: 'missing_field',
@@ -163,6 +164,9 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
       void (reply as FastifyReply).status(httpStatus(e)).send(errorBody(e));
     },
   });
+
+  // A SERVER span per request, before any other hook (nothing is added with tracing off).
+  instrumentFastify(app);
 
   let closing = false;
   app.addHook('preClose', (done) => {

@@ -19,15 +19,35 @@ export function createPool(connectionString: string, max = 20): Db {
   return pool;
 }
 
-/** Runs `fn` in a transaction; rolls back on any error. */
+type AfterCommit = (q: Queryable) => Promise<unknown>;
+/** The open transactions of withTx, with what each runs once it has committed (by key: each runs once). */
+const openTxs = new WeakMap<object, Map<string, AfterCommit>>();
+
+/**
+ * Runs `fn` once what `q` wrote is committed: after the COMMIT of the withTx transaction `q` belongs to, or at once when
+ * `q` runs statements on their own (each commits as it ends). A failure of `fn` is ignored: it is a hint to others
+ * (a wake-up), never part of the write.
+ */
+export function afterCommit(q: Queryable, key: string, fn: AfterCommit): void {
+  const pending = openTxs.get(q);
+  if (pending) pending.set(key, fn);
+  else void fn(q).catch(() => {});
+}
+
+/** Runs `fn` in a transaction; rolls back on any error. What afterCommit registered runs after the COMMIT. */
 export async function withTx<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const client = await db.connect();
+  const after = new Map<string, AfterCommit>();
   try {
     await client.query('BEGIN');
+    openTxs.set(client, after);
     const result = await fn(client);
     await client.query('COMMIT');
+    openTxs.delete(client);
+    for (const f of after.values()) await f(client).catch(() => {});
     return result;
   } catch (err) {
+    openTxs.delete(client);
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {

@@ -10,7 +10,7 @@ import { literalForbidden, resolvesToForbidden } from '../security/ssrf.js';
 import { insertOperationalEvent } from '../store/events.js';
 import type { Caller, Deps } from '../payments/context.js';
 import { parseTime } from '../payments/pagination.js';
-import { failEndpointDeliveries, holdEndpoint, recoverDeliveries, releaseEndpoint } from './queue.js';
+import { failEndpointDeliveries, fifoHead, HELD, holdEndpoint, recoverDeliveries, releaseEndpoint, type FifoHead } from './queue.js';
 
 export { HELD } from './queue.js';
 
@@ -31,6 +31,7 @@ export interface EndpointRow {
   disabled_at: Date | null;
   max_concurrency: number | null;
   rate_limit_per_s: number | null;
+  ordering: 'unordered' | 'fifo';
   circuit_state: 'closed' | 'open';
   circuit_retry_at: Date | null;
   consecutive_failures: number;
@@ -47,7 +48,8 @@ export function newSecret(format: Format): string {
   return `whsk_${randomBytes(32).toString('base64url')}`;
 }
 
-export function publicEndpoint(e: EndpointRow) {
+/** An endpoint as the API shows it; `waitingOn` (a fifo endpoint's oldest pending delivery) only where it was read. */
+export function publicEndpoint(e: EndpointRow, waitingOn?: FifoHead | null) {
   return {
     id: e.id,
     url: e.url,
@@ -60,6 +62,20 @@ export function publicEndpoint(e: EndpointRow) {
     disabled_at: e.disabled_at?.toISOString() ?? null,
     max_concurrency: e.max_concurrency,
     rate_limit_per_s: e.rate_limit_per_s,
+    ordering: e.ordering,
+    ...(waitingOn === undefined ? {} : {
+      // In order: what the rest of the queue waits on (null when nothing is pending).
+      waiting_on: waitingOn && {
+        delivery_id: waitingOn.id,
+        event_id: waitingOn.event_id,
+        attempts: waitingOn.attempts,
+        in_flight: waitingOn.in_flight,
+        next_attempt_at: waitingOn.next_attempt_at.getTime() >= HELD.getTime() ? null : waitingOn.next_attempt_at.toISOString(),
+        last_status: waitingOn.last_status,
+        last_error: waitingOn.last_error,
+        queued_behind: waitingOn.behind,
+      },
+    }),
     health: {
       circuit: e.circuit_state === 'open' ? 'open' : 'closed',
       circuit_retry_at: e.circuit_retry_at?.toISOString() ?? null,
@@ -126,6 +142,7 @@ export interface CreateEndpointInput {
   description?: string;
   max_concurrency?: number;
   rate_limit_per_s?: number;
+  ordering?: 'unordered' | 'fifo';
 }
 
 /** In production, a name that resolves to a forbidden address now is refused now (and at every send). */
@@ -144,11 +161,11 @@ export async function createEndpoint(deps: Deps, caller: Caller, input: CreateEn
   const secret = newSecret(format);
   const now = deps.clock.now();
   const { rows } = await deps.db.query<EndpointRow>(
-    `INSERT INTO endpoints (operator_id, environment, id, url, description, events, format, payload_version, secret, max_concurrency, rate_limit_per_s, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING *`,
+    `INSERT INTO endpoints (operator_id, environment, id, url, description, events, format, payload_version, secret, max_concurrency, rate_limit_per_s, ordering, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $12, $12) RETURNING *`,
     [caller.operatorId, caller.environment, deps.ids.next('ep_'), input.url, input.description ?? null, input.events, format,
       input.payload_version ?? caller.settings.payload_version ?? DEFAULT_PAYLOAD_VERSION, deps.secrets.seal(secret),
-      input.max_concurrency ?? null, input.rate_limit_per_s ?? null, now],
+      input.max_concurrency ?? null, input.rate_limit_per_s ?? null, now, input.ordering ?? 'unordered'],
   );
   return { ...publicEndpoint(rows[0]!), secret };
 }
@@ -158,11 +175,12 @@ export async function listEndpoints(deps: Deps, caller: Caller) {
     'SELECT * FROM endpoints WHERE operator_id = $1 AND environment = $2 AND deleted_at IS NULL ORDER BY created_at, id',
     [caller.operatorId, caller.environment],
   );
-  return { data: rows.map(publicEndpoint) };
+  return { data: rows.map((e) => publicEndpoint(e)) };
 }
 
 export async function getEndpoint(deps: Deps, caller: Caller, id: string) {
-  return publicEndpoint(await load(deps.db, caller, id));
+  const e = await load(deps.db, caller, id);
+  return publicEndpoint(e, e.ordering === 'fifo' ? await fifoHead(deps.db, e) : undefined);
 }
 
 export type UpdateEndpointInput = Omit<Partial<CreateEndpointInput>, 'max_concurrency' | 'rate_limit_per_s'> & { max_concurrency?: number | null; rate_limit_per_s?: number | null };
@@ -179,11 +197,11 @@ export async function updateEndpoint(deps: Deps, caller: Caller, id: string, pat
     const secret = formatChanged ? deps.secrets.seal(newSecret(next.format)) : e.secret;
     const { rows } = await tx.query<EndpointRow>(
       `UPDATE endpoints SET url = $3, events = $4, description = $5, format = $6, payload_version = $7, max_concurrency = $8,
-              rate_limit_per_s = $9, secret = $10, updated_at = $11,
+              rate_limit_per_s = $9, secret = $10, updated_at = $11, ordering = $13,
               previous_secret = CASE WHEN $12 THEN NULL ELSE previous_secret END,
               previous_expires_at = CASE WHEN $12 THEN NULL ELSE previous_expires_at END
         WHERE operator_id = $1 AND id = $2 RETURNING *`,
-      [e.operator_id, e.id, next.url, next.events, next.description, next.format, next.payload_version, next.max_concurrency, next.rate_limit_per_s, secret, deps.clock.now(), formatChanged],
+      [e.operator_id, e.id, next.url, next.events, next.description, next.format, next.payload_version, next.max_concurrency, next.rate_limit_per_s, secret, deps.clock.now(), formatChanged, next.ordering],
     );
     return publicEndpoint(rows[0]!);
   });

@@ -9,7 +9,7 @@ import { withTx, type Db } from '../db/pool.js';
 import { applyOutcomes, sameHealth, type Health, type HealthPolicy, type Outcome } from '../domain/health.js';
 import { disableRow, type EndpointRow } from './endpoints.js';
 import { insertOperationalEvent } from '../store/events.js';
-import { holdUntilProbe, releaseProbeHold } from './queue.js';
+import { holdUntilProbe, lockLaneHealth, releaseProbeHold, setLaneHealth, wakeAfterCommit } from './queue.js';
 
 export async function recordHealth(
   deps: { db: Db; clock: Clock; ids: IdGenerator },
@@ -42,22 +42,51 @@ export async function recordHealth(
     if (change.recovered) {
       // What the open circuit held (parked at its retry time) is due now; deliveries waiting for their own retry stay.
       if (e.circuit_retry_at) await releaseProbeHold(tx, e, e.circuit_retry_at, now);
+      wakeAfterCommit(tx);
       await insertOperationalEvent(tx, deps, e, 'endpoint.recovered', { endpoint_id: e.id, url: e.url, at: now.toISOString() });
     }
   });
 }
 
+/**
+ * The circuit of a payment's own URL's origin (a lane of its own): the same policy as an endpoint's circuit, but an
+ * origin is never disabled (it is not registered: every payment names its URL), and a 410 is a failure like others.
+ * While open, the claim takes nothing from the lane; once its wait is over, one probe at a time.
+ */
+export async function recordLaneHealth(
+  deps: { db: Db; log?: Logger },
+  lane: { operator_id: string; lane: string },
+  outcomes: Outcome[],
+  policy: HealthPolicy,
+): Promise<void> {
+  await withTx(deps.db, async (tx) => {
+    const row = await lockLaneHealth(tx, lane);
+    const current: Health = { circuit: row.circuit_state, retryAt: row.circuit_retry_at, consecutiveFailures: row.consecutive_failures, failingSince: row.failing_since };
+    const change = applyOutcomes(current, outcomes.map((o) => ({ ...o, gone: false })), { ...policy, disableAfterMs: Infinity });
+    if (sameHealth(current, change.next)) return;
+    const h = change.next;
+    await setLaneHealth(tx, lane, { circuit_state: h.circuit, circuit_retry_at: h.retryAt, consecutive_failures: h.consecutiveFailures, failing_since: h.failingSince });
+    if (change.opened) deps.log?.warn({ operator: lane.operator_id, lane: lane.lane, until: h.retryAt }, "a payment URL's origin keeps failing: its circuit is open");
+    if (change.recovered) {
+      deps.log?.info({ operator: lane.operator_id, lane: lane.lane }, "a payment URL's origin answered again: its circuit is closed");
+      wakeAfterCommit(tx);
+    }
+  });
+}
+
 interface Pending {
-  key: { operator_id: string; id: string };
+  key: { operator_id: string; id: string | null; lane: string };
   outcomes: Outcome[];
 }
 
-/** What the recorder needs of an outcome: whose it was, and whether it changes anything for a healthy endpoint. */
+/** What the recorder needs of an outcome: whose it was, and whether it changes anything for a healthy destination. */
 export interface HealthInput {
   operator_id: string;
-  endpoint_id: string;
+  /** A registered endpoint's outcome, or null for a payment's own URL (then `lane` is its origin's lane). */
+  endpoint_id: string | null;
+  lane: string;
   outcome: Outcome;
-  /** The endpoint was healthy at the claim (closed, no failures) and this was a success: nothing to write. */
+  /** The destination was healthy at the claim (closed, no failures) and this was a success: nothing to write. */
   nothingNew: boolean;
 }
 
@@ -71,7 +100,8 @@ export function createHealthRecorder(deps: { db: Db; clock: Clock; ids: IdGenera
       const [k, p] = queue.entries().next().value as [string, Pending];
       queue.delete(k);
       try {
-        await recordHealth(deps, p.key, p.outcomes, policy);
+        if (p.key.id) await recordHealth(deps, { operator_id: p.key.operator_id, id: p.key.id }, p.outcomes, policy);
+        else await recordLaneHealth(deps, p.key, p.outcomes, policy);
         backoff = 100;
       } catch (err) {
         // Put them back in front of anything newer for this endpoint, and wait a little.
@@ -87,11 +117,11 @@ export function createHealthRecorder(deps: { db: Db; clock: Clock; ids: IdGenera
   return {
     record(items: HealthInput[]): void {
       for (const i of items) {
-        const k = `${i.operator_id}/${i.endpoint_id}`;
+        const k = `${i.operator_id}/${i.endpoint_id ?? i.lane}`;
         const p = queue.get(k);
         if (!p && i.nothingNew) continue;
         if (p) p.outcomes.push(i.outcome);
-        else queue.set(k, { key: { operator_id: i.operator_id, id: i.endpoint_id }, outcomes: [i.outcome] });
+        else queue.set(k, { key: { operator_id: i.operator_id, id: i.endpoint_id, lane: i.lane }, outcomes: [i.outcome] });
       }
       if (queue.size) running ??= run().finally(() => (running = undefined));
     },

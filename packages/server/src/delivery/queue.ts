@@ -4,7 +4,8 @@
  * state), the secret and the operator's schedule overrides. Each function is one round trip.
  */
 import { DEFAULT_PAYLOAD_VERSION, type EventRecord, type Format, type PayloadVersion } from '@cashwire/webhooks';
-import type { Queryable } from '../db/pool.js';
+import { afterCommit, withTx, type Db, type Queryable } from '../db/pool.js';
+import { grant, laneKey, lanesToTry, type AdmissionOptions, type LaneGrant, type LaneState, type LaneView } from './admission.js';
 import type { RetrySchedule, ScheduleName } from '../domain/retry.js';
 
 /** Far in the future: where held deliveries wait while their endpoint is disabled. */
@@ -14,11 +15,17 @@ const HELD_SQL = `'9999-12-31T00:00:00Z'::timestamptz`;
 export const DELIVERY_CHANNEL = 'cashwire_deliveries';
 
 /**
- * Wakes sleeping workers when the transaction commits, only if one is asleep (see migration 005). A worker marks
- * itself asleep before its last look at the queue, so a commit either sees the mark and notifies, or happened before
- * that last look and is claimed by it.
+ * Wakes sleeping workers, once what `q` wrote has committed, if one is asleep (see migration 005). A worker marks
+ * itself asleep (a committed row) before its last look at the queue. The check runs after the producer's COMMIT, with
+ * a snapshot of its own: either it sees the mark and notifies, or the mark committed after it, hence after the
+ * producer's COMMIT, and the worker's last look (later still) sees what the producer wrote. Checked inside the
+ * producing statement instead, at that statement's snapshot, a mark made between the statement and the COMMIT would be
+ * missed, and the worker would sleep through the work.
  */
-export const WAKE_IF_IDLE = `CASE WHEN EXISTS (SELECT 1 FROM idle_workers) THEN pg_notify('${DELIVERY_CHANNEL}', '') END`;
+export function wakeAfterCommit(q: Queryable): void {
+  afterCommit(q, 'wake', (c) => c.query(WAKE_SQL));
+}
+const WAKE_SQL = `SELECT pg_notify('${DELIVERY_CHANNEL}', '') FROM idle_workers LIMIT 1`;
 
 /** Claims since the last recorded outcome after which a delivery is dead-lettered instead of sent. */
 export const MAX_STALLS = 5;
@@ -35,12 +42,13 @@ export const MAX_STALLS = 5;
  *   endpoint gets nothing.
  * - `endpoint_id` NULL: a payment's own `webhook_url` (`url`), format `pushcash`, signed with `secret` (sealed).
  * `due` is when it may first be sent; `id` its id (a conflict on it inserts nothing, so derived ids deliver once).
- * The operator's `retry_schedules` are kept with the row. RETURNING 1 per row made.
+ * The operator's `retry_schedules` are kept with the row, and its lane (migration 007): the endpoint, or the
+ * origin of the payment's URL. RETURNING 1 per row made; the caller wakes sleeping workers ({@link wakeAfterCommit}).
  */
 export function enqueueSql(targets: string, now: string): string {
   return `
-       INSERT INTO deliveries (operator_id, id, environment, event_id, endpoint_id, url, format, payload_version, secret, schedule, next_attempt_at, created_at)
-       SELECT t.op, t.id, t.env, t.event_id, e.id, coalesce(e.url, t.url), coalesce(e.format, 'pushcash'),
+       INSERT INTO deliveries (operator_id, id, environment, event_id, endpoint_id, lane, url, format, payload_version, secret, schedule, next_attempt_at, created_at)
+       SELECT t.op, t.id, t.env, t.event_id, e.id, cw_lane(e.id, t.env, coalesce(e.url, t.url)), coalesce(e.url, t.url), coalesce(e.format, 'pushcash'),
               coalesce(e.payload_version, o.settings->>'payload_version', '${DEFAULT_PAYLOAD_VERSION}'),
               CASE WHEN e.id IS NULL THEN t.secret END,
               o.settings->'retry_schedules',
@@ -97,10 +105,10 @@ export async function resendDeliveries(db: Queryable, key: { operator_id: string
           AND d.operator_id = d0.operator_id AND d.id = d0.id
        RETURNING 1
      )
-     SELECT (SELECT count(*)::int FROM made) AS created, (SELECT count(*)::int FROM pulled) AS pulled,
-            CASE WHEN EXISTS (SELECT 1 FROM made) OR EXISTS (SELECT 1 FROM pulled) THEN ${WAKE_IF_IDLE} END AS notified`,
+     SELECT (SELECT count(*)::int FROM made) AS created, (SELECT count(*)::int FROM pulled) AS pulled`,
     [key.operator_id, key.event_id, env, now, again.map((r) => r.endpoint_id), again.map((r) => r.url), again.map((r) => r.secret), again.map(() => newIds())],
   );
+  if (rows[0]!.created + rows[0]!.pulled > 0) wakeAfterCommit(db);
   return { created: rows[0]!.created, pulled: rows[0]!.pulled };
 }
 
@@ -124,9 +132,10 @@ export async function recoverDeliveries(db: Queryable, e: { operator_id: string;
   const { rows } = await db.query<{ n: number }>(
     `WITH made AS (${enqueueSql(`(SELECT $1::text AS op, $3::text AS env, u.event_id, $2::text AS endpoint_id, NULL::text AS url, NULL::text AS secret, u.id, $6::timestamptz AS due
                                 FROM unnest($4::text[], $5::text[]) AS u(event_id, id)) AS t`, '$6::timestamptz')})
-     SELECT count(*)::int AS n, ${WAKE_IF_IDLE} FROM made`,
+     SELECT count(*)::int AS n FROM made`,
     [e.operator_id, e.id, e.environment, failed.map((r) => r.event_id), failed.map(() => newIds()), now],
   );
+  if (rows[0]!.n > 0) wakeAfterCommit(db);
   return rows[0]!.n;
 }
 
@@ -159,11 +168,11 @@ export async function releaseProbeHold(tx: Queryable, e: { operator_id: string; 
 
 /** An enabled endpoint: everything it held, and every retry it was waiting for, is due now (leased rows are left to their worker). */
 export async function releaseEndpoint(tx: Queryable, e: { operator_id: string; id: string }, now: Date): Promise<void> {
-  await tx.query(
-    `WITH r AS (UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at > $3 RETURNING 1)
-     SELECT CASE WHEN EXISTS (SELECT 1 FROM r) THEN ${WAKE_IF_IDLE} END`,
+  const r = await tx.query(
+    `UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at > $3`,
     [e.operator_id, e.id, now],
   );
+  if (r.rowCount) wakeAfterCommit(tx);
 }
 
 /** A deleted endpoint: its queued deliveries end as failed, with their attempt logs kept. */
@@ -181,6 +190,8 @@ export async function failEndpointDeliveries(tx: Queryable, e: { operator_id: st
 export interface Claimed {
   operator_id: string;
   id: string;
+  /** Its lane (migration 007): `ep:<endpoint id>` or `url:<environment>:<origin>`. */
+  lane: string;
   environment: 'sandbox' | 'production';
   url: string;
   format: Format;
@@ -193,56 +204,191 @@ export interface Claimed {
   stalls: number;
   created_at: Date;
   event: EventRecord;
-  /** Set for a registered endpoint's delivery: its current settings and health (url, format, secret are its own). */
+  /** Set for a registered endpoint's delivery: its current settings (url, format, secret are its own). The circuit
+   * and its failures are the endpoint's, or for a payment's own URL its origin's (the lane's). */
   endpoint_id: string | null;
   previous_secret: string | null;
   previous_expires_at: Date | null;
   max_concurrency: number | null;
   rate_limit_per_s: number | null;
-  circuit_state: 'closed' | 'open' | null;
+  circuit_state: 'closed' | 'open';
   circuit_retry_at: Date | null;
-  consecutive_failures: number | null;
+  consecutive_failures: number;
   endpoint_status: 'enabled' | 'disabled' | null;
+  /** The W3C traceparent of the API request that wrote the event (null when tracing was off). */
+  trace_context: string | null;
+}
+
+/** What a claim took, and when (ms, by the claim's clock) something not taken now can be taken; undefined if nothing waits. */
+export interface ClaimResult {
+  rows: Claimed[];
+  wakeAt: number | undefined;
+}
+
+/** Claims up to `limit` due deliveries: {@link claimBatch} without the wake-up time. */
+export async function claim(db: Db, worker: string, now: Date, leaseMs: number, limit: number, o: AdmissionOptions = { destinationConcurrency: 32 }): Promise<Claimed[]> {
+  return (await claimBatch(db, worker, now, leaseMs, limit, o)).rows;
 }
 
 /**
- * Claims up to `limit` due deliveries: locks them with SKIP LOCKED (so concurrent workers take different rows),
- * counts the attempt and the claim, and moves next_attempt_at one lease ahead. A claim whose row already had a lease
- * holder is a reclaim: that holder died or overran its lease.
+ * Claims up to `limit` due deliveries, lane by lane (admission.ts decides which lanes and how many of each):
+ * 1. Finds the lanes with pending work, each with the time its head comes due: one index descent per lane (a loose
+ *    index scan of deliveries_lane), whatever the size of the backlog. Outside any transaction.
+ * 2. In a transaction, locks the rows of the lanes to try (FOR UPDATE SKIP LOCKED: a lane another worker is claiming
+ *    from is left to it), making the ones that have none yet.
+ * 3. Counts each locked lane's attempts in flight (its unexpired leases), in a statement that starts after the locks
+ *    are held, so it sees every lease another worker committed before: a lane's cap holds across all workers.
+ * 4. Takes from each lane what admission granted, in due order (a fifo lane: its oldest delivery, if due), counts the
+ *    attempt and the claim, moves next_attempt_at one lease ahead, and marks the lanes served (round robin) and
+ *    their rate-limit buckets spent.
+ * A claim whose row already had a lease holder is a reclaim: that holder died or overran its lease.
  */
-export async function claim(db: Queryable, worker: string, now: Date, leaseMs: number, limit: number): Promise<Claimed[]> {
-  const { rows } = await db.query<Claimed & { event_type: EventRecord['type']; event_data: EventRecord['data']; event_id: string }>({
-    // Not a named statement: a cached generic plan reads the queue head worse than a plan made for the actual time.
-    // The event and the endpoint are fetched by primary key per claimed row (LATERAL ... LIMIT 1 keeps the planner
-    // from turning them into joins over whole tables), and the queue head is read in next_attempt_at order from the
-    // partial index of pending rows.
-    text: `WITH due AS (
-       SELECT operator_id, id, event_id, endpoint_id FROM deliveries
-        WHERE status = 'pending' AND next_attempt_at <= $1
-        ORDER BY next_attempt_at
-        LIMIT $4
-        FOR UPDATE SKIP LOCKED
+export async function claimBatch(db: Db, worker: string, now: Date, leaseMs: number, limit: number, o: AdmissionOptions): Promise<ClaimResult> {
+  const t = now.getTime();
+  const lanes = await findLanes(db);
+  const { order, wakeAt: later } = lanesToTry(lanes, t, limit);
+  let wakeAt = later;
+  const soon = (ms: number) => {
+    wakeAt = Math.min(wakeAt ?? Infinity, t + ms);
+  };
+  if (order.length === 0 || limit <= 0) return { rows: [], wakeAt };
+  const rows = await withTx(db, async (tx) => {
+    const state = await lockLanes(tx, order);
+    if (state.size < order.length) soon(50); // another worker is claiming from the rest: look again shortly
+    if (state.size === 0) return [];
+    const locked = order.filter((v) => state.has(laneKey(v)));
+    const live = await liveLeases(tx, locked, now);
+    const { grants, wakeAt: refill } = grant(locked, state, live, t, limit, o);
+    if (refill !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, refill);
+    if (grants.reduce((n, g) => n + g.n, 0) < limit && locked.some((v) => !grants.find((g) => g.lane === v.lane && g.operator_id === v.operator_id))) {
+      soon(1_000); // a lane at its cap: its own worker's next claim serves it; this one looks again within a second
+    }
+    if (grants.length === 0) return [];
+    return takeFromLanes(tx, worker, now, leaseMs, grants);
+  });
+  return { rows, wakeAt };
+}
+
+/** Step 1 of the claim: every lane with pending work, its head's due time, and what admission needs of it. */
+async function findLanes(db: Queryable): Promise<LaneView[]> {
+  const { rows } = await db.query<LaneView>({
+    name: 'cw_find_lanes_v1',
+    text: `WITH RECURSIVE heads AS (
+       (SELECT operator_id, lane FROM deliveries WHERE status = 'pending' ORDER BY operator_id, lane LIMIT 1)
+       UNION ALL
+       SELECT n.operator_id, n.lane FROM heads h CROSS JOIN LATERAL (
+         SELECT operator_id, lane FROM deliveries
+          WHERE status = 'pending' AND (operator_id, lane) > (h.operator_id, h.lane)
+          ORDER BY operator_id, lane LIMIT 1
+       ) n
      )
-     UPDATE deliveries d
-        SET attempts = d.attempts + 1,
-            stalls = d.stalls + 1,
-            next_attempt_at = $1::timestamptz + make_interval(secs => $2::double precision / 1000),
-            reclaims = d.reclaims + (d.leased_by IS NOT NULL)::int,
-            leased_by = $3
-       FROM due
-       CROSS JOIN LATERAL (SELECT ev.id, ev.type, ev.data FROM events ev WHERE ev.operator_id = due.operator_id AND ev.id = due.event_id LIMIT 1) e
-       LEFT JOIN LATERAL (
-         SELECT x.url, x.format, x.payload_version, x.secret, x.previous_secret, x.previous_expires_at, x.max_concurrency, x.rate_limit_per_s,
-                x.circuit_state, x.circuit_retry_at, x.consecutive_failures, x.status
-           FROM endpoints x WHERE x.operator_id = due.operator_id AND x.id = due.endpoint_id LIMIT 1
-       ) ep ON true
-      WHERE d.operator_id = due.operator_id AND d.id = due.id
-     RETURNING d.operator_id, d.id, d.environment, coalesce(ep.url, d.url) AS url, coalesce(ep.format, d.format) AS format,
-               coalesce(ep.payload_version, d.payload_version) AS payload_version, coalesce(ep.secret, d.secret) AS secret,
-               d.schedule, d.attempts, d.stalls, d.created_at, d.endpoint_id,
-               ep.previous_secret, ep.previous_expires_at, ep.max_concurrency, ep.rate_limit_per_s, ep.circuit_state, ep.circuit_retry_at,
-               ep.consecutive_failures, ep.status AS endpoint_status, e.id AS event_id, e.type AS event_type, e.data AS event_data`,
-    values: [now, leaseMs, worker, limit],
+     SELECT h.operator_id, h.lane,
+            CASE WHEN e.ordering = 'fifo'
+                 THEN (SELECT f.next_attempt_at FROM deliveries f WHERE f.operator_id = h.operator_id AND f.lane = h.lane AND f.status = 'pending'
+                        ORDER BY f.created_at, f.seq NULLS FIRST, f.id LIMIT 1)
+                 ELSE (SELECT min(d.next_attempt_at) FROM deliveries d WHERE d.operator_id = h.operator_id AND d.lane = h.lane AND d.status = 'pending') END AS head,
+            l.served, e.max_concurrency, e.rate_limit_per_s, coalesce(e.ordering = 'fifo', false) AS fifo,
+            coalesce(e.circuit_state, l.circuit_state) AS circuit_state, CASE WHEN e.id IS NOT NULL THEN e.circuit_retry_at ELSE l.circuit_retry_at END AS circuit_retry_at
+       FROM heads h
+       LEFT JOIN delivery_lanes l ON l.operator_id = h.operator_id AND l.lane = h.lane
+       LEFT JOIN endpoints e ON starts_with(h.lane, 'ep:') AND e.operator_id = h.operator_id AND e.id = substr(h.lane, 4)
+      WHERE h.lane IS NOT NULL`,
+  });
+  return rows.filter((r) => r.head && r.head < HELD).map((r) => ({ ...r, served: r.served === null ? null : Number(r.served) }));
+}
+
+/** Step 2: locks the lanes' rows (skipping those another claim holds), making missing ones; returns their state. */
+async function lockLanes(tx: Queryable, lanes: LaneView[]): Promise<Map<string, LaneState>> {
+  const { rows } = await tx.query<LaneState>({
+    name: 'cw_lock_lanes_v1',
+    text: `WITH w AS (SELECT * FROM unnest($1::text[], $2::text[]) AS w(op, lane)),
+     locked AS (
+       SELECT l.operator_id, l.lane, l.tokens, l.tokens_at, l.circuit_state, l.circuit_retry_at
+         FROM delivery_lanes l JOIN w ON l.operator_id = w.op AND l.lane = w.lane
+          FOR UPDATE OF l SKIP LOCKED
+     ), made AS (
+       INSERT INTO delivery_lanes (operator_id, lane) SELECT op, lane FROM w ON CONFLICT DO NOTHING
+       RETURNING operator_id, lane, tokens, tokens_at, circuit_state, circuit_retry_at
+     )
+     SELECT * FROM locked UNION ALL SELECT * FROM made`,
+    values: [lanes.map((v) => v.operator_id), lanes.map((v) => v.lane)],
+  });
+  return new Map(rows.map((r) => [laneKey(r), r]));
+}
+
+/** Step 3: each lane's attempts in flight: pending, leased, lease not run out. */
+async function liveLeases(tx: Queryable, lanes: LaneView[], now: Date): Promise<Map<string, number>> {
+  const { rows } = await tx.query<{ operator_id: string; lane: string; n: number }>({
+    name: 'cw_live_leases_v1',
+    text: `SELECT w.op AS operator_id, w.lane,
+            (SELECT count(*)::int FROM deliveries d WHERE d.operator_id = w.op AND d.lane = w.lane AND d.status = 'pending'
+                AND d.leased_by IS NOT NULL AND d.next_attempt_at > $3) AS n
+       FROM unnest($1::text[], $2::text[]) AS w(op, lane)`,
+    values: [lanes.map((v) => v.operator_id), lanes.map((v) => v.lane), now],
+  });
+  return new Map(rows.map((r) => [laneKey(r), r.n]));
+}
+
+/** Step 4: takes the granted deliveries and marks the lanes served. */
+async function takeFromLanes(tx: Queryable, worker: string, now: Date, leaseMs: number, grants: LaneGrant[]): Promise<Claimed[]> {
+  const { rows } = await tx.query<Claimed & { event_type: EventRecord['type']; event_data: EventRecord['data']; event_id: string }>({
+    // The event and the endpoint are fetched by primary key per claimed row (LATERAL ... LIMIT 1 keeps the planner
+    // from turning them into joins over whole tables).
+    name: 'cw_take_v1',
+    text: `WITH w AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bool[], $5::float8[]) AS w(op, lane, n, fifo, tokens)
+     ), due AS (
+       SELECT x.operator_id, x.id, x.event_id, x.endpoint_id, x.lane FROM w CROSS JOIN LATERAL (
+         SELECT d.operator_id, d.id, d.event_id, d.endpoint_id, d.lane FROM deliveries d
+          WHERE d.operator_id = w.op AND d.lane = w.lane AND d.status = 'pending' AND d.next_attempt_at <= $6 AND NOT w.fifo
+          ORDER BY d.next_attempt_at LIMIT w.n
+          FOR UPDATE SKIP LOCKED
+       ) x
+       UNION ALL
+       SELECT x.operator_id, x.id, x.event_id, x.endpoint_id, x.lane FROM w CROSS JOIN LATERAL (
+         -- In order: the oldest pending delivery, whether or not it is due (then nothing is taken), never skipped.
+         SELECT d.operator_id, d.id, d.event_id, d.endpoint_id, d.lane, d.next_attempt_at FROM deliveries d
+          WHERE d.operator_id = w.op AND d.lane = w.lane AND d.status = 'pending' AND w.fifo
+          ORDER BY d.created_at, d.seq NULLS FIRST, d.id LIMIT 1
+          FOR UPDATE
+       ) x WHERE x.next_attempt_at <= $6
+     ), claimed AS (
+       UPDATE deliveries d
+          SET attempts = d.attempts + 1,
+              stalls = d.stalls + 1,
+              next_attempt_at = $6::timestamptz + make_interval(secs => $7::double precision / 1000),
+              reclaims = d.reclaims + (d.leased_by IS NOT NULL)::int,
+              leased_by = $8
+         FROM due
+         CROSS JOIN LATERAL (SELECT ev.id, ev.type, ev.data, ev.trace_context FROM events ev WHERE ev.operator_id = due.operator_id AND ev.id = due.event_id LIMIT 1) e
+         LEFT JOIN LATERAL (
+           SELECT x.url, x.format, x.payload_version, x.secret, x.previous_secret, x.previous_expires_at, x.max_concurrency, x.rate_limit_per_s,
+                  x.circuit_state, x.circuit_retry_at, x.consecutive_failures, x.status
+             FROM endpoints x WHERE x.operator_id = due.operator_id AND x.id = due.endpoint_id LIMIT 1
+         ) ep ON true
+         LEFT JOIN LATERAL (
+           SELECT y.circuit_state, y.circuit_retry_at, y.consecutive_failures FROM delivery_lanes y
+            WHERE due.endpoint_id IS NULL AND y.operator_id = due.operator_id AND y.lane = due.lane LIMIT 1
+         ) ln ON true
+        WHERE d.operator_id = due.operator_id AND d.id = due.id
+       RETURNING d.operator_id, d.id, d.environment, d.lane, coalesce(ep.url, d.url) AS url, coalesce(ep.format, d.format) AS format,
+                 coalesce(ep.payload_version, d.payload_version) AS payload_version, coalesce(ep.secret, d.secret) AS secret,
+                 d.schedule, d.attempts, d.stalls, d.created_at, d.endpoint_id,
+                 ep.previous_secret, ep.previous_expires_at, ep.max_concurrency, ep.rate_limit_per_s,
+                 coalesce(ep.circuit_state, ln.circuit_state, 'closed') AS circuit_state, coalesce(ep.circuit_retry_at, ln.circuit_retry_at) AS circuit_retry_at,
+                 coalesce(ep.consecutive_failures, ln.consecutive_failures, 0) AS consecutive_failures, ep.status AS endpoint_status, e.id AS event_id, e.type AS event_type, e.data AS event_data,
+                 e.trace_context
+     ), served AS (
+       UPDATE delivery_lanes l
+          SET served = nextval('delivery_lanes_served'),
+              tokens = CASE WHEN w.tokens IS NULL THEN NULL ELSE w.tokens - c.n END,
+              tokens_at = CASE WHEN w.tokens IS NULL THEN NULL ELSE $6::timestamptz END
+         FROM (SELECT operator_id, lane, count(*)::int AS n FROM claimed GROUP BY operator_id, lane) c
+         JOIN w ON w.op = c.operator_id AND w.lane = c.lane
+        WHERE l.operator_id = c.operator_id AND l.lane = c.lane
+     )
+     SELECT * FROM claimed`,
+    values: [grants.map((g) => g.operator_id), grants.map((g) => g.lane), grants.map((g) => g.n), grants.map((g) => g.fifo), grants.map((g) => g.tokens), now, leaseMs, worker],
   });
   return rows.map((r) => {
     const { event_id, event_type, event_data, ...rest } = r;
@@ -344,6 +490,66 @@ export async function sampleSecrets(db: Queryable, limit = 3): Promise<{ where: 
      UNION ALL
      (SELECT 'delivery ' || id, secret FROM deliveries WHERE status = 'pending' AND endpoint_id IS NULL AND secret LIKE 'enc:%' LIMIT $1)`,
     [limit],
+  );
+  return rows;
+}
+
+/** A fifo endpoint's oldest pending delivery: what the rest of its queue waits on. */
+export interface FifoHead {
+  id: string;
+  event_id: string;
+  attempts: number;
+  in_flight: boolean;
+  next_attempt_at: Date;
+  last_status: number | null;
+  last_error: string | null;
+  /** Pending deliveries behind it. */
+  behind: number;
+}
+
+export async function fifoHead(db: Queryable, e: { operator_id: string; id: string }): Promise<FifoHead | null> {
+  const { rows } = await db.query<FifoHead>(
+    `SELECT h.id, h.event_id, h.attempts, (h.leased_by IS NOT NULL AND h.next_attempt_at > now()) AS in_flight, h.next_attempt_at, h.last_status, h.last_error,
+            (SELECT count(*)::int FROM deliveries b WHERE b.operator_id = $1 AND b.lane = 'ep:' || $2 AND b.status = 'pending') - 1 AS behind
+       FROM (SELECT * FROM deliveries WHERE operator_id = $1 AND lane = 'ep:' || $2 AND status = 'pending'
+              ORDER BY created_at, seq NULLS FIRST, id LIMIT 1) h`,
+    [e.operator_id, e.id],
+  );
+  return rows[0] ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Lanes' own health: the circuit of a per-payment origin
+
+export interface LaneHealthRow {
+  circuit_state: 'closed' | 'open';
+  circuit_retry_at: Date | null;
+  consecutive_failures: number;
+  failing_since: Date | null;
+}
+
+/** A lane's circuit, its row locked for the caller's transaction (made if missing). */
+export async function lockLaneHealth(tx: Queryable, key: { operator_id: string; lane: string }): Promise<LaneHealthRow> {
+  await tx.query('INSERT INTO delivery_lanes (operator_id, lane) VALUES ($1, $2) ON CONFLICT DO NOTHING', [key.operator_id, key.lane]);
+  const { rows } = await tx.query<LaneHealthRow>(
+    'SELECT circuit_state, circuit_retry_at, consecutive_failures, failing_since FROM delivery_lanes WHERE operator_id = $1 AND lane = $2 FOR UPDATE',
+    [key.operator_id, key.lane],
+  );
+  return rows[0]!;
+}
+
+export async function setLaneHealth(tx: Queryable, key: { operator_id: string; lane: string }, h: LaneHealthRow): Promise<void> {
+  await tx.query(
+    `UPDATE delivery_lanes SET circuit_state = $3, circuit_retry_at = $4, consecutive_failures = $5, failing_since = $6 WHERE operator_id = $1 AND lane = $2`,
+    [key.operator_id, key.lane, h.circuit_state, h.circuit_retry_at, h.consecutive_failures, h.failing_since],
+  );
+}
+
+/** The lanes whose circuit is open, for the API and metrics. */
+export async function openLanes(db: Queryable, operatorId?: string): Promise<{ operator_id: string; lane: string; circuit_retry_at: Date | null; consecutive_failures: number }[]> {
+  const { rows } = await db.query<{ operator_id: string; lane: string; circuit_retry_at: Date | null; consecutive_failures: number }>(
+    `SELECT operator_id, lane, circuit_retry_at, consecutive_failures FROM delivery_lanes WHERE circuit_state = 'open' AND ($1::text IS NULL OR operator_id = $1) ORDER BY operator_id, lane`,
+    [operatorId ?? null],
   );
   return rows;
 }

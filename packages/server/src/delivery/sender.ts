@@ -8,6 +8,7 @@ import { renderPayload, signHeaders, type EventRecord, type Format, type Payload
 import { setMaxListeners } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
 import type { LookupFn } from '../security/ssrf.js';
+import { proxyConnector } from './egress.js';
 
 export const USER_AGENT = 'Cashwire-Webhooks/0.1 (+https://github.com/cashwire/cashwire)';
 export const EXCERPT_BYTES = 2048;
@@ -21,6 +22,11 @@ export interface SendTimeouts {
   connectTimeoutMs: number;
   /** The whole request, response headers and the body read included. Default 15 s. */
   totalTimeoutMs: number;
+  /**
+   * An HTTP proxy (http://[user:password@]host:port) every connection is tunneled through with CONNECT
+   * (CASHWIRE_EGRESS_PROXY); see egress.ts. Unset: deliveries connect directly.
+   */
+  egressProxy?: string;
 }
 
 export interface Attempt {
@@ -59,6 +65,7 @@ export function errorCode(err: unknown): string {
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') return 'connect_timeout';
   if (code === 'ECONNREFUSED') return 'connection_refused';
   if (code === 'forbidden_address') return 'forbidden_address';
+  if (code === 'proxy_error') return 'proxy_error';
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return 'connection_reset';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns_error';
   if (e.name === 'AbortError') return 'aborted';
@@ -69,7 +76,10 @@ export function errorCode(err: unknown): string {
 export function createAgent(t: SendTimeouts, connections = 64, lookup?: LookupFn): Agent {
   // Redirects are never followed: undici only follows them through an interceptor, which we do not install.
   return new Agent({
-    connect: { timeout: t.connectTimeoutMs, ...(lookup ? { lookup: lookup as never } : {}) },
+    // Through the egress proxy, `lookup` (the SSRF guard, in production) checks the destination before the tunnel.
+    connect: t.egressProxy
+      ? proxyConnector({ proxy: t.egressProxy, timeoutMs: t.connectTimeoutMs, lookup })
+      : { timeout: t.connectTimeoutMs, ...(lookup ? { lookup: lookup as never } : {}) },
     headersTimeout: t.totalTimeoutMs,
     bodyTimeout: t.totalTimeoutMs,
     connections,

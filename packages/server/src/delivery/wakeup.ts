@@ -69,7 +69,8 @@ export function createWakeup(deps: { db: Db; log: Logger; worker: string }, o: {
     /** Marks this worker asleep (producers then NOTIFY) or awake. A failure leaves it unmarked: polling still finds the work. */
     async markIdle(on: boolean): Promise<void> {
       try {
-        if (on) await deps.db.query('INSERT INTO idle_workers (worker, since) VALUES ($1, $2) ON CONFLICT (worker) DO UPDATE SET since = EXCLUDED.since', [deps.worker, new Date()]);
+        // The database's own clock: the job that removes the marks of dead workers compares with it (hosts' clocks may differ).
+        if (on) await deps.db.query('INSERT INTO idle_workers (worker, since) VALUES ($1, now()) ON CONFLICT (worker) DO UPDATE SET since = EXCLUDED.since', [deps.worker]);
         else await deps.db.query('DELETE FROM idle_workers WHERE worker = $1', [deps.worker]);
         idle = on;
       } catch {

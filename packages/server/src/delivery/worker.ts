@@ -1,6 +1,6 @@
 /**
- * A delivery worker: a short loop over parts with one job each. It claims due deliveries in batches (queue.ts), asks
- * admission whether each destination can take it now (admission.ts), prepares and sends what it admits (sender.ts),
+ * A delivery worker: a short loop over parts with one job each. It claims due deliveries in batches, lane by lane,
+ * taking only what admission lets through now (queue.ts, admission.ts), prepares and sends them (sender.ts),
  * and hands each outcome to the writer (outcomes.ts), which records them in batches; endpoint health follows in the
  * background (health.ts). It sleeps until woken (wakeup.ts). Survives PostgreSQL restarts (every database step is
  * retried), and leaves nothing half-done on SIGTERM: in-flight attempts get a deadline to finish, the rest are released.
@@ -20,23 +20,25 @@ import { nextStep, parseRetryAfter, scheduleFor, type RetrySchedule } from '../d
 import { resultClass, type Metrics } from '../metrics.js';
 import type { SecretBox } from '../security/secrets.js';
 import { guardedLookup, literalForbidden, type LookupFn } from '../security/ssrf.js';
-import { createAdmission, destinationOf } from './admission.js';
+import { syncedClock } from '../db/clock-sync.js';
 import { createHealthRecorder } from './health.js';
+import { createHeartbeat } from './heartbeat.js';
 import { createOutcomeWriter, deadLetter, type Written } from './outcomes.js';
-import { claim, HELD, MAX_STALLS, nextDue, release, sampleSecrets, type Claimed } from './queue.js';
+import { claimBatch, HELD, MAX_STALLS, release, sampleSecrets, type Claimed } from './queue.js';
 import { createAgent, prepare, send, type AttemptOutcome, type SendTimeouts } from './sender.js';
 import { createWakeup } from './wakeup.js';
+import { traceAttempt } from '../telemetry.js';
 
 export interface WorkerOptions extends SendTimeouts {
   /** Deliveries claimed per round trip. Default 200. */
   batchSize: number;
   /** Attempts in flight at once in this process. Default 256. */
   concurrency: number;
-  /** Attempts in flight at once to one destination, unless its endpoint sets max_concurrency. Default 32. */
+  /** Attempts in flight at once to one destination, across all workers, unless its endpoint sets max_concurrency. Default 32. */
   destinationConcurrency: number;
   /** How long a claim lasts; must exceed the total timeout. Default total timeout + 15 s. */
   leaseMs: number;
-  /** Fallback poll interval; 0 turns polling off (NOTIFY, and a wake-up at the next due time). Default 1000 ms. */
+  /** Fallback poll interval; 0 turns polling off (NOTIFY, and a wake-up when the next delivery can be taken). Default 1000 ms. */
   pollMs: number;
   /** Listen for NOTIFY. Default true. */
   listen: boolean;
@@ -44,8 +46,8 @@ export interface WorkerOptions extends SendTimeouts {
   flushMs: number;
   /** On stop, in-flight attempts get this long to finish before they are aborted and released. Default 10 s. */
   drainMs: number;
-  /** A delivery held back by its destination's cap or probe is due again after this. Default 250 ms. */
-  deferMs: number;
+  /** Correct the clock by its offset from the database's (db/clock-sync.ts; never for a manual clock). Default true. */
+  clockSync: boolean;
   /** Once a response's status line is in, its body is read for at most this long. Default 1 s. */
   bodyWindowMs: number;
   health: HealthPolicy;
@@ -64,7 +66,7 @@ export const DEFAULT_WORKER_OPTIONS: WorkerOptions = {
   listen: true,
   flushMs: 5,
   drainMs: 10_000,
-  deferMs: 250,
+  clockSync: true,
   bodyWindowMs: 1_000,
   health: DEFAULT_HEALTH_POLICY,
 };
@@ -84,6 +86,8 @@ export interface WorkerDeps {
 }
 
 export interface WorkerStats {
+  /** Claim statements run, and deliveries they took. */
+  claims: number;
   claimed: number;
   sent: number;
   succeeded: number;
@@ -113,6 +117,8 @@ export async function checkSecretKey(db: Db, secrets: SecretBox): Promise<void> 
   }
 }
 
+/** After a claim that took less than it asked for, the next one waits this long (ms). */
+const CLAIM_GAP_MS = 2;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref?.());
 const plain: SecretBox = { seal: (s) => s, open: (s) => s };
 
@@ -128,20 +134,26 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
   const productionAgent = createAgent(o, Math.min(o.concurrency, 128), guardedLookup(deps.resolver));
   const log = deps.log.child({ worker: id });
   const abort = new AbortController();
-  const stats: WorkerStats = { claimed: 0, sent: 0, succeeded: 0, deferred: 0, faults: 0, dead: 0 };
+  const stats: WorkerStats = { claims: 0, claimed: 0, sent: 0, succeeded: 0, deferred: 0, faults: 0, dead: 0 };
 
-  const admission = createAdmission(o);
-  const health = createHealthRecorder({ db: deps.db, clock: deps.clock, ids: deps.ids, log }, o.health);
-  const writer = createOutcomeWriter({ db: deps.db, clock: deps.clock, log, worker: id }, o, (items) => health.record(
-    items.filter((i) => i.claimed.endpoint_id && i.completion.outcome).map((i) => ({
+  // Claims, leases and schedules go by the database's clock; signatures and payload timestamps by this host's.
+  const qclock = o.clockSync ? syncedClock(deps.db, deps.clock, (err) => log.warn({ err: (err as Error).message }, 'could not read the database clock')) : undefined;
+  const clock = qclock ?? deps.clock;
+  const health = createHealthRecorder({ db: deps.db, clock, ids: deps.ids, log }, o.health);
+  const writer = createOutcomeWriter({ db: deps.db, clock, log, worker: id }, o, (items) => health.record(
+    items.filter((i) => i.completion.outcome).map((i) => ({
       operator_id: i.claimed.operator_id,
-      endpoint_id: i.claimed.endpoint_id!,
+      endpoint_id: i.claimed.endpoint_id,
+      lane: i.claimed.lane,
       // A 410 from a registered endpoint (outcome `held`) disables it.
       outcome: { ok: i.completion.outcome === 'succeeded', gone: i.completion.outcome === 'held', at: i.completion.started_at },
+      // A success at a destination that was healthy at the claim changes nothing.
       nothingNew: i.completion.outcome === 'succeeded' && i.claimed.circuit_state === 'closed' && i.claimed.consecutive_failures === 0,
     })),
   ));
   const wakeup = createWakeup({ db: deps.db, log, worker: id }, o);
+  // For /readyz: this worker is alive and claiming (written at most every 5 s).
+  const heartbeat = createHeartbeat({ db: deps.db, clock, worker: id, log }, 5_000);
 
   const inflight = new Map<string, Claimed>();
   let running = false;
@@ -173,7 +185,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
   /** A fault of the worker's own: the delivery goes back without spending the receiver's attempt, or dies after 5. */
   async function fault(d: Claimed, err: unknown) {
     stats.faults++;
-    const now = deps.clock.now();
+    const now = clock.now();
     const message = String((err as Error)?.message ?? err).slice(0, 300);
     if (d.stalls >= MAX_STALLS) {
       dead(d, 'worker_fault', now);
@@ -185,11 +197,14 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     }])).catch(() => { /* its lease will expire */ });
   }
 
-  /** Starts what the destinations admit; releases the rest for a little later. Returns the attempts started. */
+  /**
+   * Starts the claimed attempts: the claim took only what admission let through (caps, rate limits, circuits, order),
+   * so everything goes, but for a delivery whose endpoint was disabled or whose circuit opened since the claim read it
+   * (given back, uncounted, to wait with the others). Returns the attempts started.
+   */
   async function dispatch(batch: Claimed[], collect?: Promise<void>[]): Promise<number> {
-    const now = deps.clock.now().getTime();
-    const probes = new Set<string>();
-    const deferred: { operator_id: string; id: string; attempt: number; at: Date }[] = [];
+    const now = clock.now().getTime();
+    const back: { operator_id: string; id: string; attempt: number; at: Date }[] = [];
     let started = 0;
     for (const d of batch) {
       if (d.stalls > MAX_STALLS) {
@@ -197,53 +212,61 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
         dead(d, 'stalled', new Date(now));
         continue;
       }
-      const dest = destinationOf(d);
-      const later = admission.admit(d, dest, now, probes);
-      if (later !== undefined) {
-        deferred.push({ operator_id: d.operator_id, id: d.id, attempt: d.attempts, at: new Date(later) });
+      if (d.endpoint_status === 'disabled') {
+        back.push({ operator_id: d.operator_id, id: d.id, attempt: d.attempts, at: HELD });
         continue;
       }
-      admission.started(dest);
+      if (d.circuit_state === 'open' && d.circuit_retry_at && d.circuit_retry_at.getTime() > now) {
+        back.push({ operator_id: d.operator_id, id: d.id, attempt: d.attempts, at: d.circuit_retry_at });
+        continue;
+      }
       inflight.set(`${d.operator_id}/${d.id}`, d);
       started++;
-      const p = attempt(d, dest);
+      const p = attempt(d);
       collect?.push(p);
     }
-    if (deferred.length) {
-      stats.deferred += deferred.length;
-      await retrying('releasing deferred deliveries', deferred.length, () => release(deps.db, id, deferred));
+    if (back.length) {
+      stats.deferred += back.length;
+      await retrying('giving back deliveries', back.length, () => release(deps.db, id, back));
     }
     return started;
   }
 
   /** One attempt, start to finish. Never rejects. */
-  async function attempt(d: Claimed, dest: string): Promise<void> {
+  async function attempt(d: Claimed): Promise<void> {
     try {
-      const at = deps.clock.now();
-      let out: AttemptOutcome;
-      const forbidden = d.environment === 'production' ? forbiddenReason(d.url) : undefined;
-      if (forbidden) {
-        out = { errorCode: 'forbidden_address', errorMessage: `${forbidden} may not be reached from production`, latencyMs: 0 };
-      } else {
-        let prepared;
-        try {
-          prepared = await prepare({ url: d.url, format: d.format as Format, payloadVersion: d.payload_version, secrets: secretsOf(d, at), event: d.event, at });
-        } catch (err) {
-          await fault(d, err);
-          return;
+      // A span `webhook.attempt` linked to the request that wrote the event (a no-op with tracing off).
+      await traceAttempt(d, async (span) => {
+        const at = clock.now();
+        let out: AttemptOutcome;
+        const forbidden = d.environment === 'production' ? forbiddenReason(d.url) : undefined;
+        if (forbidden) {
+          out = { errorCode: 'forbidden_address', errorMessage: `${forbidden} may not be reached from production`, latencyMs: 0 };
+        } else {
+          let prepared;
+          try {
+            // Signed, and timestamped in the body, by this host's own clock.
+            const signedAt = deps.clock.now();
+            prepared = await prepare({ url: d.url, format: d.format as Format, payloadVersion: d.payload_version, secrets: secretsOf(d, signedAt), event: d.event, at: signedAt });
+          } catch (err) {
+            span.fault(err);
+            await fault(d, err);
+            return;
+          }
+          out = await send(d.environment === 'production' ? productionAgent : sandboxAgent, prepared, o, abort.signal);
         }
-        out = await send(d.environment === 'production' ? productionAgent : sandboxAgent, prepared, o, abort.signal);
-      }
-      if (out.errorCode === 'aborted') return; // shutdown: released, not counted
-      record(d, at, out);
+        span.sent(out);
+        if (out.errorCode === 'aborted') return; // shutdown: released, not counted
+        record(d, at, out);
+      });
     } catch (err) {
       // Nothing above should throw; if it does, it is this worker's fault, and the delivery must not be lost.
       log.error({ err: String((err as Error)?.stack ?? err), delivery: d.id }, 'unexpected error in an attempt');
       await fault(d, err).catch(() => {});
     } finally {
       inflight.delete(`${d.operator_id}/${d.id}`);
-      admission.finished(dest);
-      if (inflight.size === o.concurrency - 1) wakeup.poke();
+      // A finished attempt frees room in this worker and in its lane: claim again (pokes coalesce while a claim runs).
+      if (running && !stopping) wakeup.poke();
       if (inflight.size === 0) for (const w of idleWaiters.splice(0)) w();
     }
   }
@@ -265,7 +288,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
 
   function record(d: Claimed, at: Date, out: AttemptOutcome) {
     stats.sent++;
-    const now = deps.clock.now();
+    const now = clock.now();
     const step = nextStep({
       schedule: scheduleOf(d),
       result: { status: out.status, retryAfterMs: parseRetryAfter(out.retryAfter, now) },
@@ -300,19 +323,33 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
 
   const checkKey = () => checkSecretKey(deps.db, secrets);
 
+  const admissionOptions = { destinationConcurrency: o.destinationConcurrency };
+  let lastClaimAt = 0;
+
   async function loop() {
     let backoff = 100;
     while (!stopping) {
       const free = o.concurrency - inflight.size;
+      let wakeAt: number | undefined;
       if (free > 0) {
         try {
-          const want = Math.min(o.batchSize, free);
-          const batch = await claim(deps.db, id, deps.clock.now(), o.leaseMs, want);
+          // After a claim that found less than it wanted, wait a moment before the next one, so that attempts
+          // finishing one by one are claimed for in batches rather than one claim each.
+          const gap = lastClaimAt + CLAIM_GAP_MS - performance.now();
+          if (gap > 0) await sleep(gap);
+          const want = Math.min(o.batchSize, o.concurrency - inflight.size);
+          const r = await claimBatch(deps.db, id, clock.now(), o.leaseMs, want, admissionOptions);
+          lastClaimAt = r.rows.length < want ? performance.now() : 0;
           backoff = 100;
-          stats.claimed += batch.length;
-          if (batch.length > 0 && wakeup.idle) await wakeup.markIdle(false);
-          await dispatch(batch);
-          if (batch.length === want && !stopping) continue; // more may be due
+          stats.claimed += r.rows.length;
+          stats.claims++;
+          heartbeat.onClaim();
+          wakeAt = r.wakeAt;
+          if (r.rows.length > 0) {
+            if (wakeup.idle) await wakeup.markIdle(false);
+            await dispatch(r.rows);
+            continue; // more may be due
+          }
         } catch (err) {
           log.warn({ err: (err as Error).message }, 'claim failed; retrying');
           await sleep(backoff);
@@ -327,17 +364,8 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
         await wakeup.markIdle(true);
         continue;
       }
-      await wakeup.sleep(await dueInMs());
-    }
-  }
-
-  /** How long until the next pending delivery comes due, by this worker's clock; undefined if none waits (or unknown). */
-  async function dueInMs(): Promise<number | undefined> {
-    try {
-      const at = await nextDue(deps.db);
-      return at ? at.getTime() - deps.clock.now().getTime() : undefined;
-    } catch {
-      return undefined; // the poll (if any) and NOTIFY still wake it
+      // Asleep until NOTIFY, a finished attempt, the poll interval, or the time the claim said something can be taken.
+      await wakeup.sleep(wakeAt === undefined ? undefined : wakeAt - clock.now().getTime());
     }
   }
 
@@ -349,11 +377,14 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     async start() {
       if (running) return;
       await checkKey();
+      await qclock?.start();
+      if (qclock?.offsetMs) log.info({ offsetMs: qclock.offsetMs }, "this host's clock differs from the database's; claims and leases follow the database's");
       running = true;
       // Ref'd, so the process stays up while PostgreSQL is down; it also keeps an idle mark fresh (stale marks of dead
       // workers are removed after two minutes by the periodic job).
       keepAlive = setInterval(() => {
         if (wakeup.idle) void wakeup.markIdle(true);
+        heartbeat.onClaim(false);
       }, 20_000);
       await wakeup.start();
       loopDone = loop();
@@ -367,14 +398,16 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     async tick(): Promise<number> {
       let total = 0;
       for (;;) {
-        const batch = await claim(deps.db, id, deps.clock.now(), o.leaseMs, o.batchSize);
+        const { rows: batch } = await claimBatch(deps.db, id, clock.now(), o.leaseMs, o.batchSize, admissionOptions);
         stats.claimed += batch.length;
+        stats.claims++;
         const attempts: Promise<void>[] = [];
         total += await dispatch(batch, attempts);
         await Promise.all(attempts);
         await writer.flush();
         await health.drain();
-        if (batch.length < o.batchSize) return total;
+        if (batch.length === 0) return total; // a lane at its cap gives the rest in the next round
+
       }
     },
     /** Resolves when nothing is in flight and every outcome (and what follows from it) is written. */
@@ -397,12 +430,14 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
       writer.giveUpAfter(20);
       await writer.flush();
       await Promise.race([health.drain(), sleep(o.drainMs)]);
-      const now = deps.clock.now();
+      const now = clock.now();
       await release(deps.db, id, leftovers.map((d) => ({ operator_id: d.operator_id, id: d.id, attempt: d.attempts, at: now })))
         .catch((err) => log.error({ err }, 'could not release claims at shutdown; their leases will expire'));
       if (!deps.dispatcher) await sandboxAgent.close().catch(() => {});
       await productionAgent.close().catch(() => {});
       clearInterval(keepAlive);
+      await heartbeat.stop();
+      qclock?.stop();
       running = false;
     },
   };

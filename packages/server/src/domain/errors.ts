@@ -83,6 +83,9 @@ export const ERROR_CATALOG = {
   internal_error: c(500, 'an unexpected error occurred; it was logged'),
   shutting_down: c(503, 'the server is shutting down; retry on another instance'),
   database_unavailable: c(503, 'PostgreSQL is not reachable'),
+  // 503 from GET /readyz only
+  no_worker: c(503, 'no delivery worker has recorded a heartbeat recently'),
+  delivery_lagging: c(503, 'the oldest due delivery has waited longer than the readiness threshold'),
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

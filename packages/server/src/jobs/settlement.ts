@@ -1,4 +1,5 @@
 import { withTx } from '../db/pool.js';
+import { pruneHeartbeats } from '../delivery/heartbeat.js';
 import type { Deps } from '../payments/context.js';
 import { settleRows } from '../payments/intents.js';
 import type { IntentRow } from '../store/rows.js';
@@ -6,8 +7,8 @@ import { pruneOnce } from './retention.js';
 
 /**
  * The periodic job. Settles approved intents whose settle_at has passed, in batches claimed with FOR UPDATE SKIP LOCKED so that
- * several processes share the work. Also prunes expired idempotency keys, old rate-limit windows, and (hourly)
- * events and attempts past the retention age.
+ * several processes share the work. Also prunes expired idempotency keys, old rate-limit windows, heartbeats of workers
+ * gone for an hour, and (hourly) events and attempts past the retention age.
  */
 export function createSettlementJob(deps: Deps, opts: { batchSize?: number } = {}) {
   const batchSize = opts.batchSize ?? 100;
@@ -35,6 +36,8 @@ export function createSettlementJob(deps: Deps, opts: { batchSize?: number } = {
     await deps.db.query('DELETE FROM idempotency_keys WHERE expires_at < $1', [now]);
     // Marks of workers that died asleep (a live idle worker refreshes its mark every 20 s), by the wall clock.
     await deps.db.query("DELETE FROM idle_workers WHERE since < now() - interval '2 minutes'");
+    // Heartbeats of workers that died without forgetting theirs (a live one beats every few seconds), by the clock.
+    await pruneHeartbeats(deps.db, new Date(now.getTime() - 3_600_000));
     // Retention: at most once an hour per process.
     if (now.getTime() - lastPrune >= 3_600_000) {
       lastPrune = now.getTime();

@@ -1,8 +1,9 @@
 import { type EventType, type IntentEventRecord, type OperationalData, type OperationalEventType } from '@cashwire/webhooks';
-import { enqueueSql, fanoutTargets, WAKE_IF_IDLE } from '../delivery/queue.js';
+import { enqueueSql, fanoutTargets, wakeAfterCommit } from '../delivery/queue.js';
 import type { Clock, IdGenerator } from '../clock.js';
 import type { Queryable } from '../db/pool.js';
 import type { IntentRow, TransactionRow } from './rows.js';
+import { currentTraceparent } from '../telemetry.js';
 
 export interface EventRow {
   seq: number;
@@ -32,12 +33,12 @@ export function intentEventData(intent: IntentRow, transaction?: TransactionRow)
   };
 }
 
-export { DELIVERY_CHANNEL, WAKE_IF_IDLE } from '../delivery/queue.js';
+export { DELIVERY_CHANNEL } from '../delivery/queue.js';
 
 /**
  * Writes events in the caller's transaction: the outbox half of every state change. An event whose intent names a
  * `webhook_url` also gets its delivery (format `pushcash`, signed with the intent's `webhook_secret`), and the
- * workers are woken by a NOTIFY that PostgreSQL sends only if the transaction commits. One statement in all.
+ * sleeping workers are woken once the transaction has committed (see wakeAfterCommit). One statement in all.
  */
 export async function insertEvents(
   tx: Queryable,
@@ -59,10 +60,10 @@ export async function insertEvents(
     c.secret.push(e.intent.webhook_secret);
     c.delivery.push(deps.ids.next('dlv_'));
   }
-  await tx.query(
+  const r = await tx.query<{ made: boolean }>(
     `WITH ev AS (
-       INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at)
-       SELECT op, env, id, type, intent, data::jsonb, $7
+       INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at, trace_context)
+       SELECT op, env, id, type, intent, data::jsonb, $7, $11::text
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(op, env, id, type, intent, data)
        RETURNING 1
      ), dl AS (${enqueueSql(`(SELECT u.op, u.env, u.id AS event_id, NULL::text AS endpoint_id, u.url, u.secret, u.delivery AS id, $7::timestamptz AS due
@@ -70,10 +71,10 @@ export async function insertEvents(
                              WHERE u.url IS NOT NULL) AS t`, '$7')}
      ), fo AS (${enqueueSql(fanoutTargets('unnest($1::text[], $2::text[], $3::text[], $4::text[], $8::text[]) AS s(op, env, id, type, url)', '$7::timestamptz'), '$7')}
      )
-     SELECT (SELECT count(*) FROM ev) AS events,
-            CASE WHEN EXISTS (SELECT 1 FROM dl) OR EXISTS (SELECT 1 FROM fo) THEN ${WAKE_IF_IDLE} END AS notified`,
-    [c.op, c.env, c.id, c.type, c.intent, c.data, now, c.url, c.secret, c.delivery],
+     SELECT (SELECT count(*) FROM ev) AS events, EXISTS (SELECT 1 FROM dl) OR EXISTS (SELECT 1 FROM fo) AS made`,
+    [c.op, c.env, c.id, c.type, c.intent, c.data, now, c.url, c.secret, c.delivery, currentTraceparent()],
   );
+  if (r.rows[0]?.made) wakeAfterCommit(tx);
 }
 
 /**
@@ -102,18 +103,19 @@ export async function insertTenantEvents(
   events: { operator_id: string; environment: string; id: string; type: string; data: object }[],
 ): Promise<void> {
   if (events.length === 0) return;
-  await tx.query(
+  const r = await tx.query<{ made: boolean }>(
     `WITH ev AS (
-       INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at)
-       SELECT op, env, id, type, NULL, data::jsonb, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[]) AS u(op, env, id, type, data)
+       INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at, trace_context)
+       SELECT op, env, id, type, NULL, data::jsonb, $5, $7::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[]) AS u(op, env, id, type, data)
        ON CONFLICT DO NOTHING
        RETURNING operator_id AS op, environment AS env, id, type, NULL::text AS url
      ), fo AS (${enqueueSql(fanoutTargets('ev AS s', '$5::timestamptz'), '$5::timestamptz')}
      )
-     SELECT (SELECT count(*) FROM ev), CASE WHEN EXISTS (SELECT 1 FROM fo) THEN ${WAKE_IF_IDLE} END`,
+     SELECT (SELECT count(*) FROM ev), EXISTS (SELECT 1 FROM fo) AS made`,
     [events.map((e) => e.operator_id), events.map((e) => e.environment), events.map((e) => e.id), events.map((e) => e.type), now,
-      events.map((e) => JSON.stringify(e.data))],
+      events.map((e) => JSON.stringify(e.data)), currentTraceparent()],
   );
+  if (r.rows[0]?.made) wakeAfterCommit(tx);
 }
 
 /** delivery.exhausted, endpoint.disabled, endpoint.recovered. */

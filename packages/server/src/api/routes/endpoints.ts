@@ -10,14 +10,18 @@ import { IdParams } from '../schemas.js';
 
 const Format = Type.Union([Type.Literal('pushcash'), Type.Literal('sendcash'), Type.Literal('standard')]);
 const PayloadVersion = Type.Union([Type.Literal('2024-05'), Type.Literal('2023-01')]);
+const Ordering = Type.Union([Type.Literal('unordered'), Type.Literal('fifo')], {
+  description: 'fifo: one delivery in flight, in event order; a failing delivery holds back the ones after it (default unordered)',
+});
 const EndpointFields = {
   url: Type.String({ minLength: 1, maxLength: 2048 }),
   events: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 50, description: 'event types, or "*" for all' }),
   format: Type.Optional(Format),
   payload_version: Type.Optional(PayloadVersion),
   description: Type.Optional(Type.String({ maxLength: 500 })),
-  max_concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'attempts in flight at once, per worker process' })),
-  rate_limit_per_s: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'attempts started per second, per worker process' })),
+  max_concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'attempts in flight at once, across all worker processes' })),
+  rate_limit_per_s: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'attempts started per second, across all worker processes' })),
+  ordering: Type.Optional(Ordering),
 };
 const CreateEndpointBody = Type.Object(EndpointFields);
 const UpdateEndpointBody = Type.Object({
@@ -28,6 +32,7 @@ const UpdateEndpointBody = Type.Object({
   description: Type.Optional(Type.String({ maxLength: 500 })),
   max_concurrency: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1000 }), Type.Null()])),
   rate_limit_per_s: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 100_000 }), Type.Null()])),
+  ordering: Type.Optional(Ordering),
 });
 const RotateBody = Type.Object({ grace_period_s: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 * 86_400, description: 'default 86400' })) });
 const RecoverBody = Type.Object({ since: Type.String({ minLength: 1, maxLength: 40 }), until: Type.Optional(Type.String({ minLength: 1, maxLength: 40 })) });

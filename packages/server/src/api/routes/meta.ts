@@ -3,10 +3,11 @@ import { createRequire } from 'node:module';
 import { constantTimeEqual } from '@cashwire/webhooks';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
+import { readiness, type Readiness } from '../../delivery/heartbeat.js';
 import type { Deps } from '../../payments/context.js';
 import { getEvent, listEvents, resendEvent } from '../../payments/events.js';
 import { authenticate } from '../auth.js';
-import { errorBody, errors } from '../errors.js';
+import { DomainError, errorBody, errors } from '../errors.js';
 import { EventsQuery, IdParams } from '../schemas.js';
 
 let script: Promise<string | undefined> | undefined;
@@ -29,6 +30,25 @@ export const metaRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
     } catch {
       return reply.status(503).send({ status: 'unavailable', error: { code: 'database_unavailable', message: 'PostgreSQL is not reachable' } });
     }
+  });
+
+  // Readiness: are deliveries flowing? The database answers, some worker beat recently, and the oldest due delivery has
+  // not waited past the threshold. It judges the whole system (every worker on this database), not this process.
+  app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+    const now = deps.clock.now();
+    let r: Readiness;
+    try {
+      r = await readiness(deps.db, now, { maxLagMs: deps.config.readyMaxLagMs, workerMs: deps.config.readyWorkerMs });
+    } catch (err) {
+      deps.log.debug({ err }, 'readyz: the readiness query failed');
+      return reply.status(503).send({ status: 'not_ready', checks: { database: { ok: false } }, ...errorBody(new DomainError('database_unavailable')) });
+    }
+    const checks = { database: { ok: true }, ...r.checks };
+    if (r.failing === null) return { status: 'ready', checks };
+    const message = r.failing === 'no_worker'
+      ? `no delivery worker has recorded a heartbeat in the last ${r.checks.workers.window_ms} ms`
+      : `the oldest due delivery has waited ${r.checks.delivery_lag.lag_ms} ms, more than ${r.checks.delivery_lag.max_lag_ms} ms`;
+    return reply.status(503).send({ status: 'not_ready', checks, ...errorBody(new DomainError(r.failing, message)) });
   });
 
   // Prometheus scrape. With CASHWIRE_METRICS_TOKEN set, it needs `Authorization: Bearer <that token>`.
