@@ -786,8 +786,8 @@ async function partCommitCeiling(ctx) {
         const ev = randomIds.next('evt_');
         return tx.query(
           `WITH ev AS (INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7))
-           INSERT INTO deliveries (operator_id, id, environment, event_id, url, format, payload_version, secret, schedule_name, next_attempt_at, created_at)
-           VALUES ($1, $8, $2, $3, $9, 'pushcash', $10, $11, $2, $7, $7)`,
+           INSERT INTO deliveries (operator_id, id, environment, event_id, lane, url, format, payload_version, secret, schedule_name, next_attempt_at, created_at)
+           VALUES ($1, $8, $2, $3, cw_lane(NULL, $2, $9), $9, 'pushcash', $10, $11, $2, $7, $7)`,
           [OPERATOR, ENVIRONMENT, ev, EVENT_TYPE, intent.id, data[i % RECEIVERS], new Date(), randomIds.next('dlv_'), intent.webhook_url,
             ctx.lib.webhooks.DEFAULT_PAYLOAD_VERSION, intent.webhook_secret],
         );
@@ -839,9 +839,9 @@ async function bulkDeliveries(ctx, db, intent, from, to, dueExpr, status) {
     `WITH g AS (SELECT g, md5(g::text) AS h FROM generate_series($1::int, $2::int) g),
           ev AS (INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at)
                  SELECT $3, $4, 'evt_' || substr(h, 1, 22), $5, $6, $7::jsonb, now() FROM g),
-          dl AS (INSERT INTO deliveries (operator_id, id, environment, event_id, url, format, payload_version, secret, schedule_name, next_attempt_at,
+          dl AS (INSERT INTO deliveries (operator_id, id, environment, event_id, lane, url, format, payload_version, secret, schedule_name, next_attempt_at,
                                          created_at, status, attempts, last_status, completed_at)
-                 SELECT $3, 'dlv_' || substr(h, 11, 22), $4, 'evt_' || substr(h, 1, 22), $8, 'pushcash', $9, $10, $4, ${dueExpr},
+                 SELECT $3, 'dlv_' || substr(h, 11, 22), $4, 'evt_' || substr(h, 1, 22), cw_lane(NULL, $4, $8), $8, 'pushcash', $9, $10, $4, ${dueExpr},
                         now(), $11, ${done ? 1 : 0}, ${done ? 200 : 'NULL'}, ${done ? 'now()' : 'NULL'} FROM g)
      INSERT INTO delivery_attempts (operator_id, delivery_id, attempt, worker, started_at, latency_ms, status_code, outcome)
      SELECT $3, 'dlv_' || substr(h, 11, 22), 1, 'history', now(), 1, 200, 'succeeded' FROM g WHERE $11 = 'succeeded'`,

@@ -50,3 +50,7 @@ CREATE SEQUENCE delivery_lanes_served;
 
 -- `fifo`: one delivery in flight, in event order; a failing head holds back the rest of its endpoint only.
 ALTER TABLE endpoints ADD COLUMN ordering text NOT NULL DEFAULT 'unordered' CHECK (ordering IN ('unordered', 'fifo'));
+
+-- The global queue head is no longer read: claims read lane by lane (deliveries_lane). Kept, it cost every claim and
+-- every retry an index write, and the planner took it for a lane's queue (walking every lane's due rows to find one).
+DROP INDEX deliveries_due;

@@ -55,6 +55,9 @@ export interface Config {
     leaseMs: number | undefined;
     pollMs: number;
     drainMs: number;
+    /** Circuit breaker of endpoints and payment URLs' origins: consecutive failures that open it, and its wait. */
+    circuitFailures: number;
+    circuitCooldownMs: number;
     /** CASHWIRE_EGRESS_PROXY: an http:// proxy every delivery is tunneled through with CONNECT. Unset: direct. */
     egressProxy: string | undefined;
   };
@@ -120,6 +123,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       leaseMs: env.CASHWIRE_LEASE_MS ? int('CASHWIRE_LEASE_MS', 0, env) : undefined,
       pollMs: int('CASHWIRE_POLL_MS', 1_000, env),
       drainMs: int('CASHWIRE_DRAIN_MS', 10_000, env),
+      circuitFailures: Math.max(1, int('CASHWIRE_CIRCUIT_FAILURES', 5, env)),
+      circuitCooldownMs: int('CASHWIRE_CIRCUIT_COOLDOWN_MS', 60_000, env),
       egressProxy: httpProxy('CASHWIRE_EGRESS_PROXY', env),
     },
   };

@@ -11,6 +11,7 @@ import { loadConfig, type Config } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { syncedClock } from './db/clock-sync.js';
 import { migrate } from './db/migrate.js';
+import { DEFAULT_HEALTH_POLICY } from './domain/health.js';
 import { createPool, type Db } from './db/pool.js';
 import { createSettlementJob } from './jobs/settlement.js';
 import type { Deps } from './payments/context.js';
@@ -58,6 +59,7 @@ export function workerOptions(config: Config): Partial<WorkerOptions> {
     batchSize: w.batchSize,
     pollMs: w.pollMs,
     drainMs: w.drainMs,
+    health: { ...DEFAULT_HEALTH_POLICY, failureThreshold: w.circuitFailures, cooldownMs: w.circuitCooldownMs },
     egressProxy: w.egressProxy,
     ...(w.leaseMs !== undefined ? { leaseMs: w.leaseMs } : {}),
   };

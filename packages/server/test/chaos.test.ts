@@ -59,6 +59,9 @@ const WORKER_ENV = {
   CASHWIRE_WORKER_BATCH: '8',
   CASHWIRE_DRAIN_MS: '500',
   CASHWIRE_PG_POOL_SIZE: '4',
+  // A third of the answers fail: the origins' circuits open now and then. A short wait keeps them opening and
+  // probing (through the kills and the restart) within the run.
+  CASHWIRE_CIRCUIT_COOLDOWN_MS: '300',
 };
 /** Fast and long enough that nothing expires during the run. */
 const SCHEDULE = { maxAttempts: 1000, firstDelayMs: 200, factor: 1.5, maxDelayMs: 2000, maxAgeMs: 3_600_000, jitter: 0.2 };

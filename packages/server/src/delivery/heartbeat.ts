@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/pool.js';
-import { HELD } from './queue.js';
+import { oldestWaiting } from './queue.js';
 
 /** Records that `worker` is alive at `at` (and, with `claimed`, that it ran a claim statement then). One upsert. */
 export async function beat(db: Queryable, worker: string, at: Date, claimed: boolean): Promise<void> {
@@ -65,17 +65,20 @@ export interface Readiness {
 
 /**
  * Whether deliveries are flowing, at `now`: the oldest due delivery has waited at most `maxLagMs`, and some worker
- * beat within `workerMs`. One round trip: the head of the partial index of pending rows, and the heartbeats table
+ * beat within `workerMs`. The waiting deliveries are read lane by lane (queue.ts oldestWaiting: lanes with attempts in
+ * flight or an open circuit are moving, or paused on purpose), and the heartbeats table
  * (one row per worker). Rejects when the database does.
  */
 export async function readiness(db: Queryable, now: Date, opts: ReadinessOptions): Promise<Readiness> {
-  const { rows } = await db.query<{ oldest_due: Date | null; newest_beat: Date | null; seen: number }>(
-    `SELECT (SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 AND next_attempt_at < $2) AS oldest_due,
-            (SELECT max(beat_at) FROM worker_heartbeats) AS newest_beat,
-            (SELECT count(*)::int FROM worker_heartbeats WHERE beat_at >= $3) AS seen`,
-    [now, HELD, new Date(now.getTime() - opts.workerMs)],
-  );
-  const r = rows[0]!;
+  const [oldest, { rows }] = await Promise.all([
+    oldestWaiting(db, now),
+    db.query<{ newest_beat: Date | null; seen: number }>(
+      `SELECT (SELECT max(beat_at) FROM worker_heartbeats) AS newest_beat,
+              (SELECT count(*)::int FROM worker_heartbeats WHERE beat_at >= $1) AS seen`,
+      [new Date(now.getTime() - opts.workerMs)],
+    ),
+  ]);
+  const r = { ...rows[0]!, oldest_due: oldest };
   const lagMs = r.oldest_due ? Math.max(0, now.getTime() - r.oldest_due.getTime()) : 0;
   const checks: ReadinessChecks = {
     delivery_lag: { ok: lagMs <= opts.maxLagMs, lag_ms: lagMs, max_lag_ms: opts.maxLagMs, oldest_due_at: r.oldest_due ? r.oldest_due.toISOString() : null },

@@ -269,24 +269,32 @@ export async function claimBatch(db: Db, worker: string, now: Date, leaseMs: num
   return { rows, wakeAt };
 }
 
-/** Step 1 of the claim: every lane with pending work, its head's due time, and what admission needs of it. */
-async function findLanes(db: Queryable): Promise<LaneView[]> {
-  const { rows } = await db.query<LaneView>({
-    name: 'cw_find_lanes_v1',
-    text: `WITH RECURSIVE heads AS (
-       (SELECT operator_id, lane FROM deliveries WHERE status = 'pending' ORDER BY operator_id, lane LIMIT 1)
+/**
+ * `heads`: every lane with a pending delivery, by a loose index scan of deliveries_lane (one descent per lane,
+ * whatever the backlog). `attempts >= 0` (always true) makes each step read the row, not the index alone: a plain
+ * index scan marks the entries of rows it finds dead (claimed or completed since) so that later scans skip them.
+ */
+const LANES_WITH_WORK = `WITH RECURSIVE heads AS (
+       (SELECT operator_id, lane FROM deliveries WHERE status = 'pending' AND attempts >= 0 ORDER BY operator_id, lane LIMIT 1)
        UNION ALL
        SELECT n.operator_id, n.lane FROM heads h CROSS JOIN LATERAL (
          SELECT operator_id, lane FROM deliveries
-          WHERE status = 'pending' AND (operator_id, lane) > (h.operator_id, h.lane)
+          WHERE status = 'pending' AND attempts >= 0 AND (operator_id, lane) > (h.operator_id, h.lane)
           ORDER BY operator_id, lane LIMIT 1
        ) n
-     )
+     )`;
+
+/** Step 1 of the claim: every lane with pending work, its head's due time, and what admission needs of it. */
+async function findLanes(db: Queryable): Promise<LaneView[]> {
+  const { rows } = await db.query<LaneView>({
+    name: 'cw_find_lanes_v2',
+    text: `${LANES_WITH_WORK}
      SELECT h.operator_id, h.lane,
             CASE WHEN e.ordering = 'fifo'
                  THEN (SELECT f.next_attempt_at FROM deliveries f WHERE f.operator_id = h.operator_id AND f.lane = h.lane AND f.status = 'pending'
                         ORDER BY f.created_at, f.seq NULLS FIRST, f.id LIMIT 1)
-                 ELSE (SELECT min(d.next_attempt_at) FROM deliveries d WHERE d.operator_id = h.operator_id AND d.lane = h.lane AND d.status = 'pending') END AS head,
+                 ELSE (SELECT d.next_attempt_at FROM deliveries d WHERE d.operator_id = h.operator_id AND d.lane = h.lane AND d.status = 'pending' AND d.attempts >= 0
+                        ORDER BY d.next_attempt_at LIMIT 1) END AS head,
             l.served, e.max_concurrency, e.rate_limit_per_s, coalesce(e.ordering = 'fifo', false) AS fifo,
             coalesce(e.circuit_state, l.circuit_state) AS circuit_state, CASE WHEN e.id IS NOT NULL THEN e.circuit_retry_at ELSE l.circuit_retry_at END AS circuit_retry_at
        FROM heads h
@@ -332,12 +340,14 @@ async function liveLeases(tx: Queryable, lanes: LaneView[], now: Date): Promise<
 /** Step 4: takes the granted deliveries and marks the lanes served. */
 async function takeFromLanes(tx: Queryable, worker: string, now: Date, leaseMs: number, grants: LaneGrant[]): Promise<Claimed[]> {
   const { rows } = await tx.query<Claimed & { event_type: EventRecord['type']; event_data: EventRecord['data']; event_id: string }>({
-    // The event and the endpoint are fetched by primary key per claimed row (LATERAL ... LIMIT 1 keeps the planner
-    // from turning them into joins over whole tables).
-    name: 'cw_take_v1',
+    // Not a named statement: a cached generic plan (made without the lanes and the time) reads lanes worse than a
+    // plan made for them. The event and the endpoint are fetched by primary key per claimed row (LATERAL ... LIMIT 1
+    // keeps the planner from turning them into joins over whole tables).
     text: `WITH w AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bool[], $5::float8[]) AS w(op, lane, n, fifo, tokens)
      ), due AS (
+       -- LIMIT $9 (all that was granted): with it the planner knows how few rows come, and updates them by primary key.
+       SELECT * FROM (
        SELECT x.operator_id, x.id, x.event_id, x.endpoint_id, x.lane FROM w CROSS JOIN LATERAL (
          SELECT d.operator_id, d.id, d.event_id, d.endpoint_id, d.lane FROM deliveries d
           WHERE d.operator_id = w.op AND d.lane = w.lane AND d.status = 'pending' AND d.next_attempt_at <= $6 AND NOT w.fifo
@@ -352,6 +362,7 @@ async function takeFromLanes(tx: Queryable, worker: string, now: Date, leaseMs: 
           ORDER BY d.created_at, d.seq NULLS FIRST, d.id LIMIT 1
           FOR UPDATE
        ) x WHERE x.next_attempt_at <= $6
+       ) u LIMIT $9
      ), claimed AS (
        UPDATE deliveries d
           SET attempts = d.attempts + 1,
@@ -388,7 +399,8 @@ async function takeFromLanes(tx: Queryable, worker: string, now: Date, leaseMs: 
         WHERE l.operator_id = c.operator_id AND l.lane = c.lane
      )
      SELECT * FROM claimed`,
-    values: [grants.map((g) => g.operator_id), grants.map((g) => g.lane), grants.map((g) => g.n), grants.map((g) => g.fifo), grants.map((g) => g.tokens), now, leaseMs, worker],
+    values: [grants.map((g) => g.operator_id), grants.map((g) => g.lane), grants.map((g) => g.n), grants.map((g) => g.fifo), grants.map((g) => g.tokens), now, leaseMs, worker,
+      grants.reduce((n, g) => n + g.n, 0)],
   });
   return rows.map((r) => {
     const { event_id, event_type, event_data, ...rest } = r;
@@ -472,14 +484,25 @@ export async function release(db: Queryable, worker: string, keys: { operator_id
 }
 
 /**
- * When the next pending delivery comes due (a retry, a deferral, a circuit's probe, a lease running out), held ones
- * aside; null when none waits. One read of the head of the partial index of pending rows.
+ * How long deliveries have been waiting with nothing moving them (for /readyz): the earliest due time among the lanes
+ * that are due and have no attempt in flight, no open circuit and are not held. A lane with attempts in flight is
+ * being served (a slow endpoint at its cap is not a stall), and an open circuit waits on purpose. One descent per lane.
  */
-export async function nextDue(db: Queryable): Promise<Date | null> {
-  const { rows } = await db.query<{ at: Date | null }>({
-    name: 'cw_next_due',
-    text: `SELECT min(next_attempt_at) AS at FROM deliveries WHERE status = 'pending' AND next_attempt_at < ${HELD_SQL}`,
-  });
+export async function oldestWaiting(db: Queryable, now: Date): Promise<Date | null> {
+  const { rows } = await db.query<{ at: Date | null }>(
+    `${LANES_WITH_WORK}
+     SELECT min(x.head) AS at
+       FROM heads h
+       CROSS JOIN LATERAL (
+         SELECT d.next_attempt_at AS head FROM deliveries d WHERE d.operator_id = h.operator_id AND d.lane = h.lane AND d.status = 'pending' AND d.attempts >= 0
+          ORDER BY d.next_attempt_at LIMIT 1
+       ) x
+      WHERE h.lane IS NOT NULL AND x.head <= $1
+        AND NOT EXISTS (SELECT 1 FROM deliveries f WHERE f.operator_id = h.operator_id AND f.lane = h.lane AND f.status = 'pending' AND f.leased_by IS NOT NULL AND f.next_attempt_at > $1)
+        AND NOT EXISTS (SELECT 1 FROM delivery_lanes z WHERE z.operator_id = h.operator_id AND z.lane = h.lane AND z.circuit_state = 'open')
+        AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE starts_with(h.lane, 'ep:') AND e.operator_id = h.operator_id AND e.id = substr(h.lane, 4) AND e.circuit_state = 'open')`,
+    [now],
+  );
   return rows[0]?.at ?? null;
 }
 
