@@ -224,6 +224,22 @@ describe('fifo endpoints', () => {
     expect((await t.api.get(`/webhook/endpoints/${fifo.id}`)).body.waiting_on).toBeNull();
   });
 
+  it('are chosen with ordering, changed with PATCH, and an unknown ordering is a 400 that changes nothing', async () => {
+    const t = await tenant('Ordering Settings Co');
+    const ep = await endpoint(t.api, '/ordering-settings');
+    expect(ep.ordering).toBe('unordered');
+    const bad = await t.api.call('PATCH', `/webhook/endpoints/${ep.id}`, { ordering: 'lifo' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: expect.stringMatching(/^[a-z][a-z0-9_]*$/), message: expect.stringContaining('ordering') });
+    expect((await t.api.get(`/webhook/endpoints/${ep.id}`)).body).toMatchObject({ ordering: 'unordered' });
+    expect((await t.api.get(`/webhook/endpoints/${ep.id}`)).body).not.toHaveProperty('waiting_on');
+    const ok = await t.api.call('PATCH', `/webhook/endpoints/${ep.id}`, { ordering: 'fifo' });
+    expect(ok.status).toBe(200);
+    expect(ok.body.ordering).toBe('fifo');
+    expect((await t.api.get('/webhook/endpoints')).body.data.find((e: { id: string }) => e.id === ep.id).ordering).toBe('fifo');
+    expect((await t.api.get(`/webhook/endpoints/${ep.id}`)).body.waiting_on).toBeNull();
+  });
+
   it('never have two attempts in flight, even with many workers', async () => {
     const t = await tenant('One At A Time Co');
     await endpoint(t.api, '/fifo-slow', { ordering: 'fifo' });

@@ -26,9 +26,9 @@ type AfterCommit = (q: Queryable) => Promise<unknown>;
 const openTxs = new WeakMap<object, Map<string, AfterCommit>>();
 
 /**
- * Runs `fn` once what `q` wrote is committed: after the COMMIT of the withTx transaction `q` belongs to, or at once when
- * `q` runs statements on their own (each commits as it ends). A failure of `fn` is ignored: it is a hint to others
- * (a wake-up), never part of the write.
+ * Runs `fn` once what `q` wrote is committed: after the COMMIT of the withTx transaction `q` belongs to (on the pool,
+ * without making the transaction's caller wait for it), or at once when `q` runs statements on their own (each
+ * commits as it ends). A failure of `fn` is ignored: it is a hint to others (a wake-up), never part of the write.
  */
 export function afterCommit(q: Queryable, key: string, fn: AfterCommit): void {
   const pending = openTxs.get(q);
@@ -46,7 +46,7 @@ export async function withTx<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> 
     const result = await fn(client);
     await client.query('COMMIT');
     openTxs.delete(client);
-    for (const f of after.values()) await f(client).catch(() => {});
+    for (const f of after.values()) void f(db).catch(() => {});
     return result;
   } catch (err) {
     openTxs.delete(client);

@@ -27,6 +27,14 @@ export function wakeAfterCommit(q: Queryable): void {
 }
 const WAKE_SQL = `SELECT pg_notify('${DELIVERY_CHANNEL}', '') FROM idle_workers LIMIT 1`;
 
+/**
+ * For a producing statement: NOTIFY (sent by PostgreSQL at COMMIT) if a worker is asleep at the statement's snapshot;
+ * true if so. The common case costs the producer nothing more than its own commit; when it is false, the producer
+ * calls {@link wakeAfterCommit}, which covers a worker that marks itself asleep between the statement and the COMMIT
+ * (a read of its own, with no commit to wait for).
+ */
+export const NOTIFY_IF_IDLE = `(CASE WHEN EXISTS (SELECT 1 FROM idle_workers) THEN (SELECT true FROM pg_notify('${DELIVERY_CHANNEL}', '')) ELSE false END)`;
+
 /** Claims since the last recorded outcome after which a delivery is dead-lettered instead of sent. */
 export const MAX_STALLS = 5;
 

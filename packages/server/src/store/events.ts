@@ -1,5 +1,5 @@
 import { type EventType, type IntentEventRecord, type OperationalData, type OperationalEventType } from '@cashwire/webhooks';
-import { enqueueSql, fanoutTargets, wakeAfterCommit } from '../delivery/queue.js';
+import { enqueueSql, fanoutTargets, NOTIFY_IF_IDLE, wakeAfterCommit } from '../delivery/queue.js';
 import type { Clock, IdGenerator } from '../clock.js';
 import type { Queryable } from '../db/pool.js';
 import type { IntentRow, TransactionRow } from './rows.js';
@@ -38,7 +38,8 @@ export { DELIVERY_CHANNEL } from '../delivery/queue.js';
 /**
  * Writes events in the caller's transaction: the outbox half of every state change. An event whose intent names a
  * `webhook_url` also gets its delivery (format `pushcash`, signed with the intent's `webhook_secret`), and the
- * sleeping workers are woken once the transaction has committed (see wakeAfterCommit). One statement in all.
+ * sleeping workers are woken when the transaction commits (NOTIFY_IF_IDLE, and wakeAfterCommit for a worker that fell
+ * asleep meanwhile). One statement in all.
  */
 export async function insertEvents(
   tx: Queryable,
@@ -60,7 +61,7 @@ export async function insertEvents(
     c.secret.push(e.intent.webhook_secret);
     c.delivery.push(deps.ids.next('dlv_'));
   }
-  const r = await tx.query<{ made: boolean }>(
+  const r = await tx.query<{ made: boolean; notified: boolean }>(
     `WITH ev AS (
        INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at, trace_context)
        SELECT op, env, id, type, intent, data::jsonb, $7, $11::text
@@ -71,10 +72,11 @@ export async function insertEvents(
                              WHERE u.url IS NOT NULL) AS t`, '$7')}
      ), fo AS (${enqueueSql(fanoutTargets('unnest($1::text[], $2::text[], $3::text[], $4::text[], $8::text[]) AS s(op, env, id, type, url)', '$7::timestamptz'), '$7')}
      )
-     SELECT (SELECT count(*) FROM ev) AS events, EXISTS (SELECT 1 FROM dl) OR EXISTS (SELECT 1 FROM fo) AS made`,
+     SELECT (SELECT count(*) FROM ev) AS events, EXISTS (SELECT 1 FROM dl) OR EXISTS (SELECT 1 FROM fo) AS made,
+            CASE WHEN EXISTS (SELECT 1 FROM dl) OR EXISTS (SELECT 1 FROM fo) THEN ${NOTIFY_IF_IDLE} ELSE false END AS notified`,
     [c.op, c.env, c.id, c.type, c.intent, c.data, now, c.url, c.secret, c.delivery, currentTraceparent()],
   );
-  if (r.rows[0]?.made) wakeAfterCommit(tx);
+  if (r.rows[0]?.made && !r.rows[0].notified) wakeAfterCommit(tx);
 }
 
 /**
@@ -103,7 +105,7 @@ export async function insertTenantEvents(
   events: { operator_id: string; environment: string; id: string; type: string; data: object }[],
 ): Promise<void> {
   if (events.length === 0) return;
-  const r = await tx.query<{ made: boolean }>(
+  const r = await tx.query<{ made: boolean; notified: boolean }>(
     `WITH ev AS (
        INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at, trace_context)
        SELECT op, env, id, type, NULL, data::jsonb, $5, $7::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[]) AS u(op, env, id, type, data)
@@ -111,11 +113,11 @@ export async function insertTenantEvents(
        RETURNING operator_id AS op, environment AS env, id, type, NULL::text AS url
      ), fo AS (${enqueueSql(fanoutTargets('ev AS s', '$5::timestamptz'), '$5::timestamptz')}
      )
-     SELECT (SELECT count(*) FROM ev), EXISTS (SELECT 1 FROM fo) AS made`,
+     SELECT (SELECT count(*) FROM ev), EXISTS (SELECT 1 FROM fo) AS made, CASE WHEN EXISTS (SELECT 1 FROM fo) THEN ${NOTIFY_IF_IDLE} ELSE false END AS notified`,
     [events.map((e) => e.operator_id), events.map((e) => e.environment), events.map((e) => e.id), events.map((e) => e.type), now,
       events.map((e) => JSON.stringify(e.data)), currentTraceparent()],
   );
-  if (r.rows[0]?.made) wakeAfterCommit(tx);
+  if (r.rows[0]?.made && !r.rows[0].notified) wakeAfterCommit(tx);
 }
 
 /** delivery.exhausted, endpoint.disabled, endpoint.recovered. */
