@@ -398,10 +398,18 @@ describe('metrics and retention', () => {
     await worker().tick();
     s.clock.advance(31 * DAY);
     const fresh = await payment(801);
+    const idleLanes = async () => (await s.running.deps.db.query(
+      `SELECT count(*)::int AS n FROM delivery_lanes l WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.operator_id = l.operator_id AND d.lane = l.lane AND d.status = 'pending')
+          AND l.circuit_state = 'closed' AND l.consecutive_failures = 0`,
+    )).rows[0].n as number;
+    expect(await idleLanes()).toBeGreaterThanOrEqual(1); // /old's lane, served once, nothing pending now
     const pruned = await pruneOnce(s.running.deps, 30 * DAY, 2);
     expect(pruned.attempts).toBeGreaterThanOrEqual(1);
     expect(pruned.events).toBeGreaterThanOrEqual(1);
     expect((await api.get(`/events?intent_id=${oldIntent}`)).body.data).toEqual([]);
     expect((await api.get(`/events?intent_id=${fresh}`)).body.data).toHaveLength(1);
+    // Lanes with nothing pending and a healthy circuit are forgotten (in batches of 2 here).
+    expect(pruned.lanes).toBeGreaterThanOrEqual(1);
+    expect(await idleLanes()).toBe(0);
   });
 });

@@ -652,5 +652,22 @@ export async function pruneDeliveries(db: Queryable, cutoff: Date, batch: number
   return r.rowCount ?? 0;
 }
 
+/**
+ * Retention: deletes up to `batch` lane rows with nothing pending and nothing to remember (a closed circuit without
+ * failures): a payment URL's origin seen once must not keep a row forever. A lane that gets work again gets a row
+ * again at its next claim (and counts as never served, so it goes first once).
+ */
+export async function pruneIdleLanes(db: Queryable, batch: number): Promise<number> {
+  const r = await db.query(
+    `DELETE FROM delivery_lanes l WHERE (l.operator_id, l.lane) IN (
+       SELECT x.operator_id, x.lane FROM delivery_lanes x
+        WHERE x.circuit_state = 'closed' AND x.consecutive_failures = 0
+          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.operator_id = x.operator_id AND d.lane = x.lane AND d.status = 'pending')
+        LIMIT $1 FOR UPDATE SKIP LOCKED)`,
+    [batch],
+  );
+  return r.rowCount ?? 0;
+}
+
 /** A WHERE fragment for retention of events: the event `e` has no delivery left. */
 export const EVENT_HAS_NO_DELIVERY = `NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.operator_id = e.operator_id AND d.event_id = e.id)`;

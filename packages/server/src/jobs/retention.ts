@@ -1,14 +1,15 @@
-import { EVENT_HAS_NO_DELIVERY, pruneAttempts, pruneDeliveries } from '../delivery/queue.js';
+import { EVENT_HAS_NO_DELIVERY, pruneAttempts, pruneDeliveries, pruneIdleLanes } from '../delivery/queue.js';
 import type { Deps } from '../payments/context.js';
 
 /**
  * Prunes what is older than the retention age (default 30 days), a batch at a time so that no statement holds
- * many locks or runs long beside delivery: attempts, then finished deliveries, then events with no delivery left.
+ * many locks or runs long beside delivery: attempts, then finished deliveries, then events with no delivery left, then
+ * lanes with nothing pending and nothing to remember.
  * Pending deliveries (retrying, or held for a disabled endpoint) and their events are kept whatever their age.
  */
-export async function pruneOnce(deps: Pick<Deps, 'db' | 'clock'>, retentionMs: number, batch = 1000): Promise<{ attempts: number; deliveries: number; events: number }> {
+export async function pruneOnce(deps: Pick<Deps, 'db' | 'clock'>, retentionMs: number, batch = 1000): Promise<{ attempts: number; deliveries: number; events: number; lanes: number }> {
   const cutoff = new Date(deps.clock.now().getTime() - retentionMs);
-  const total = { attempts: 0, deliveries: 0, events: 0 };
+  const total = { attempts: 0, deliveries: 0, events: 0, lanes: 0 };
   const loop = async (sql: string): Promise<number> => {
     let n = 0;
     for (;;) {
@@ -34,5 +35,6 @@ export async function pruneOnce(deps: Pick<Deps, 'db' | 'clock'>, retentionMs: n
           AND ${EVENT_HAS_NO_DELIVERY}
         LIMIT $2))`,
   );
+  total.lanes = await each((db, _cutoff, n) => pruneIdleLanes(db, n));
   return total;
 }
