@@ -180,7 +180,7 @@ export async function listEndpoints(deps: Deps, caller: Caller) {
 
 export async function getEndpoint(deps: Deps, caller: Caller, id: string) {
   const e = await load(deps.db, caller, id);
-  return publicEndpoint(e, e.ordering === 'fifo' ? await fifoHead(deps.db, e) : undefined);
+  return publicEndpoint(e, e.ordering === 'fifo' ? await fifoHead(deps.db, e, deps.clock.now()) : undefined);
 }
 
 export type UpdateEndpointInput = Omit<Partial<CreateEndpointInput>, 'max_concurrency' | 'rate_limit_per_s'> & { max_concurrency?: number | null; rate_limit_per_s?: number | null };

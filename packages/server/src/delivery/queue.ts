@@ -538,13 +538,13 @@ export interface FifoHead {
   behind: number;
 }
 
-export async function fifoHead(db: Queryable, e: { operator_id: string; id: string }): Promise<FifoHead | null> {
+export async function fifoHead(db: Queryable, e: { operator_id: string; id: string }, now: Date): Promise<FifoHead | null> {
   const { rows } = await db.query<FifoHead>(
-    `SELECT h.id, h.event_id, h.attempts, (h.leased_by IS NOT NULL AND h.next_attempt_at > now()) AS in_flight, h.next_attempt_at, h.last_status, h.last_error,
+    `SELECT h.id, h.event_id, h.attempts, (h.leased_by IS NOT NULL AND h.next_attempt_at > $3) AS in_flight, h.next_attempt_at, h.last_status, h.last_error,
             (SELECT count(*)::int FROM deliveries b WHERE b.operator_id = $1 AND b.lane = 'ep:' || $2 AND b.status = 'pending') - 1 AS behind
        FROM (SELECT * FROM deliveries WHERE operator_id = $1 AND lane = 'ep:' || $2 AND status = 'pending'
               ORDER BY created_at, seq NULLS FIRST, id LIMIT 1) h`,
-    [e.operator_id, e.id],
+    [e.operator_id, e.id, now],
   );
   return rows[0] ?? null;
 }
