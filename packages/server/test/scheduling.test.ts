@@ -110,6 +110,23 @@ describe('claims', () => {
     expect((await claim(db(), 'cap-b', s.clock.now(), 60_000, 200)).filter((c) => c.endpoint_id === ep.id)).toHaveLength(2);
   });
 
+  it("hold an endpoint's rate limit across workers: one bucket in the database, refilled by the clock", async () => {
+    const t = await tenant('Rate Limited Co');
+    const ep = await endpoint(t.api, '/rate-limited', { rate_limit_per_s: 4 });
+    for (let i = 0; i < 12; i++) await payment(t, 350 + i);
+    const mine = (cs: { endpoint_id: string | null }[]) => cs.filter((c) => c.endpoint_id === ep.id).length;
+    // Two workers claiming at the same instant share the bucket: 4 in all, not 4 each.
+    const a = mine(await claim(db(), 'rate-a', s.clock.now(), 60_000, 200));
+    const b = mine(await claim(db(), 'rate-b', s.clock.now(), 60_000, 200));
+    expect(a + b).toBe(4);
+    // Half a second later, two tokens more; a second after that, the bucket is full again (4), never more.
+    s.clock.advance(500);
+    expect(mine(await claim(db(), 'rate-b', s.clock.now(), 60_000, 200)) + mine(await claim(db(), 'rate-a', s.clock.now(), 60_000, 200))).toBe(2);
+    s.clock.advance(5_000);
+    expect(mine(await claim(db(), 'rate-a', s.clock.now(), 60_000, 200))).toBe(4);
+    expect(mine(await claim(db(), 'rate-b', s.clock.now(), 60_000, 200))).toBe(0);
+  });
+
   it('hold a cap across worker processes: four processes, a cap of 3, never more than 3 at once', async () => {
     // The worker processes run on real time (corrected to the database's): the API's manual clock must agree.
     s.clock.set(Date.now());
