@@ -476,7 +476,7 @@ export async function complete(db: Queryable, worker: string, batch: Completion[
 }
 
 /**
- * Gives back claims this worker will not send: due again at `at`, the uncounted attempt taken back. A deferral or a
+ * Gives back claims this worker will not send: due again at `at`, the uncounted attempt taken back. A give-back or a
  * shutdown also gives the claim back; a fault of the worker's own (`fault: true`) keeps it counted toward dead-lettering.
  */
 export async function release(db: Queryable, worker: string, keys: { operator_id: string; id: string; attempt: number; at: Date; fault?: boolean }[]): Promise<void> {

@@ -78,8 +78,8 @@ export function createWakeup(deps: { db: Db; log: Logger; worker: string }, o: {
       }
     },
     /**
-     * Sleeps until poked, or the poll interval (if any) passes, or `dueInMs` (the next due delivery), whichever comes
-     * first: a retry, a deferral or a lease that comes due while nothing is committed is never slept through, even
+     * Sleeps until poked, or the poll interval (if any) passes, or `dueInMs` (when the last claim said something can be
+     * taken), whichever comes first: a retry, a probe or a lease that comes due while nothing is committed is never slept through, even
      * with polling off.
      */
     sleep(dueInMs?: number): Promise<void> {

@@ -91,6 +91,7 @@ export interface WorkerStats {
   claimed: number;
   sent: number;
   succeeded: number;
+  /** Claimed, then given back unsent (an endpoint disabled or a circuit opened between the claim's read and its take). */
   deferred: number;
   faults: number;
   dead: number;
