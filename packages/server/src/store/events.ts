@@ -61,8 +61,11 @@ export async function insertEvents(
     c.secret.push(e.intent.webhook_secret);
     c.delivery.push(deps.ids.next('dlv_'));
   }
-  const r = await tx.query<{ made: boolean; notified: boolean }>(
-    `WITH ev AS (
+  const r = await tx.query<{ made: boolean; notified: boolean }>({
+    // Named: planned once per connection. Planning this statement (the fan-out and the one insert into the queue)
+    // cost more than running it, and halved the rate of one-event transactions.
+    name: 'cw_insert_events_v1',
+    text: `WITH ev AS (
        INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at, trace_context)
        SELECT op, env, id, type, intent, data::jsonb, $7, $11::text
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(op, env, id, type, intent, data)
@@ -74,8 +77,8 @@ export async function insertEvents(
      )
      SELECT (SELECT count(*) FROM ev) AS events, EXISTS (SELECT 1 FROM dl) OR EXISTS (SELECT 1 FROM fo) AS made,
             CASE WHEN EXISTS (SELECT 1 FROM dl) OR EXISTS (SELECT 1 FROM fo) THEN ${NOTIFY_IF_IDLE} ELSE false END AS notified`,
-    [c.op, c.env, c.id, c.type, c.intent, c.data, now, c.url, c.secret, c.delivery, currentTraceparent()],
-  );
+    values: [c.op, c.env, c.id, c.type, c.intent, c.data, now, c.url, c.secret, c.delivery, currentTraceparent()],
+  });
   if (r.rows[0]?.made && !r.rows[0].notified) wakeAfterCommit(tx);
 }
 
@@ -105,8 +108,9 @@ export async function insertTenantEvents(
   events: { operator_id: string; environment: string; id: string; type: string; data: object }[],
 ): Promise<void> {
   if (events.length === 0) return;
-  const r = await tx.query<{ made: boolean; notified: boolean }>(
-    `WITH ev AS (
+  const r = await tx.query<{ made: boolean; notified: boolean }>({
+    name: 'cw_insert_tenant_events_v1',
+    text: `WITH ev AS (
        INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at, trace_context)
        SELECT op, env, id, type, NULL, data::jsonb, $5, $7::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[]) AS u(op, env, id, type, data)
        ON CONFLICT DO NOTHING
@@ -114,9 +118,9 @@ export async function insertTenantEvents(
      ), fo AS (${enqueueSql(fanoutTargets('ev AS s', '$5::timestamptz'), '$5::timestamptz')}
      )
      SELECT (SELECT count(*) FROM ev), EXISTS (SELECT 1 FROM fo) AS made, CASE WHEN EXISTS (SELECT 1 FROM fo) THEN ${NOTIFY_IF_IDLE} ELSE false END AS notified`,
-    [events.map((e) => e.operator_id), events.map((e) => e.environment), events.map((e) => e.id), events.map((e) => e.type), now,
+    values: [events.map((e) => e.operator_id), events.map((e) => e.environment), events.map((e) => e.id), events.map((e) => e.type), now,
       events.map((e) => JSON.stringify(e.data)), currentTraceparent()],
-  );
+  });
   if (r.rows[0]?.made && !r.rows[0].notified) wakeAfterCommit(tx);
 }
 
