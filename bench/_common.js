@@ -1,6 +1,7 @@
 // Helpers the benchmarks share. The leading underscore keeps bench/run.js from running this file as a benchmark.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,5 +61,35 @@ export function stopChild(child) {
       resolve();
     });
     child.kill('SIGTERM');
+  });
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A request to a child process over its IPC channel (`{...msg, id}`), answered by a message with the same id. */
+let rpcSeq = 0;
+export function rpc(child, msg) {
+  return new Promise((resolve, reject) => {
+    const id = ++rpcSeq;
+    const onMsg = (m) => {
+      if (m?.id !== id) return;
+      child.off('message', onMsg);
+      child.off('exit', onExit);
+      resolve(m);
+    };
+    const onExit = (code) => reject(new Error(`receivers exited (${code}) during ${msg.cmd}`));
+    child.on('message', onMsg);
+    child.once('exit', onExit);
+    child.send({ ...msg, id });
   });
 }

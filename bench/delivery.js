@@ -35,7 +35,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { capture, machineInfo, procTicks, stopChild } from './_common.js';
+import { capture, machineInfo, procTicks, rpc, stopChild } from './_common.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SELF), '..');
@@ -136,22 +136,6 @@ function receiverRole() {
   process.on('disconnect', () => process.exit(0));
 }
 
-let rpcSeq = 0;
-function rpc(child, msg) {
-  return new Promise((resolve, reject) => {
-    const id = ++rpcSeq;
-    const onMsg = (m) => {
-      if (m?.id !== id) return;
-      child.off('message', onMsg);
-      child.off('exit', onExit);
-      resolve(m);
-    };
-    const onExit = (code) => reject(new Error(`receivers exited (${code}) during ${msg.cmd}`));
-    child.on('message', onMsg);
-    child.once('exit', onExit);
-    child.send({ ...msg, id });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Part 3's BullMQ worker: what a Node team usually writes. Renders and signs with the same library as the engine.

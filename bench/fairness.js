@@ -43,12 +43,11 @@ import { execFile, execFileSync, fork, spawn } from 'node:child_process';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { capture, machineInfo, procTicks, stopChild } from './_common.js';
+import { capture, freePort, machineInfo, procTicks, rpc, stopChild } from './_common.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const HERE = path.dirname(SELF);
@@ -198,22 +197,6 @@ async function apiRole() {
   process.send({ ready: true, url: running.url });
 }
 
-let rpcSeq = 0;
-function rpc(child, msg) {
-  return new Promise((resolve, reject) => {
-    const id = ++rpcSeq;
-    const onMsg = (m) => {
-      if (m?.id !== id) return;
-      child.off('message', onMsg);
-      child.off('exit', onExit);
-      resolve(m);
-    };
-    const onExit = (code) => reject(new Error(`receivers exited (${code}) during ${msg.cmd}`));
-    child.on('message', onMsg);
-    child.once('exit', onExit);
-    child.send({ ...msg, id });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -664,16 +647,6 @@ function userBody(tag) {
   };
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitHealthy(url, child) {
   const until = Date.now() + 30_000;

@@ -5,7 +5,7 @@ import type { WorkerOptions } from '../src/delivery/worker.js';
 import { pruneOnce } from '../src/jobs/retention.js';
 import type { LookupFn } from '../src/security/ssrf.js';
 import { client, newOperator, newUser, payThroughPage, startTestServer, testWorkers, type Api, type TestServer } from './helpers.js';
-import { startReceiver, type Received } from './receiver.js';
+import { inFlightPeak, startReceiver, type Received } from './receiver.js';
 
 const DAY = 86_400_000;
 let s: TestServer;
@@ -206,15 +206,8 @@ describe('endpoint health', () => {
 
   it('caps attempts in flight per endpoint at its max_concurrency', async () => {
     await endpoint('/capped', { events: ['intent.approved'], max_concurrency: 2 });
-    let now = 0;
-    let peak = 0;
-    rx.setResponder(async (r) => {
-      if (r.path !== '/capped') return { status: 200 };
-      peak = Math.max(peak, ++now);
-      await new Promise((res) => setTimeout(res, 40));
-      now--;
-      return { status: 200 };
-    });
+    const flight = inFlightPeak('/capped', 40);
+    rx.setResponder(flight.responder);
     for (let i = 0; i < 10; i++) await payment(300 + i);
     const w = worker({ concurrency: 50, pollMs: 20 });
     const ticker = setInterval(() => s.clock.advance(50), 50);
@@ -224,7 +217,7 @@ describe('endpoint health', () => {
     } finally {
       clearInterval(ticker);
     }
-    expect(peak).toBe(2);
+    expect(flight.peak).toBe(2);
   });
 
   it('starts at most rate_limit_per_s attempts per second to an endpoint, by the clock', async () => {

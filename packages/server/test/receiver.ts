@@ -21,6 +21,27 @@ export interface Answer {
 
 export type Responder = (req: Received) => Answer | Promise<Answer>;
 
+/**
+ * A responder that answers 200 after `ms`, and records the most requests to `path` it had in flight at once
+ * (`peak`); requests to other paths are answered 200 at once.
+ */
+export function inFlightPeak(path: string, ms: number): { responder: Responder; readonly peak: number } {
+  let now = 0;
+  let peak = 0;
+  return {
+    get peak() {
+      return peak;
+    },
+    responder: async (r) => {
+      if (r.path !== path) return { status: 200 };
+      peak = Math.max(peak, ++now);
+      await new Promise((res) => setTimeout(res, ms));
+      now--;
+      return { status: 200 };
+    },
+  };
+}
+
 /** A real HTTP receiver on 127.0.0.1: records every request and answers as `respond` says. */
 export async function startReceiver(respond: Responder = () => ({ status: 200, body: 'ok' })) {
   const received: Received[] = [];

@@ -21,7 +21,7 @@ import { withTx } from '../src/db/pool.js';
 import { DEFAULT_HEALTH_POLICY } from '../src/domain/health.js';
 import { insertTenantEvent } from '../src/store/events.js';
 import { client, newOperator, newUser, payThroughPage, startTestServer, testWorkers, type Api, type TestServer } from './helpers.js';
-import { startReceiver } from './receiver.js';
+import { inFlightPeak, startReceiver } from './receiver.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/cli.js');
 
@@ -132,15 +132,8 @@ describe('claims', () => {
     s.clock.set(Date.now());
     const t = await tenant('Shared Cap Co');
     await endpoint(t.api, '/shared-cap', { max_concurrency: 3 });
-    let now = 0;
-    let peak = 0;
-    rx.setResponder(async (r) => {
-      if (r.path !== '/shared-cap') return { status: 200 };
-      peak = Math.max(peak, ++now);
-      await new Promise((res) => setTimeout(res, 60));
-      now--;
-      return { status: 200 };
-    });
+    const flight = inFlightPeak('/shared-cap', 60);
+    rx.setResponder(flight.responder);
     const N = 40;
     for (let i = 0; i < N; i++) await payment(t, 400 + i);
     const children: ChildProcess[] = [];
@@ -154,8 +147,8 @@ describe('claims', () => {
       for (const c of children) c.kill('SIGTERM');
       await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
     }
-    expect(peak).toBeGreaterThan(1);
-    expect(peak).toBeLessThanOrEqual(3);
+    expect(flight.peak).toBeGreaterThan(1);
+    expect(flight.peak).toBeLessThanOrEqual(3);
   });
 });
 
@@ -260,21 +253,14 @@ describe('fifo endpoints', () => {
   it('never have two attempts in flight, even with many workers', async () => {
     const t = await tenant('One At A Time Co');
     await endpoint(t.api, '/fifo-slow', { ordering: 'fifo' });
-    let now = 0;
-    let peak = 0;
-    rx.setResponder(async (r) => {
-      if (r.path !== '/fifo-slow') return { status: 200 };
-      peak = Math.max(peak, ++now);
-      await new Promise((res) => setTimeout(res, 30));
-      now--;
-      return { status: 200 };
-    });
+    const flight = inFlightPeak('/fifo-slow', 30);
+    rx.setResponder(flight.responder);
     const events: string[] = [];
     for (let i = 0; i < 8; i++) events.push(await payment(t, 900 + i));
     const ws = [harness.make({ pollMs: 10 }), harness.make({ pollMs: 10 }), harness.make({ pollMs: 10 })];
     await Promise.all(ws.map((w) => w.start()));
     await expect.poll(() => at('/fifo-slow').length, { timeout: 15_000, interval: 20 }).toBe(8);
-    expect(peak).toBe(1);
+    expect(flight.peak).toBe(1);
     expect(at('/fifo-slow').map((r) => eventOf(r))).toEqual(events);
   });
 });

@@ -268,9 +268,8 @@ export async function claimBatch(db: Db, worker: string, now: Date, leaseMs: num
     const live = await liveLeases(tx, locked, now);
     const { grants, wakeAt: refill } = grant(locked, state, live, t, limit, o);
     if (refill !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, refill);
-    if (grants.reduce((n, g) => n + g.n, 0) < limit && locked.some((v) => !grants.find((g) => g.lane === v.lane && g.operator_id === v.operator_id))) {
-      soon(1_000); // a lane at its cap: its own worker's next claim serves it; this one looks again within a second
-    }
+    // A lane that gives nothing now (at its cap: its own worker's next claim serves it): look again within a second.
+    if (grants.length < locked.length) soon(1_000);
     if (grants.length === 0) return [];
     return takeFromLanes(tx, worker, now, leaseMs, grants);
   });
@@ -279,15 +278,14 @@ export async function claimBatch(db: Db, worker: string, now: Date, leaseMs: num
 
 /**
  * `heads`: every lane with a pending delivery, by a loose index scan of deliveries_lane (one descent per lane,
- * whatever the backlog). `attempts >= 0` (always true) makes each step read the row, not the index alone: a plain
- * index scan marks the entries of rows it finds dead (claimed or completed since) so that later scans skip them.
+ * whatever the backlog).
  */
 const LANES_WITH_WORK = `WITH RECURSIVE heads AS (
-       (SELECT operator_id, lane FROM deliveries WHERE status = 'pending' AND attempts >= 0 ORDER BY operator_id, lane LIMIT 1)
+       (SELECT operator_id, lane FROM deliveries WHERE status = 'pending' ORDER BY operator_id, lane LIMIT 1)
        UNION ALL
        SELECT n.operator_id, n.lane FROM heads h CROSS JOIN LATERAL (
          SELECT operator_id, lane FROM deliveries
-          WHERE status = 'pending' AND attempts >= 0 AND (operator_id, lane) > (h.operator_id, h.lane)
+          WHERE status = 'pending' AND (operator_id, lane) > (h.operator_id, h.lane)
           ORDER BY operator_id, lane LIMIT 1
        ) n
      )`;
@@ -295,13 +293,13 @@ const LANES_WITH_WORK = `WITH RECURSIVE heads AS (
 /** Step 1 of the claim: every lane with pending work, its head's due time, and what admission needs of it. */
 async function findLanes(db: Queryable): Promise<LaneView[]> {
   const { rows } = await db.query<LaneView>({
-    name: 'cw_find_lanes_v2',
+    name: 'cw_find_lanes_v3',
     text: `${LANES_WITH_WORK}
      SELECT h.operator_id, h.lane,
             CASE WHEN e.ordering = 'fifo'
                  THEN (SELECT f.next_attempt_at FROM deliveries f WHERE f.operator_id = h.operator_id AND f.lane = h.lane AND f.status = 'pending'
                         ORDER BY f.created_at, f.seq NULLS FIRST, f.id LIMIT 1)
-                 ELSE (SELECT d.next_attempt_at FROM deliveries d WHERE d.operator_id = h.operator_id AND d.lane = h.lane AND d.status = 'pending' AND d.attempts >= 0
+                 ELSE (SELECT d.next_attempt_at FROM deliveries d WHERE d.operator_id = h.operator_id AND d.lane = h.lane AND d.status = 'pending'
                         ORDER BY d.next_attempt_at LIMIT 1) END AS head,
             l.served, e.max_concurrency, e.rate_limit_per_s, coalesce(e.ordering = 'fifo', false) AS fifo,
             coalesce(e.circuit_state, l.circuit_state) AS circuit_state, CASE WHEN e.id IS NOT NULL THEN e.circuit_retry_at ELSE l.circuit_retry_at END AS circuit_retry_at
@@ -502,7 +500,7 @@ export async function oldestWaiting(db: Queryable, now: Date): Promise<Date | nu
      SELECT min(x.head) AS at
        FROM heads h
        CROSS JOIN LATERAL (
-         SELECT d.next_attempt_at AS head FROM deliveries d WHERE d.operator_id = h.operator_id AND d.lane = h.lane AND d.status = 'pending' AND d.attempts >= 0
+         SELECT d.next_attempt_at AS head FROM deliveries d WHERE d.operator_id = h.operator_id AND d.lane = h.lane AND d.status = 'pending'
           ORDER BY d.next_attempt_at LIMIT 1
        ) x
       WHERE h.lane IS NOT NULL AND x.head <= $1
