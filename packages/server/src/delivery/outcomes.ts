@@ -63,7 +63,7 @@ export function createOutcomeWriter(
 ) {
   const { db, log } = deps;
   let pending: Written[] = [];
-  let timer: NodeJS.Timeout | undefined;
+  let timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   let running: Promise<void> | undefined;
   let backoff = 100;
   let failures = 0;
@@ -163,7 +163,8 @@ export function createOutcomeWriter(
 
   function start(): Promise<void> {
     if (timer) {
-      clearTimeout(timer);
+      if (o.flushMs > 0) clearTimeout(timer as NodeJS.Timeout);
+      else clearImmediate(timer as NodeJS.Immediate);
       timer = undefined;
     }
     running ??= run().finally(() => {
@@ -176,7 +177,9 @@ export function createOutcomeWriter(
   function schedule() {
     if (running) return;
     if (pending.length >= o.batchSize) void start();
-    else if (!timer) timer = setTimeout(() => void start(), o.flushMs);
+    // flushMs 0: at the end of this turn of the event loop, with every outcome that came in during it; while that
+    // write runs, the next batch gathers (a lease ends only once its outcome is written: waiting longer holds it).
+    else if (!timer) timer = o.flushMs > 0 ? setTimeout(() => void start(), o.flushMs) : setImmediate(() => void start());
   }
 
   return {

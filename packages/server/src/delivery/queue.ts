@@ -4,7 +4,7 @@
  * state), the secret and the operator's schedule overrides. Each function is one round trip.
  */
 import { DEFAULT_PAYLOAD_VERSION, type EventRecord, type Format, type PayloadVersion } from '@cashwire/webhooks';
-import { afterCommit, withTx, type Db, type Queryable } from '../db/pool.js';
+import { afterCommit, type Db, type Queryable } from '../db/pool.js';
 import { grant, laneKey, lanesToTry, type AdmissionOptions, type LaneGrant, type LaneState, type LaneView } from './admission.js';
 import type { RetrySchedule, ScheduleName } from '../domain/retry.js';
 
@@ -153,7 +153,7 @@ export async function recoverDeliveries(db: Queryable, e: { operator_id: string;
 /** Holds an endpoint's queued deliveries (not the ones a worker holds a lease on). */
 export async function holdEndpoint(tx: Queryable, e: { operator_id: string; id: string }): Promise<void> {
   await tx.query(
-    `UPDATE deliveries SET next_attempt_at = ${HELD_SQL} WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL`,
+    `UPDATE deliveries SET next_attempt_at = ${HELD_SQL} WHERE operator_id = $1 AND lane = 'ep:' || $2 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL`,
     [e.operator_id, e.id],
   );
 }
@@ -161,7 +161,7 @@ export async function holdEndpoint(tx: Queryable, e: { operator_id: string; id: 
 /** An open circuit: the endpoint's queued deliveries wait until its probe time, so they take no worker capacity. */
 export async function holdUntilProbe(tx: Queryable, e: { operator_id: string; id: string }, retryAt: Date): Promise<void> {
   await tx.query(
-    `UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at < $3`,
+    `UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND lane = 'ep:' || $2 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at < $3`,
     [e.operator_id, e.id, retryAt],
   );
 }
@@ -169,7 +169,7 @@ export async function holdUntilProbe(tx: Queryable, e: { operator_id: string; id
 /** A recovered circuit: what it parked at its probe time is due now; deliveries waiting for their own retry stay. */
 export async function releaseProbeHold(tx: Queryable, e: { operator_id: string; id: string }, parkedAt: Date, now: Date): Promise<void> {
   await tx.query(
-    `UPDATE deliveries SET next_attempt_at = $4 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at = $3`,
+    `UPDATE deliveries SET next_attempt_at = $4 WHERE operator_id = $1 AND lane = 'ep:' || $2 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at = $3`,
     [e.operator_id, e.id, parkedAt, now],
   );
 }
@@ -177,7 +177,7 @@ export async function releaseProbeHold(tx: Queryable, e: { operator_id: string; 
 /** An enabled endpoint: everything it held, and every retry it was waiting for, is due now (leased rows are left to their worker). */
 export async function releaseEndpoint(tx: Queryable, e: { operator_id: string; id: string }, now: Date): Promise<void> {
   const r = await tx.query(
-    `UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at > $3`,
+    `UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND lane = 'ep:' || $2 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at > $3`,
     [e.operator_id, e.id, now],
   );
   if (r.rowCount) wakeAfterCommit(tx);
@@ -187,7 +187,7 @@ export async function releaseEndpoint(tx: Queryable, e: { operator_id: string; i
 export async function failEndpointDeliveries(tx: Queryable, e: { operator_id: string; id: string }, now: Date): Promise<void> {
   await tx.query(
     `UPDATE deliveries SET status = 'failed', last_error = 'endpoint_deleted', completed_at = $3, leased_by = NULL
-      WHERE operator_id = $1 AND endpoint_id = $2 AND status = 'pending'`,
+      WHERE operator_id = $1 AND lane = 'ep:' || $2 AND endpoint_id = $2 AND status = 'pending'`,
     [e.operator_id, e.id, now],
   );
 }
@@ -231,11 +231,15 @@ export interface Claimed {
 export interface ClaimResult {
   rows: Claimed[];
   wakeAt: number | undefined;
+  /** Settles when the claim's COMMIT is done (rejects if it failed: the rows were then not leased). */
+  committed: Promise<void>;
 }
 
 /** Claims up to `limit` due deliveries: {@link claimBatch} without the wake-up time. */
 export async function claim(db: Db, worker: string, now: Date, leaseMs: number, limit: number, o: AdmissionOptions = { destinationConcurrency: 32 }): Promise<Claimed[]> {
-  return (await claimBatch(db, worker, now, leaseMs, limit, o)).rows;
+  const r = await claimBatch(db, worker, now, leaseMs, limit, o);
+  await r.committed;
+  return r.rows;
 }
 
 /**
@@ -253,27 +257,44 @@ export async function claim(db: Db, worker: string, now: Date, leaseMs: number, 
  */
 export async function claimBatch(db: Db, worker: string, now: Date, leaseMs: number, limit: number, o: AdmissionOptions): Promise<ClaimResult> {
   const t = now.getTime();
-  const lanes = await findLanes(db);
-  const { order, wakeAt: later } = lanesToTry(lanes, t, limit);
-  let wakeAt = later;
-  const soon = (ms: number) => {
-    wakeAt = Math.min(wakeAt ?? Infinity, t + ms);
+  if (limit <= 0) return { rows: [], wakeAt: undefined, committed: Promise.resolve() };
+  // Three round trips: the lanes are read on one connection while the transaction begins on another, then the lanes
+  // are locked and their leases counted in one statement, then the deliveries are taken. The COMMIT is not waited for:
+  // the rows go out at once (a lost COMMIT only means they can be claimed again, as after a worker's crash).
+  const client = await db.connect();
+  let committed: Promise<void> | undefined;
+  const finish = (sql: 'COMMIT' | 'ROLLBACK') => {
+    committed = client.query(sql).then(() => client.release(), (err: Error) => {
+      client.release(err);
+      if (sql === 'COMMIT') throw err;
+    });
+    committed.catch(() => {}); // the loop does not wait for it; claim() and tick() do
   };
-  if (order.length === 0 || limit <= 0) return { rows: [], wakeAt };
-  const rows = await withTx(db, async (tx) => {
-    const state = await lockLanes(tx, order);
-    if (state.size < order.length) soon(50); // another worker is claiming from the rest: look again shortly
-    if (state.size === 0) return [];
-    const locked = order.filter((v) => state.has(laneKey(v)));
-    const live = await liveLeases(tx, locked, now);
-    const { grants, wakeAt: refill } = grant(locked, state, live, t, limit, o);
-    if (refill !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, refill);
-    // A lane that gives nothing now (at its cap: its own worker's next claim serves it): look again within a second.
-    if (grants.length < locked.length) soon(1_000);
-    if (grants.length === 0) return [];
-    return takeFromLanes(tx, worker, now, leaseMs, grants);
-  });
-  return { rows, wakeAt };
+  try {
+    const [lanes] = await Promise.all([findLanes(db), client.query('BEGIN')]);
+    const { order, wakeAt: later } = lanesToTry(lanes, t, limit);
+    let wakeAt = later;
+    const soon = (ms: number) => {
+      wakeAt = Math.min(wakeAt ?? Infinity, t + ms);
+    };
+    let rows: Claimed[] = [];
+    if (order.length > 0) {
+      const { state, live } = await lockLanes(client, order, now);
+      // Lanes another worker is claiming from (or just claimed from, after this statement's snapshot): look again shortly.
+      if (state.size < order.length) soon(50);
+      const locked = order.filter((v) => state.has(laneKey(v)));
+      const { grants, wakeAt: refill } = grant(locked, state, live, t, limit, o);
+      if (refill !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, refill);
+      // A lane that gives nothing now (at its cap: its own worker's next claim serves it): look again within a second.
+      if (grants.length < locked.length) soon(1_000);
+      if (grants.length > 0) rows = await takeFromLanes(client, worker, now, leaseMs, grants);
+    }
+    finish('COMMIT');
+    return { rows, wakeAt, committed: committed! };
+  } catch (err) {
+    if (!committed) finish('ROLLBACK');
+    throw err;
+  }
 }
 
 /**
@@ -311,36 +332,41 @@ async function findLanes(db: Queryable): Promise<LaneView[]> {
   return rows.filter((r) => r.head && r.head < HELD).map((r) => ({ ...r, served: r.served === null ? null : Number(r.served) }));
 }
 
-/** Step 2: locks the lanes' rows (skipping those another claim holds), making missing ones; returns their state. */
-async function lockLanes(tx: Queryable, lanes: LaneView[]): Promise<Map<string, LaneState>> {
-  const { rows } = await tx.query<LaneState>({
-    name: 'cw_lock_lanes_v1',
+/**
+ * Step 2: locks the lanes' rows (skipping those another claim holds), making missing ones, and counts each one's
+ * attempts in flight (pending, leased, lease not run out). One statement, one snapshot, taken before the locks: a claim
+ * that committed leases on a lane after that snapshot also moved the lane's `served`, and the lock reads the row as it
+ * is now, so a lane whose `served` differs from the snapshot's may have leases this count misses. Such a lane is left
+ * out (as if locked by another worker) and tried again at the next claim.
+ */
+async function lockLanes(tx: Queryable, lanes: LaneView[], now: Date): Promise<{ state: Map<string, LaneState>; live: Map<string, number> }> {
+  const { rows } = await tx.query<LaneState & { stale: boolean; live: number }>({
+    name: 'cw_lock_lanes_v2',
     text: `WITH w AS (SELECT * FROM unnest($1::text[], $2::text[]) AS w(op, lane)),
      locked AS (
-       SELECT l.operator_id, l.lane, l.tokens, l.tokens_at, l.circuit_state, l.circuit_retry_at
+       SELECT l.operator_id, l.lane, l.tokens, l.tokens_at, l.circuit_state, l.circuit_retry_at, l.served
          FROM delivery_lanes l JOIN w ON l.operator_id = w.op AND l.lane = w.lane
           FOR UPDATE OF l SKIP LOCKED
      ), made AS (
        INSERT INTO delivery_lanes (operator_id, lane) SELECT op, lane FROM w ON CONFLICT DO NOTHING
-       RETURNING operator_id, lane, tokens, tokens_at, circuit_state, circuit_retry_at
+       RETURNING operator_id, lane, tokens, tokens_at, circuit_state, circuit_retry_at, served
      )
-     SELECT * FROM locked UNION ALL SELECT * FROM made`,
-    values: [lanes.map((v) => v.operator_id), lanes.map((v) => v.lane)],
-  });
-  return new Map(rows.map((r) => [laneKey(r), r]));
-}
-
-/** Step 3: each lane's attempts in flight: pending, leased, lease not run out. */
-async function liveLeases(tx: Queryable, lanes: LaneView[], now: Date): Promise<Map<string, number>> {
-  const { rows } = await tx.query<{ operator_id: string; lane: string; n: number }>({
-    name: 'cw_live_leases_v1',
-    text: `SELECT w.op AS operator_id, w.lane,
-            (SELECT count(*)::int FROM deliveries d WHERE d.operator_id = w.op AND d.lane = w.lane AND d.status = 'pending'
-                AND d.leased_by IS NOT NULL AND d.next_attempt_at > $3) AS n
-       FROM unnest($1::text[], $2::text[]) AS w(op, lane)`,
+     SELECT k.operator_id, k.lane, k.tokens, k.tokens_at, k.circuit_state, k.circuit_retry_at,
+            k.served IS DISTINCT FROM (SELECT s.served FROM delivery_lanes s WHERE s.operator_id = k.operator_id AND s.lane = k.lane) AS stale,
+            (SELECT count(*)::int FROM deliveries d WHERE d.operator_id = k.operator_id AND d.lane = k.lane AND d.status = 'pending'
+                AND d.leased_by IS NOT NULL AND d.next_attempt_at > $3) AS live
+       FROM (SELECT * FROM locked UNION ALL SELECT * FROM made) k`,
     values: [lanes.map((v) => v.operator_id), lanes.map((v) => v.lane), now],
   });
-  return new Map(rows.map((r) => [laneKey(r), r.n]));
+  const state = new Map<string, LaneState>();
+  const live = new Map<string, number>();
+  for (const r of rows) {
+    if (r.stale) continue;
+    const { stale: _stale, live: n, ...st } = r;
+    state.set(laneKey(r), st);
+    live.set(laneKey(r), n);
+  }
+  return { state, live };
 }
 
 /** Step 4: takes the granted deliveries and marks the lanes served. */

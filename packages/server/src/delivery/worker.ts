@@ -42,7 +42,7 @@ export interface WorkerOptions extends SendTimeouts {
   pollMs: number;
   /** Listen for NOTIFY. Default true. */
   listen: boolean;
-  /** Outcomes wait at most this long to be written with others. Default 5 ms. */
+  /** Outcomes wait at most this long to be written with others; 0 (the default): written at the end of the event loop's turn, or with the next batch while one is being written. */
   flushMs: number;
   /** On stop, in-flight attempts get this long to finish before they are aborted and released. Default 10 s. */
   drainMs: number;
@@ -64,7 +64,7 @@ export const DEFAULT_WORKER_OPTIONS: WorkerOptions = {
   leaseMs: 30_000,
   pollMs: 1_000,
   listen: true,
-  flushMs: 5,
+  flushMs: 0,
   drainMs: 10_000,
   clockSync: true,
   bodyWindowMs: 1_000,
@@ -141,7 +141,11 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
   const qclock = o.clockSync ? syncedClock(deps.db, deps.clock, (err) => log.warn({ err: (err as Error).message }, 'could not read the database clock')) : undefined;
   const clock = qclock ?? deps.clock;
   const health = createHealthRecorder({ db: deps.db, clock, ids: deps.ids, log }, o.health);
-  const writer = createOutcomeWriter({ db: deps.db, clock, log, worker: id }, o, (items) => health.record(
+  const writer = createOutcomeWriter({ db: deps.db, clock, log, worker: id }, o, (items) => {
+    // Written outcomes end their leases: their lanes have room again, across all workers. Claim now (a lane at its cap
+    // when the attempts finished had nothing to give until these were written).
+    if (running && !stopping) wakeup.poke();
+    health.record(
     items.filter((i) => i.completion.outcome).map((i) => ({
       operator_id: i.claimed.operator_id,
       endpoint_id: i.claimed.endpoint_id,
@@ -151,7 +155,8 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
       // A success at a destination that was healthy at the claim changes nothing.
       nothingNew: i.completion.outcome === 'succeeded' && i.claimed.circuit_state === 'closed' && i.claimed.consecutive_failures === 0,
     })),
-  ));
+    );
+  });
   const wakeup = createWakeup({ db: deps.db, log, worker: id }, o);
   // For /readyz: this worker is alive and claiming (written at most every 5 s).
   const heartbeat = createHeartbeat({ db: deps.db, clock, worker: id, log }, 5_000);
@@ -399,7 +404,9 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     async tick(): Promise<number> {
       let total = 0;
       for (;;) {
-        const { rows: batch } = await claimBatch(deps.db, id, clock.now(), o.leaseMs, o.batchSize, admissionOptions);
+        const claimed = await claimBatch(deps.db, id, clock.now(), o.leaseMs, o.batchSize, admissionOptions);
+        await claimed.committed;
+        const batch = claimed.rows;
         stats.claimed += batch.length;
         stats.claims++;
         const attempts: Promise<void>[] = [];
