@@ -217,7 +217,8 @@ export async function run(options = {}) {
   return out.rows;
 }
 
-async function runAll(options = {}) {
+/** The scenario with its details: { machine, rows, notes, problems, drain } (`drain`: A's curve and CPU; bench/recovery.js). */
+export async function runAll(options = {}) {
   const o = { ...DEFAULTS, ...options };
   const began = Date.now();
   let lib;
@@ -264,7 +265,7 @@ async function runAll(options = {}) {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  return { machine: ctx.machine, rows, notes: ctx.notes, problems: ctx.problems };
+  return { machine: ctx.machine, rows, notes: ctx.notes, problems: ctx.problems, drain: ctx.drain };
 }
 
 async function scenario(ctx, dataDir, began) {
@@ -550,6 +551,19 @@ async function scenario(ctx, dataDir, began) {
   log(`B: ${bLat.length}/${o.b} arrived; authorize answer → receipt p50 ${p50} ms, p99 ${p99} ms, max ${max} ms; POST /authorize took p50 ${q(authMs, 0.5)} ms, max ${authMs.at(-1)} ms`);
   if (lastB) log(`B's last webhook arrived ${lastB.at - tRelease} ms after the release; A then had ${pendingAtLastB?.toLocaleString('en-US')} deliveries pending in the database (asked ${lastB.lagMs} ms after that receipt, answered in ${lastB.queriedMs} ms), ${notYetAtLastB.toLocaleString('en-US')} not yet received`);
   log(`A: ${drained ? `drained in ${drainSecs.toFixed(2)} s (${drainRate.toLocaleString('en-US')}/s)` : 'NOT drained'}; ${succeeded.toLocaleString('en-US')} succeeded, ${aTotalAttempts.toLocaleString('en-US')} attempts counted, ${aReclaims} reclaims; per endpoint ${perEndpoint}; ${recv.aDup} duplicates`);
+
+  // A's drain in detail, for bench/recovery.js: receipts per 100 ms from the release, CPU per delivery of each party.
+  const slots = [];
+  for (const at of aTimes) {
+    const k = Math.max(0, Math.floor((at - tRelease) / 100));
+    while (slots.length <= k) slots.push(0);
+    slots[k]++;
+  }
+  ctx.drain = {
+    expected, succeeded, drained, drainSecs, releaseMs: tReleased - tRelease, firstMs: firstA - tRelease, lastMs: lastA - tRelease, per100ms: slots,
+    cpuUsPerDelivery: Object.fromEntries(cpuNames.map((n, i) => [n, Math.round(((ticks1[i] - ticks0[i]) * TICK_MS * 1000) / Math.max(1, succeeded))])),
+    busyPct, transactions: x1 - x0, reclaims: aReclaims, duplicates: recv.aDup, badSignatures: recv.aBad, attempts: aTotalAttempts,
+  };
 
   const verdict = pass ? 'PASS' : 'FAIL';
   const fairness = fairnessNote({ lastB, pendingAtLastB, expected, drained, drainSecs, max, p99, sortedAhead, bCount: bLat.length, o });

@@ -250,6 +250,39 @@ describe('fifo endpoints', () => {
     expect((await t.api.get(`/webhook/endpoints/${ep.id}`)).body.waiting_on).toBeNull();
   });
 
+  it('claim a lane at its cap again as soon as its outcomes are written, not after the one-second look (polling off)', async () => {
+    // The drain's tail: attempts that finish free the worker's slots, but the lane's leases end only once their
+    // outcomes are written; a claim in between finds the lane full. Claiming again after the write, eight deliveries
+    // one at a time take a few round trips each; waiting for the fallback look, they would take over seven seconds.
+    const t = await tenant('Tail Co');
+    await endpoint(t.api, '/tail', { max_concurrency: 1 });
+    for (let i = 0; i < 8; i++) await payment(t, 500 + i);
+    const w = harness.make({ pollMs: 0, listen: false });
+    await w.start();
+    await expect.poll(() => at('/tail').length, { timeout: 4_000, interval: 20 }).toBe(8);
+  });
+
+  it("skip a disabled endpoint's lane: disabling and enabling it rewrite none of its deliveries", async () => {
+    const t = await tenant('Outage Co');
+    const ep = await endpoint(t.api, '/outage');
+    for (let i = 0; i < 3; i++) await payment(t, 600 + i);
+    const rows = async () => (await db().query<{ id: string; xmin: string; next_attempt_at: Date }>(
+      `SELECT id, xmin::text, next_attempt_at FROM deliveries WHERE operator_id = $1 AND endpoint_id = $2 ORDER BY id`, [t.id, ep.id])).rows;
+    const before = await rows();
+    expect(before).toHaveLength(3);
+    expect((await t.api.post(`/webhook/endpoints/${ep.id}/disable`)).status).toBe(200);
+    expect(await rows()).toEqual(before); // not one row written
+    expect((await claim(db(), 'outage', s.clock.now(), 60_000, 200)).filter((c) => c.endpoint_id === ep.id)).toHaveLength(0);
+    const eventId = (await db().query<{ event_id: string }>('SELECT event_id FROM deliveries WHERE operator_id = $1 AND id = $2', [t.id, before[0]!.id])).rows[0]!.event_id;
+    const ev = (await t.api.get(`/events/${eventId}`)).body;
+    expect(ev.deliveries[0]).toMatchObject({ status: 'pending', held: true });
+    expect((await t.api.post(`/webhook/endpoints/${ep.id}/enable`)).status).toBe(200);
+    expect(await rows()).toEqual(before);
+    const w = harness.make();
+    await w.tick();
+    expect(at('/outage')).toHaveLength(3);
+  });
+
   it('never have two attempts in flight, even with many workers', async () => {
     const t = await tenant('One At A Time Co');
     await endpoint(t.api, '/fifo-slow', { ordering: 'fifo' });

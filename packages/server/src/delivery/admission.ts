@@ -22,6 +22,8 @@ export interface LaneView {
   max_concurrency: number | null;
   rate_limit_per_s: number | null;
   fifo: boolean;
+  /** Its endpoint is disabled: nothing is taken from it until it is enabled (optional: false). */
+  held?: boolean;
   /** The circuit: the endpoint's, or the lane's own for a per-payment origin. */
   circuit_state: 'closed' | 'open' | null;
   circuit_retry_at: Date | null;
@@ -68,7 +70,7 @@ export function capOf(v: Pick<LaneView, 'max_concurrency' | 'fifo' | 'circuit_st
 
 /**
  * The lanes to try, in serving order, and when the first of the others can give something (ms; undefined if none
- * waits). A lane is tried when its head is due and its circuit does not hold it. The order: each operator's least
+ * waits). A lane is tried when its head is due, its endpoint is not disabled and its circuit does not hold it. The order: each operator's least
  * recently served lane first, operators least recently served first; then each operator's second lane; and so on.
  */
 export function lanesToTry(lanes: LaneView[], now: number, max: number): { order: LaneView[]; wakeAt: number | undefined } {
@@ -78,6 +80,7 @@ export function lanesToTry(lanes: LaneView[], now: number, max: number): { order
   };
   const ready: LaneView[] = [];
   for (const v of lanes) {
+    if (v.held) continue; // its endpoint is disabled: enabling it wakes the workers
     const head = v.head.getTime();
     const c = circuit(v, now);
     if (c.kind === 'open') later(Math.max(head, c.until));

@@ -10,7 +10,7 @@ import { literalForbidden, resolvesToForbidden } from '../security/ssrf.js';
 import { insertOperationalEvent } from '../store/events.js';
 import type { Caller, Deps } from '../payments/context.js';
 import { parseTime } from '../payments/pagination.js';
-import { failEndpointDeliveries, fifoHead, HELD, holdEndpoint, recoverDeliveries, releaseEndpoint, type FifoHead } from './queue.js';
+import { failEndpointDeliveries, fifoHead, HELD, recoverDeliveries, releaseEndpoint, type FifoHead } from './queue.js';
 
 export { HELD } from './queue.js';
 
@@ -228,14 +228,14 @@ export async function enableRow(tx: Queryable, e: Pick<EndpointRow, 'operator_id
   await releaseEndpoint(tx, e, now);
 }
 
-/** Marks the endpoint disabled and holds its queued deliveries. Returns false if it already was. */
+/** Marks the endpoint disabled, which holds its queued deliveries. Returns false if it already was. */
 export async function disableRow(deps: Pick<Deps, 'clock' | 'ids'>, tx: Queryable, e: Pick<EndpointRow, 'operator_id' | 'id' | 'url' | 'environment'>, reason: string, now: Date): Promise<boolean> {
   const r = await tx.query(
     `UPDATE endpoints SET status = 'disabled', disabled_reason = $3, disabled_at = $4, updated_at = $4
       WHERE operator_id = $1 AND id = $2 AND status = 'enabled'`,
     [e.operator_id, e.id, reason, now],
   );
-  await holdEndpoint(tx, e);
+  // Its deliveries stay as they are: the claim skips a disabled endpoint's lane.
   if (r.rowCount === 0) return false;
   await insertOperationalEvent(tx, deps, { operator_id: e.operator_id, environment: e.environment }, 'endpoint.disabled',
     { endpoint_id: e.id, url: e.url, reason, at: now.toISOString() });

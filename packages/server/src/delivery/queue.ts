@@ -8,7 +8,11 @@ import { afterCommit, type Db, type Queryable } from '../db/pool.js';
 import { grant, laneKey, lanesToTry, type AdmissionOptions, type LaneGrant, type LaneState, type LaneView } from './admission.js';
 import type { RetrySchedule, ScheduleName } from '../domain/retry.js';
 
-/** Far in the future: where held deliveries wait while their endpoint is disabled. */
+/**
+ * Far in the future: where a delivery answered with 410 waits (its endpoint is disabled right after, and enabling it
+ * makes the delivery due). Other deliveries of a disabled endpoint keep their due time: the claim skips the lane of a
+ * disabled endpoint (admission.ts), so disabling and enabling an endpoint rewrite none of its deliveries.
+ */
 export const HELD = new Date('9999-12-31T00:00:00Z');
 const HELD_SQL = `'9999-12-31T00:00:00Z'::timestamptz`;
 
@@ -60,8 +64,7 @@ export function enqueueSql(targets: string, now: string): string {
               coalesce(e.payload_version, o.settings->>'payload_version', '${DEFAULT_PAYLOAD_VERSION}'),
               CASE WHEN e.id IS NULL THEN t.secret END,
               o.settings->'retry_schedules',
-              CASE WHEN e.status = 'disabled' THEN ${HELD_SQL}
-                   WHEN e.circuit_state = 'open' THEN greatest(t.due, e.circuit_retry_at) ELSE t.due END,
+              CASE WHEN e.circuit_state = 'open' THEN greatest(t.due, e.circuit_retry_at) ELSE t.due END,
               ${now}
          FROM ${targets}
          JOIN operators o ON o.id = t.op
@@ -150,14 +153,6 @@ export async function recoverDeliveries(db: Queryable, e: { operator_id: string;
 // ---------------------------------------------------------------------------------------------------------------
 // Endpoints' queues: hold, release, end
 
-/** Holds an endpoint's queued deliveries (not the ones a worker holds a lease on). */
-export async function holdEndpoint(tx: Queryable, e: { operator_id: string; id: string }): Promise<void> {
-  await tx.query(
-    `UPDATE deliveries SET next_attempt_at = ${HELD_SQL} WHERE operator_id = $1 AND lane = 'ep:' || $2 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL`,
-    [e.operator_id, e.id],
-  );
-}
-
 /** An open circuit: the endpoint's queued deliveries wait until its probe time, so they take no worker capacity. */
 export async function holdUntilProbe(tx: Queryable, e: { operator_id: string; id: string }, retryAt: Date): Promise<void> {
   await tx.query(
@@ -174,13 +169,17 @@ export async function releaseProbeHold(tx: Queryable, e: { operator_id: string; 
   );
 }
 
-/** An enabled endpoint: everything it held, and every retry it was waiting for, is due now (leased rows are left to their worker). */
+/**
+ * An enabled endpoint: every retry it was waiting for (and a delivery answered with 410) is due now; leased rows are
+ * left to their worker. Its held deliveries were never moved (the claim skipped its lane): they are due as they were.
+ * The lane index reads only the deliveries due later than now.
+ */
 export async function releaseEndpoint(tx: Queryable, e: { operator_id: string; id: string }, now: Date): Promise<void> {
-  const r = await tx.query(
+  await tx.query(
     `UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND lane = 'ep:' || $2 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at > $3`,
     [e.operator_id, e.id, now],
   );
-  if (r.rowCount) wakeAfterCommit(tx);
+  wakeAfterCommit(tx);
 }
 
 /** A deleted endpoint: its queued deliveries end as failed, with their attempt logs kept. */
@@ -314,7 +313,7 @@ const LANES_WITH_WORK = `WITH RECURSIVE heads AS (
 /** Step 1 of the claim: every lane with pending work, its head's due time, and what admission needs of it. */
 async function findLanes(db: Queryable): Promise<LaneView[]> {
   const { rows } = await db.query<LaneView>({
-    name: 'cw_find_lanes_v3',
+    name: 'cw_find_lanes_v4',
     text: `${LANES_WITH_WORK}
      SELECT h.operator_id, h.lane,
             CASE WHEN e.ordering = 'fifo'
@@ -322,7 +321,7 @@ async function findLanes(db: Queryable): Promise<LaneView[]> {
                         ORDER BY f.created_at, f.seq NULLS FIRST, f.id LIMIT 1)
                  ELSE (SELECT d.next_attempt_at FROM deliveries d WHERE d.operator_id = h.operator_id AND d.lane = h.lane AND d.status = 'pending'
                         ORDER BY d.next_attempt_at LIMIT 1) END AS head,
-            l.served, e.max_concurrency, e.rate_limit_per_s, coalesce(e.ordering = 'fifo', false) AS fifo,
+            l.served, e.max_concurrency, e.rate_limit_per_s, coalesce(e.ordering = 'fifo', false) AS fifo, coalesce(e.status = 'disabled', false) AS held,
             coalesce(e.circuit_state, l.circuit_state) AS circuit_state, CASE WHEN e.id IS NOT NULL THEN e.circuit_retry_at ELSE l.circuit_retry_at END AS circuit_retry_at
        FROM heads h
        LEFT JOIN delivery_lanes l ON l.operator_id = h.operator_id AND l.lane = h.lane
@@ -532,7 +531,8 @@ export async function oldestWaiting(db: Queryable, now: Date): Promise<Date | nu
       WHERE h.lane IS NOT NULL AND x.head <= $1
         AND NOT EXISTS (SELECT 1 FROM deliveries f WHERE f.operator_id = h.operator_id AND f.lane = h.lane AND f.status = 'pending' AND f.leased_by IS NOT NULL AND f.next_attempt_at > $1)
         AND NOT EXISTS (SELECT 1 FROM delivery_lanes z WHERE z.operator_id = h.operator_id AND z.lane = h.lane AND z.circuit_state = 'open')
-        AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE starts_with(h.lane, 'ep:') AND e.operator_id = h.operator_id AND e.id = substr(h.lane, 4) AND e.circuit_state = 'open')`,
+        AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE starts_with(h.lane, 'ep:') AND e.operator_id = h.operator_id AND e.id = substr(h.lane, 4)
+                           AND (e.circuit_state = 'open' OR e.status = 'disabled'))`,
     [now],
   );
   return rows[0]?.at ?? null;
@@ -615,6 +615,8 @@ export async function openLanes(db: Queryable, operatorId?: string): Promise<{ o
 export interface DeliveryRow {
   id: string; endpoint_id: string | null; url: string; format: string; payload_version: string; status: DeliveryStatus; attempts: number;
   next_attempt_at: Date; last_status: number | null; last_error: string | null; created_at: Date; completed_at: Date | null; reclaims: number;
+  /** Pending and waiting for its endpoint to be enabled. */
+  held: boolean;
 }
 export interface AttemptRow {
   delivery_id: string; attempt: number; started_at: Date; latency_ms: number; status_code: number | null; error_code: string | null;
@@ -625,8 +627,9 @@ export interface AttemptRow {
 export async function deliveriesOf(db: Queryable, operatorId: string, eventId: string): Promise<{ deliveries: DeliveryRow[]; attempts: AttemptRow[] }> {
   const [d, a] = await Promise.all([
     db.query<DeliveryRow>(
-      `SELECT id, endpoint_id, url, format, payload_version, status, attempts, next_attempt_at, last_status, last_error, created_at, completed_at, reclaims
-         FROM deliveries WHERE operator_id = $1 AND event_id = $2 ORDER BY created_at, id`,
+      `SELECT id, endpoint_id, url, format, payload_version, status, attempts, next_attempt_at, last_status, last_error, created_at, completed_at, reclaims,
+              status = 'pending' AND (next_attempt_at >= ${HELD_SQL} OR ${HELD_BY_ENDPOINT}) AS held
+         FROM deliveries d WHERE operator_id = $1 AND event_id = $2 ORDER BY created_at, id`,
       [operatorId, eventId],
     ),
     db.query<AttemptRow>(
@@ -644,13 +647,16 @@ export function eventHasDeliveryIn(param: string): string {
   return `EXISTS (SELECT 1 FROM deliveries d WHERE d.operator_id = events.operator_id AND d.event_id = events.id AND d.status = ${param})`;
 }
 
+/** A delivery `d` whose endpoint is disabled: held, whatever its due time says. */
+const HELD_BY_ENDPOINT = `EXISTS (SELECT 1 FROM endpoints x WHERE x.operator_id = d.operator_id AND x.id = d.endpoint_id AND x.status = 'disabled')`;
+
 /** Queue gauges for /metrics. */
 export async function queueGauges(db: Queryable, now: Date): Promise<{ due: number; pending: number; dead: number; oldestDue: Date | null }> {
   const { rows } = await db.query<{ due: number; pending: number; dead: number; oldest: Date | null }>(
-    `SELECT (SELECT count(*)::int FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1) AS due,
+    `SELECT (SELECT count(*)::int FROM deliveries d WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT ${HELD_BY_ENDPOINT}) AS due,
             (SELECT count(*)::int FROM deliveries WHERE status = 'pending') AS pending,
             (SELECT count(*)::int FROM deliveries WHERE status = 'dead') AS dead,
-            (SELECT min(created_at) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1) AS oldest`,
+            (SELECT min(created_at) FROM deliveries d WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT ${HELD_BY_ENDPOINT}) AS oldest`,
     [now],
   );
   return { due: rows[0]!.due, pending: rows[0]!.pending, dead: rows[0]!.dead, oldestDue: rows[0]!.oldest };

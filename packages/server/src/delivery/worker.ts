@@ -219,7 +219,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
         continue;
       }
       if (d.endpoint_status === 'disabled') {
-        back.push({ operator_id: d.operator_id, id: d.id, attempt: d.attempts, at: HELD });
+        back.push({ operator_id: d.operator_id, id: d.id, attempt: d.attempts, at: new Date(now) }); // its lane is skipped while disabled
         continue;
       }
       if (d.circuit_state === 'open' && d.circuit_retry_at && d.circuit_retry_at.getTime() > now) {

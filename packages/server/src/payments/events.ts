@@ -1,6 +1,6 @@
 import { DEFAULT_PAYLOAD_VERSION, renderData, type EventRecord } from '@cashwire/webhooks';
 import { errors } from '../domain/errors.js';
-import { deliveriesOf, eventHasDeliveryIn, HELD, resendDeliveries } from '../delivery/queue.js';
+import { deliveriesOf, eventHasDeliveryIn, resendDeliveries } from '../delivery/queue.js';
 import type { EventRow } from '../store/events.js';
 import type { Caller, Deps } from './context.js';
 import { pageFilter } from './pagination.js';
@@ -52,7 +52,7 @@ export async function getEvent(deps: Deps, caller: Caller, id: string) {
     deliveries: deliveries.map((r) => ({
       id: r.id, endpoint_id: r.endpoint_id, url: r.url, format: r.format, payload_version: r.payload_version, status: r.status, attempts: r.attempts,
       next_attempt_at: r.status === 'pending' ? r.next_attempt_at.toISOString() : null,
-      held: r.status === 'pending' && r.next_attempt_at.getTime() >= HELD.getTime(),
+      held: r.held,
       last_status: r.last_status, last_error: r.last_error, created_at: r.created_at.toISOString(),
       completed_at: r.completed_at?.toISOString() ?? null,
       attempt_log: attempts.filter((x) => x.delivery_id === r.id).map((x) => ({
