@@ -35,6 +35,7 @@
 //   BENCH_FAIR_B            B's webhooks (default 20)               BENCH_FAIR_GAP_MS     between B's payments (default 100)
 //   BENCH_FAIR_RECEIVER_MS  receivers answer after this (default 20)
 //   BENCH_FAIR_API          split (default: API + one `cashwire worker`) or start (`cashwire start` alone)
+//   BENCH_CPU_PROF=<dir>    run the `cashwire worker` child with --cpu-prof, its profile written to <dir>
 //   BENCH_RESULT_FILE=<file>  also write { bench, machine, rows } as JSON (bench/run.js reads it)
 // CASHWIRE_* variables of the calling shell are not passed on: the processes run with the defaults, plus a secret
 // key, a data folder, high API rate limits and a one-hour sandbox settlement delay (so that no intent.settled
@@ -312,7 +313,8 @@ async function scenario(ctx, dataDir, began) {
     api = fork(SELF, ['--api', DIST('index.js')], { cwd: BENCH_ROOT, execArgv: [], env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     api.output = capture(api);
     ctx.children.add(api);
-    worker = spawn(process.execPath, [CLI, 'worker'], { cwd: BENCH_ROOT, env: { ...env, CASHWIRE_PARENT_PID: String(process.pid) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.env.BENCH_CPU_PROF)] : [];
+    worker = spawn(process.execPath, [...prof, CLI, 'worker'], { cwd: BENCH_ROOT, env: { ...env, CASHWIRE_PARENT_PID: String(process.pid) }, stdio: ['ignore', 'pipe', 'pipe'] });
     worker.output = capture(worker);
     ctx.children.add(worker);
   } else {
@@ -450,14 +452,17 @@ async function scenario(ctx, dataDir, began) {
     return done;
   })();
 
-  // Every 100 ms: is anything of A still pending (one index probe); every second also how much (for the log).
+  // Every 100 ms: is anything of A still pending; every second also how much is not yet received (for the log).
   const anyPendingA = async () => (await ctx.db.query(`SELECT EXISTS (SELECT 1 FROM deliveries WHERE operator_id = $1 AND status = 'pending') AS p`, [opA.id])).rows[0].p;
   const samples = [[0, expected]];
   let tDrained;
   let lastCount = tRelease;
   const drainDeadline = Math.min(tRelease + o.drainTimeoutMs, budgetEnd);
+  // The receivers are asked first (no load on the database under test); once they have every A delivery, the
+  // database is asked until it has nothing of A pending (the last outcomes written).
   for (;;) {
-    const pending = await anyPendingA();
+    const { aUnique } = await rpc(ctx.receivers, { cmd: 'count' });
+    const pending = aUnique < expected || (await anyPendingA());
     const at = Date.now();
     if (!pending) {
       tDrained = at;
@@ -466,7 +471,7 @@ async function scenario(ctx, dataDir, began) {
     }
     if (at - lastCount >= 1000) {
       lastCount = at;
-      samples.push([at - tRelease, await pendingA()]);
+      samples.push([at - tRelease, expected - aUnique]);
     }
     const dead = procs.find((p) => p.exitCode !== null || p.signalCode !== null);
     if (dead) throw new Error(`a Cashwire process exited (${dead.exitCode ?? dead.signalCode}):\n${dead.output()}`);
@@ -547,7 +552,7 @@ async function scenario(ctx, dataDir, began) {
   const perEndpoint = recv.aPer.join('/');
 
   log(`release: ${E} enables answered in ${tReleased - tRelease} ms; first A webhook ${firstA !== undefined ? firstA - tRelease : '–'} ms after the release, last ${lastA !== undefined ? lastA - tRelease : '–'} ms`);
-  log(`A pending (ms after release → pending): ${thin(samples, 12).map(([t, n]) => `${t}→${n}`).join(', ')}`);
+  log(`A not yet received (ms after release → count): ${thin(samples, 12).map(([t, n]) => `${t}→${n}`).join(', ')}`);
   log(`B: ${bLat.length}/${o.b} arrived; authorize answer → receipt p50 ${p50} ms, p99 ${p99} ms, max ${max} ms; POST /authorize took p50 ${q(authMs, 0.5)} ms, max ${authMs.at(-1)} ms`);
   if (lastB) log(`B's last webhook arrived ${lastB.at - tRelease} ms after the release; A then had ${pendingAtLastB?.toLocaleString('en-US')} deliveries pending in the database (asked ${lastB.lagMs} ms after that receipt, answered in ${lastB.queriedMs} ms), ${notYetAtLastB.toLocaleString('en-US')} not yet received`);
   log(`A: ${drained ? `drained in ${drainSecs.toFixed(2)} s (${drainRate.toLocaleString('en-US')}/s)` : 'NOT drained'}; ${succeeded.toLocaleString('en-US')} succeeded, ${aTotalAttempts.toLocaleString('en-US')} attempts counted, ${aReclaims} reclaims; per endpoint ${perEndpoint}; ${recv.aDup} duplicates`);

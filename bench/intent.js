@@ -26,6 +26,8 @@ const CLI = path.join(ROOT, 'packages/server/dist/cli.js');
 const CONNECTIONS = 50;
 const HELLO = { warmup: 2, duration: 10 };
 const INTENT = { warmup: 3, duration: 15 };
+// Deposits as a payment page makes them: a card token, then the authorization (issue figures: 32 in parallel, 50 users).
+const PAIRS = { parallel: 32, users: 50, endpoints: 10, warmup: 3, duration: 15 };
 const API_KEY = 'sk_sandbox_bench_0123456789abcdefghijklmnopqrstuv';
 const HIGH_LIMIT = '100000000';
 // Intents all go to one user by default. BENCH_USERS=n spreads them over n users (the foreign-key check on
@@ -173,12 +175,68 @@ async function main() {
     const plain = await load('POST /intent (no key)', plainOpts, INTENT, server.pid);
     rows.push(plain);
 
+    // 5. Deposits: POST /token then POST /authorize, PAIRS.parallel at once over PAIRS.users users, while
+    // PAIRS.endpoints registered endpoints subscribed to every event are disabled (their deliveries are held).
+    const pairUsers = [];
+    for (let i = 0; i < PAIRS.users; i++) {
+      const r = await fetch(`${base}/user`, { method: 'POST', headers: auth, body: JSON.stringify(userBody()) });
+      const u = await r.json();
+      if (r.status !== 200) throw new Error(`POST /user: ${r.status} ${JSON.stringify(u)}`);
+      pairUsers.push(u.id);
+    }
+    for (let i = 0; i < PAIRS.endpoints; i++) {
+      const r = await fetch(`${base}/webhook/endpoints`, { method: 'POST', headers: auth, body: JSON.stringify({ url: `http://127.0.0.1:9/bench-${i}`, events: ['*'] }) });
+      const e = await r.json();
+      if (r.status !== 201) throw new Error(`POST /webhook/endpoints: ${r.status} ${JSON.stringify(e)}`);
+      const d = await fetch(`${base}/webhook/endpoints/${e.id}/disable`, { method: 'POST', headers: auth });
+      if (d.status !== 200) throw new Error(`POST /webhook/endpoints/${e.id}/disable: ${d.status}`);
+    }
+    const pairStats = { ok: 0, bad: 0, codes: {}, lat: [] };
+    let pairSeq = 0;
+    const pairLoop = async (until, record) => {
+      while (Date.now() < until) {
+        const k = ++pairSeq;
+        const t0 = performance.now();
+        const tr = await fetch(`${base}/token`, { method: 'POST', headers: auth, body: JSON.stringify({ user_id: pairUsers[k % pairUsers.length], type: 'card_only' }) });
+        const tb = await tr.json();
+        let status = tr.status;
+        if (tr.status === 200) {
+          const ar = await fetch(`${base}/authorize`, { method: 'POST', headers: auth, body: JSON.stringify({ amount: 100 + (k % 50), currency: 'USD', direction: 'cash_in', token: tb.token, tag: `bench-pair-${runId}-${k}` }) });
+          await ar.arrayBuffer();
+          status = ar.status;
+        }
+        if (!record) continue;
+        if (status === 200) {
+          pairStats.ok++;
+          pairStats.lat.push(performance.now() - t0);
+        } else {
+          pairStats.bad++;
+          pairStats.codes[status] = (pairStats.codes[status] ?? 0) + 1;
+        }
+      }
+    };
+    process.stderr.write(`  POST /token + POST /authorize pairs: ${PAIRS.parallel} in parallel over ${PAIRS.users} users, ${PAIRS.endpoints} endpoints disabled, ${PAIRS.duration} s\n`);
+    await Promise.all(Array.from({ length: PAIRS.parallel }, () => pairLoop(Date.now() + PAIRS.warmup * 1000, false)));
+    const pairsBefore = cpuSnapshot(dbName, server.pid);
+    const pairsT0 = Date.now();
+    await Promise.all(Array.from({ length: PAIRS.parallel }, () => pairLoop(pairsT0 + PAIRS.duration * 1000, true)));
+    const pairsSecs = (Date.now() - pairsT0) / 1000;
+    const lat = pairStats.lat.sort((x, y) => x - y);
+    const pq = (x) => Math.round(lat[Math.min(lat.length - 1, Math.ceil(x * lat.length) - 1)] ?? 0);
+    rows.push({
+      title: `POST /token + POST /authorize pairs (${PAIRS.parallel} in parallel, ${PAIRS.users} users, ${PAIRS.endpoints} endpoints disabled)`,
+      rps: Math.round(pairStats.ok / pairsSecs), p50: pq(0.5), p99: pq(0.99), non2xx: pairStats.bad, errors: 0, timeouts: 0, ok: pairStats.ok,
+      statusCodes: pairStats.codes, cpu: cpuDelta(pairsBefore, cpuSnapshot(dbName, server.pid), pairStats.ok),
+    });
+
     // Every 2xx must be one new intent: no replays, nothing lost.
     const bench = cashwire.createPool(dbUrl.toString(), 1);
     let check;
     try {
       const { rows: [c] } = await bench.query(
-        `SELECT count(*) FILTER (WHERE idempotency_key IS NOT NULL)::int AS keyed, count(*) FILTER (WHERE idempotency_key IS NULL)::int AS plain,
+        `SELECT count(*) FILTER (WHERE idempotency_key IS NOT NULL)::int AS keyed, count(*) FILTER (WHERE idempotency_key IS NULL AND tag IS NULL)::int AS plain,
+                count(*) FILTER (WHERE tag LIKE 'bench-pair-%')::int AS paired,
+                (SELECT count(*)::int FROM deliveries WHERE status = 'pending') AS held,
                 (SELECT count(*)::int FROM idempotency_keys WHERE scope = 'intent') AS keys,
                 (SELECT version()) AS version
            FROM intents`,
@@ -195,6 +253,7 @@ async function main() {
     console.log(`\n${machineText(machine)}\n`);
     console.log(table(result.rows));
     if (rows.some((r) => r.cpu)) console.log(`\nCPU time per request (${machine.nproc} cores shared by all parties):\n\n${cpuTable(rows)}`);
+    console.log(`\ntoken+authorize: ${check.paired} intents, ${check.held} deliveries held for the disabled endpoints`);
     console.log(`\nintents in the database: ${check.keyed} with a key (2xx seen: ${expectKeyed}, keys generated: ${seq + 1}), ${check.plain} without (2xx seen: ${expectPlain}); idempotency rows: ${check.keys}`);
     if (process.env.BENCH_RESULT_FILE) writeFileSync(process.env.BENCH_RESULT_FILE, JSON.stringify(result, null, 2));
 
@@ -210,6 +269,9 @@ async function main() {
       problems.push(`keyed intents: ${check.keyed} rows / ${check.keys} keys for ${expectKeyed} 2xx responses and ${seq} keys generated`);
     }
     if (check.plain < expectPlain || check.plain > expectPlain + slack) problems.push(`unkeyed intents: ${check.plain} rows for ${expectPlain} 2xx responses`);
+    const pairs = rows.at(-1);
+    if (check.paired < pairs.ok) problems.push(`token+authorize: ${check.paired} intents for ${pairs.ok} 2xx pairs`);
+    if (check.held < pairs.ok) problems.push(`token+authorize: ${check.held} held deliveries for ${pairs.ok} authorized intents (each should be held for ${PAIRS.endpoints} endpoints)`);
     if (problems.length) {
       const tail = serverOutput().trim();
       throw new Error(`BENCHMARK FAILED:\n  ${problems.join('\n  ')}${tail ? `\nserver output (tail):\n${tail}` : ''}`);

@@ -74,20 +74,29 @@ export interface SignInput {
   timestamp: Date;
 }
 
-/** The headers that identify and sign one attempt. */
-export async function signHeaders(input: SignInput): Promise<Record<string, string>> {
+/**
+ * A synchronous HMAC-SHA256: the digest of `data` under `key`, as hex or base64. The server hands in node:crypto's
+ * (`createHmac(...).update(...).digest(encoding)`), which signs without a promise per attempt.
+ */
+export type HmacSync = (key: string | Uint8Array, data: string, encoding: 'hex' | 'base64') => string;
+
+/**
+ * The headers that identify and sign one attempt, with a synchronous HMAC. The one definition of the three schemes:
+ * {@link signHeaders} is this with Web Crypto (or node:crypto) behind a promise.
+ */
+export function signHeadersWith(input: SignInput, hmac: HmacSync): Record<string, string> {
   const headers: Record<string, string> = {};
   switch (input.format) {
     case 'pushcash': {
       headers['x-webhook-id'] = input.id;
       const secret = input.secrets[0];
-      if (secret) headers['x-webhook-signature'] = `sha256=${toHex(await hmacSha256(secret, input.body))}`;
+      if (secret) headers['x-webhook-signature'] = `sha256=${hmac(secret, input.body, 'hex')}`;
       return headers;
     }
     case 'sendcash': {
       headers['x-webhook-id'] = input.id;
       const secret = input.secrets[0];
-      if (secret) headers['x-transfers-signature'] = toHex(await hmacSha256(secret, input.body));
+      if (secret) headers['x-transfers-signature'] = hmac(secret, input.body, 'hex');
       return headers;
     }
     case 'standard': {
@@ -96,11 +105,29 @@ export async function signHeaders(input: SignInput): Promise<Record<string, stri
       headers['webhook-timestamp'] = ts;
       const content = `${input.id}.${ts}.${input.body}`;
       const sigs: string[] = [];
-      for (const secret of input.secrets) sigs.push(`v1,${toBase64(await hmacSha256(standardKey(secret), content))}`);
+      for (const secret of input.secrets) sigs.push(`v1,${hmac(standardKey(secret), content, 'base64')}`);
       if (sigs.length) headers['webhook-signature'] = sigs.join(' ');
       return headers;
     }
   }
+}
+
+/** The headers that identify and sign one attempt. */
+export async function signHeaders(input: SignInput): Promise<Record<string, string>> {
+  const n = await node();
+  if (n) return signHeadersWith(input, (key, data, encoding) => n.createHmac('sha256', toBytes(key)).update(data).digest(encoding));
+  // Web Crypto signs asynchronously only: ask the scheme which digests it needs, then sign with them, in that order.
+  const asked: [string | Uint8Array, string][] = [];
+  signHeadersWith(input, (key, data) => {
+    asked.push([key, data]);
+    return '';
+  });
+  const digests = await Promise.all(asked.map(([key, data]) => hmacSha256(key, data)));
+  let i = 0;
+  return signHeadersWith(input, (_key, _data, encoding) => {
+    const d = digests[i++]!;
+    return encoding === 'hex' ? toHex(d) : toBase64(d);
+  });
 }
 
 /**

@@ -4,7 +4,8 @@
  * throws, every failure is an outcome with a stable error code. The status line alone decides the outcome: the body is
  * read for at most 2 KB or 1 s, as raw bytes, and never decompressed.
  */
-import { renderPayload, signHeaders, type EventRecord, type Format, type PayloadVersion } from '@cashwire/webhooks';
+import { renderPayload, signHeadersWith, type EventRecord, type Format, type HmacSync, type PayloadVersion } from '@cashwire/webhooks';
+import { createHmac } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
 import type { LookupFn } from '../security/ssrf.js';
@@ -122,41 +123,52 @@ function readExcerpt(body: Dispatcher.ResponseData['body'], windowMs: number): P
   });
 }
 
-/** Renders the body for the attempt's moment and signs it. Throws on a fault of the worker's own (a secret it cannot use). */
-export async function prepare(a: Attempt): Promise<Prepared> {
-  const url = new URL(a.url);
+const hmac: HmacSync = (key, data, encoding) => createHmac('sha256', key).update(data).digest(encoding);
+
+/** A URL's origin and path, parsed once per URL (a lane's deliveries share theirs). */
+const targets = new Map<string, { origin: string; path: string }>();
+function target(url: string): { origin: string; path: string } {
+  let t = targets.get(url);
+  if (!t) {
+    const u = new URL(url);
+    t = { origin: u.origin, path: u.pathname + u.search };
+    if (targets.size >= 10_000) targets.clear();
+    targets.set(url, t);
+  }
+  return t;
+}
+
+/**
+ * Renders the body for the attempt's moment and signs it, synchronously. Throws on a fault of the worker's own (a
+ * secret it cannot use) and on a URL that does not parse.
+ */
+export function prepare(a: Attempt): Prepared {
+  const { origin, path } = target(a.url);
   const body = renderPayload(a.event, a.payloadVersion, a.at);
   const headers = {
     'content-type': 'application/json',
     'user-agent': USER_AGENT,
     // Answers are stored as they come: a compressed one would only be bytes nobody can read.
     'accept-encoding': 'identity',
-    ...(await signHeaders({ format: a.format, id: a.event.id, body, secrets: a.secrets, timestamp: a.at })),
+    ...signHeadersWith({ format: a.format, id: a.event.id, body, secrets: a.secrets, timestamp: a.at }, hmac),
   };
-  return { origin: url.origin, path: url.pathname + url.search, headers, body };
+  return { origin, path, headers, body };
 }
 
-/** Shutdown signals shared by many attempts at once: each attempt in flight holds one listener on it. */
+/** Shutdown signals shared by many attempts at once: each attempt in flight holds one listener on it (undici's). */
 const sharedSignals = new WeakSet<AbortSignal>();
 
+/**
+ * POSTs a prepared request. Its time is bounded by the agent's timeouts (connect, then `totalTimeoutMs` for the status
+ * line and headers) and the body window; `signal` (the worker's shutdown signal, shared by every attempt) aborts it.
+ * No controller or timer of its own per attempt: at thousands a second they cost more than the request's own work.
+ */
 export async function send(agent: Dispatcher, p: Prepared, t: SendTimeouts & { bodyWindowMs?: number }, signal?: AbortSignal): Promise<AttemptOutcome> {
   const started = performance.now();
-  // One controller for both the total timeout and the caller's shutdown signal: AbortSignal.timeout() and
-  // AbortSignal.any() per attempt cost several times more (weak references, finalizers, GC) at thousands a second.
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
-  }, t.totalTimeoutMs);
-  timer.unref();
-  const onStop = () => controller.abort(signal?.reason);
   if (signal && !sharedSignals.has(signal)) {
     setMaxListeners(0, signal);
     sharedSignals.add(signal);
   }
-  if (signal?.aborted) onStop();
-  else signal?.addEventListener('abort', onStop, { once: true });
   try {
     const res = await agent.request({
       origin: p.origin,
@@ -164,7 +176,10 @@ export async function send(agent: Dispatcher, p: Prepared, t: SendTimeouts & { b
       method: 'POST',
       headers: p.headers,
       body: p.body,
-      signal: controller.signal,
+      // Per request too, for a dispatcher made elsewhere (tests inject theirs).
+      headersTimeout: t.totalTimeoutMs,
+      bodyTimeout: t.totalTimeoutMs,
+      ...(signal ? { signal } : {}),
     });
     // The status line is in: it decides. What the body says, and whether it arrives, does not change the outcome.
     const remaining = t.totalTimeoutMs - (performance.now() - started);
@@ -178,12 +193,9 @@ export async function send(agent: Dispatcher, p: Prepared, t: SendTimeouts & { b
     };
   } catch (err) {
     return {
-      errorCode: signal?.aborted ? 'aborted' : timedOut ? 'timeout' : errorCode(err),
+      errorCode: signal?.aborted ? 'aborted' : errorCode(err),
       errorMessage: String((err as Error)?.message ?? err).slice(0, 500),
       latencyMs: Math.round(performance.now() - started),
     };
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', onStop);
   }
 }

@@ -253,7 +253,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
           try {
             // Signed, and timestamped in the body, by this host's own clock.
             const signedAt = deps.clock.now();
-            prepared = await prepare({ url: d.url, format: d.format as Format, payloadVersion: d.payload_version, secrets: secretsOf(d, signedAt), event: d.event, at: signedAt });
+            prepared = prepare({ url: d.url, format: d.format as Format, payloadVersion: d.payload_version, secrets: secretsOf(d, signedAt), event: d.event, at: signedAt });
           } catch (err) {
             span.fault(err);
             await fault(d, err);
