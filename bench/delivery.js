@@ -27,9 +27,10 @@
 //   BENCH_DELIVERY_LATENCY_SECONDS  length of part 4 (default 30);  BENCH_DELIVERY_BACKLOG  part 5 sizes (default 10000,1000000)
 //   BENCH_CPU_PROF=<dir> run the worker children with --cpu-prof, profiles written to <dir>
 //   BENCH_RESULT_FILE=<file>  also write { bench, machine, rows } as JSON (bench/run.js reads it)
+//   BENCH_PLOT_DIR=<dir> also write latency-percentiles.svg (part 4's commit → receipt percentiles, Vega-Lite) there
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -196,6 +197,15 @@ async function main() {
   console.log(`\n${goals(rows).map((g) => `- ${g}`).join('\n')}`);
   if (process.env.BENCH_RESULT_FILE) {
     writeFileSync(process.env.BENCH_RESULT_FILE, JSON.stringify({ bench: 'delivery', machine, rows: rows.map(({ cpuDetail, ...r }) => r) }, null, 2));
+  }
+  const lat = rows.find((r) => r.part === 4 && r.quantiles);
+  if (process.env.BENCH_PLOT_DIR && lat) {
+    const { percentilesSvg } = await import('./_plot.js');
+    mkdirSync(process.env.BENCH_PLOT_DIR, { recursive: true });
+    const file = path.join(process.env.BENCH_PLOT_DIR, 'latency-percentiles.svg');
+    const data = Object.entries(lat.quantiles).map(([percentile, ms]) => ({ scenario: `commit → receipt at ${lat.rps.toLocaleString('en-US')} events/s`, percentile, ms }));
+    writeFileSync(file, await percentilesSvg(data, 'Delivery latency, commit → receipt (bench/delivery.js part 4)'));
+    console.log(`- plot: ${file}`);
   }
   return out;
 }
@@ -740,6 +750,7 @@ async function partLatency(ctx, cfg) {
     ]);
     return {
       part: 4, title, rps: achieved, p50: p(0.5), p99: p(0.99), max: lat.at(-1), non2xx: recv.bad, errors: measured - lat.length, total: lat.length,
+      quantiles: { p50: p(0.5), p90: p(0.9), p99: p(0.99), 'p99.9': p(0.999), max: lat.at(-1) },
       detail: `${lat.length.toLocaleString('en-US')}/${measured.toLocaleString('en-US')} arrived; p90 ${p(0.9)} ms, p99.9 ${p(0.999)} ms, max ${lat.at(-1)} ms; ${producers} producers, max pacing lag ${round(maxLag, 1)} ms; ${cfg.workers} worker(s) × ${cfg.concurrency}, batch ${cfg.batch}; ${warmupSeconds} s warm-up not counted; ${history.toLocaleString('en-US')} delivered events of history, ANALYZEd`,
       cpu: cpu && toRunCpu(cpu), cpuDetail: cpu,
     };

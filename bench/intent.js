@@ -188,7 +188,7 @@ async function main() {
       const r = await fetch(`${base}/webhook/endpoints`, { method: 'POST', headers: auth, body: JSON.stringify({ url: `http://127.0.0.1:9/bench-${i}`, events: ['*'] }) });
       const e = await r.json();
       if (r.status !== 201) throw new Error(`POST /webhook/endpoints: ${r.status} ${JSON.stringify(e)}`);
-      const d = await fetch(`${base}/webhook/endpoints/${e.id}/disable`, { method: 'POST', headers: auth });
+      const d = await fetch(`${base}/webhook/endpoints/${e.id}/disable`, { method: 'POST', headers: auth, body: '{}' });
       if (d.status !== 200) throw new Error(`POST /webhook/endpoints/${e.id}/disable: ${d.status}`);
     }
     const pairStats = { ok: 0, bad: 0, codes: {}, lat: [] };
