@@ -45,21 +45,23 @@ export function drainSvg(runs, title) {
 }
 
 /**
- * Latency percentiles: one bar group per scenario. `rows`: [{ scenario, percentile ('p50', 'p99', ...), ms }].
+ * Latency percentiles, one bar each (one group per scenario when there are several).
+ * `rows`: [{ scenario, percentile ('p50', 'p90', 'p99', 'p99.9', 'max'), ms }].
  */
 export function percentilesSvg(rows, title) {
+  const order = ['p50', 'p90', 'p99', 'p99.9', 'max'];
   return toSvg({
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
     data: { values: rows },
-    width: { step: 28 },
+    width: 420,
     height: 260,
-    mark: 'bar',
+    mark: { type: 'bar', tooltip: true },
     encoding: {
-      x: { field: 'scenario', type: 'nominal', title: null, axis: { labelAngle: 0 } },
-      xOffset: { field: 'percentile', type: 'nominal', sort: ['p50', 'p90', 'p99', 'max'] },
+      x: { field: 'percentile', type: 'nominal', sort: order, title: null, axis: { labelAngle: 0 } },
+      xOffset: { field: 'scenario', type: 'nominal' },
       y: { field: 'ms', type: 'quantitative', title: 'milliseconds' },
-      color: { field: 'percentile', type: 'nominal', sort: ['p50', 'p90', 'p99', 'max'] },
+      color: { field: 'scenario', type: 'nominal', legend: { orient: 'bottom', labelLimit: 600 } },
     },
     background: 'white',
   });

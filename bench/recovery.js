@@ -89,6 +89,7 @@ async function runAll(options = {}) {
     runs.push({ k, d, raw, bull, curve, peak, rate, noTailLimit, tail: d.drainSecs > noTailLimit });
     log(`  Cashwire ${rate.toLocaleString('en-US')}/s (drain ${d.drainSecs.toFixed(2)} s, peak second ${peak.toLocaleString('en-US')}/s, no-tail limit ${noTailLimit.toFixed(2)} s: ${d.drainSecs <= noTailLimit ? 'no tail' : 'TAIL'}); raw ${raw.rps.toLocaleString('en-US')}/s; BullMQ ${bull.rps.toLocaleString('en-US')}/s`);
     log(`  per second after the release: ${wholeSeconds(d.per100ms).map((n) => n.toLocaleString('en-US')).join(', ')}`);
+    log(`  per 100 ms, first 2 s: ${d.per100ms.slice(0, 20).join(', ')}`);
   }
 
   const rows = [];
