@@ -325,6 +325,26 @@ describe('wake-ups', () => {
   });
 });
 
+describe('wake-ups for held work', () => {
+  it("a commit that makes only a disabled endpoint's deliveries wakes no sleeping worker; enabling it does", async () => {
+    const t = await tenant('Quiet Outage Co');
+    const ep = await endpoint(t.api, '/quiet-outage');
+    expect((await t.api.post(`/webhook/endpoints/${ep.id}/disable`)).status).toBe(200);
+    const w = harness.make({ pollMs: 0, listen: true });
+    await w.start();
+    await expect.poll(async () => (await db().query('SELECT 1 FROM idle_workers WHERE worker = $1', [w.id])).rowCount, { timeout: 5_000, interval: 20 }).toBe(1);
+    const asleep = w.stats.claims;
+    for (let i = 0; i < 3; i++) await payment(t, 700 + i); // each held for the disabled endpoint
+    // A NOTIFY would have the worker claim within milliseconds; each of these commits would have woken it to find
+    // nothing it may send (the idle worker scanned its lanes at every authorization while endpoints were down).
+    await new Promise((r) => setTimeout(r, 300));
+    expect(w.stats.claims).toBe(asleep);
+    expect(at('/quiet-outage')).toHaveLength(0);
+    expect((await t.api.post(`/webhook/endpoints/${ep.id}/enable`)).status).toBe(200);
+    await expect.poll(() => at('/quiet-outage').length, { timeout: 5_000, interval: 20 }).toBe(3);
+  });
+});
+
 describe('clock skew', () => {
   it('two workers 40 s apart (more than the lease margin) never have one attempt in flight twice', async () => {
     s.clock.set(Date.now()); // the API's times, by real time (the workers' clocks are real ones)

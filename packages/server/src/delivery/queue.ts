@@ -55,7 +55,8 @@ export const MAX_STALLS = 5;
  * - `endpoint_id` NULL: a payment's own `webhook_url` (`url`), format `pushcash`, signed with `secret` (sealed).
  * `due` is when it may first be sent; `id` its id (a conflict on it inserts nothing, so derived ids deliver once).
  * The operator's `retry_schedules` are kept with the row, and its lane (migration 007): the endpoint, or the
- * origin of the payment's URL. RETURNING 1 per row made; the caller wakes sleeping workers ({@link wakeAfterCommit}).
+ * origin of the payment's URL. RETURNING each row's operator and endpoint; the caller wakes sleeping workers if any is
+ * claimable ({@link claimableIn}, {@link wakeAfterCommit}).
  */
 export function enqueueSql(targets: string, now: string): string {
   return `
@@ -71,7 +72,17 @@ export function enqueueSql(targets: string, now: string): string {
          LEFT JOIN endpoints e ON e.operator_id = t.op AND e.id = t.endpoint_id AND e.deleted_at IS NULL
         WHERE (t.endpoint_id IS NULL AND t.url IS NOT NULL) OR e.id IS NOT NULL
        ON CONFLICT DO NOTHING
-       RETURNING 1`;
+       RETURNING operator_id, endpoint_id`;
+}
+
+/**
+ * For a statement that made deliveries with {@link enqueueSql} (`made`, a CTE): whether any of them can be sent,
+ * so that a sleeping worker should be woken. A disabled endpoint's deliveries wait for it to be enabled (which wakes
+ * the workers), so a commit that made only those wakes no one.
+ */
+export function claimableIn(made: string): string {
+  return `EXISTS (SELECT 1 FROM ${made} m LEFT JOIN endpoints x ON x.operator_id = m.operator_id AND x.id = m.endpoint_id
+                   WHERE m.endpoint_id IS NULL OR x.status = 'enabled')`;
 }
 
 /**

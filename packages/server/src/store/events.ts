@@ -1,5 +1,5 @@
 import { type EventType, type IntentEventRecord, type OperationalData, type OperationalEventType } from '@cashwire/webhooks';
-import { enqueueSql, fanoutTargets, NOTIFY_IF_IDLE, wakeAfterCommit } from '../delivery/queue.js';
+import { claimableIn, enqueueSql, fanoutTargets, NOTIFY_IF_IDLE, wakeAfterCommit } from '../delivery/queue.js';
 import type { Clock, IdGenerator } from '../clock.js';
 import type { Queryable } from '../db/pool.js';
 import type { IntentRow, TransactionRow } from './rows.js';
@@ -64,7 +64,7 @@ export async function insertEvents(
   const r = await tx.query<{ made: boolean; notified: boolean }>({
     // Named: planned once per connection. Planning this statement (the fan-out and the one insert into the queue)
     // cost more than running it, and halved the rate of one-event transactions.
-    name: 'cw_insert_events_v1',
+    name: 'cw_insert_events_v2',
     text: `WITH ev AS (
        INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at, trace_context)
        SELECT op, env, id, type, intent, data::jsonb, $7, $11::text
@@ -74,9 +74,10 @@ export async function insertEvents(
                               FROM unnest($1::text[], $2::text[], $3::text[], $8::text[], $9::text[], $10::text[]) AS u(op, env, id, url, secret, delivery)
                              WHERE u.url IS NOT NULL) AS t`, '$7')}
      ), fo AS (${enqueueSql(fanoutTargets('unnest($1::text[], $2::text[], $3::text[], $4::text[], $8::text[]) AS s(op, env, id, type, url)', '$7::timestamptz'), '$7')}
-     )
-     SELECT (SELECT count(*) FROM ev) AS events, EXISTS (SELECT 1 FROM dl) OR EXISTS (SELECT 1 FROM fo) AS made,
-            CASE WHEN EXISTS (SELECT 1 FROM dl) OR EXISTS (SELECT 1 FROM fo) THEN ${NOTIFY_IF_IDLE} ELSE false END AS notified`,
+     ), made AS (SELECT * FROM dl UNION ALL SELECT * FROM fo
+     ), claimable AS (SELECT ${claimableIn('made')} AS yes)
+     SELECT (SELECT count(*) FROM ev) AS events, (SELECT yes FROM claimable) AS made,
+            CASE WHEN (SELECT yes FROM claimable) THEN ${NOTIFY_IF_IDLE} ELSE false END AS notified`,
     values: [c.op, c.env, c.id, c.type, c.intent, c.data, now, c.url, c.secret, c.delivery, currentTraceparent()],
   });
   if (r.rows[0]?.made && !r.rows[0].notified) wakeAfterCommit(tx);
@@ -109,15 +110,15 @@ export async function insertTenantEvents(
 ): Promise<void> {
   if (events.length === 0) return;
   const r = await tx.query<{ made: boolean; notified: boolean }>({
-    name: 'cw_insert_tenant_events_v1',
+    name: 'cw_insert_tenant_events_v2',
     text: `WITH ev AS (
        INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at, trace_context)
        SELECT op, env, id, type, NULL, data::jsonb, $5, $7::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[]) AS u(op, env, id, type, data)
        ON CONFLICT DO NOTHING
        RETURNING operator_id AS op, environment AS env, id, type, NULL::text AS url
      ), fo AS (${enqueueSql(fanoutTargets('ev AS s', '$5::timestamptz'), '$5::timestamptz')}
-     )
-     SELECT (SELECT count(*) FROM ev), EXISTS (SELECT 1 FROM fo) AS made, CASE WHEN EXISTS (SELECT 1 FROM fo) THEN ${NOTIFY_IF_IDLE} ELSE false END AS notified`,
+     ), claimable AS (SELECT ${claimableIn('fo')} AS yes)
+     SELECT (SELECT count(*) FROM ev), (SELECT yes FROM claimable) AS made, CASE WHEN (SELECT yes FROM claimable) THEN ${NOTIFY_IF_IDLE} ELSE false END AS notified`,
     values: [events.map((e) => e.operator_id), events.map((e) => e.environment), events.map((e) => e.id), events.map((e) => e.type), now,
       events.map((e) => JSON.stringify(e.data)), currentTraceparent()],
   });
