@@ -22,6 +22,12 @@ export interface Config {
   /** A fixed key for the first sandbox operator (scripts). */
   sandboxApiKey: string | undefined;
   rateLimits: RateLimitConfig;
+  /**
+   * How long a key looked up stays trusted in an API process without a new look (ms): its requests are counted there
+   * and written with the next look. A revoked key, or settings changed by another process, take effect within it.
+   * 0: every request looked up and counted in the database. Default 1000.
+   */
+  authCacheMs: number;
   /** Delay between approval and settlement. Sandbox default 10 s, production default 1 h. */
   settleDelayMs: { sandbox: number; production: number };
   /** How often the settlement job looks for due intents. Default 1000 ms. */
@@ -101,6 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       create: int('CASHWIRE_RATE_LIMIT_CREATE', 100, env),
       read: int('CASHWIRE_RATE_LIMIT_READ', 1000, env),
     },
+    authCacheMs: int('CASHWIRE_AUTH_CACHE_MS', 1000, env),
     settleDelayMs: {
       sandbox: int('CASHWIRE_SANDBOX_SETTLE_DELAY_MS', 10_000, env),
       production: int('CASHWIRE_PRODUCTION_SETTLE_DELAY_MS', 3_600_000, env),

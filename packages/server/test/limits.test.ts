@@ -184,3 +184,39 @@ describe('rate limits across server processes', () => {
     expect(statuses).toEqual([400, 400, 400, 400, 400, 400, 429, 429]);
   });
 });
+
+describe('the key cache (CASHWIRE_AUTH_CACHE_MS)', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ authCacheMs: 200, rateLimits: { create: 1000, read: 1000 } }, systemClock);
+  });
+  afterAll(() => s?.stop());
+  const counted = async (keyId: string) =>
+    (await s.running.deps.db.query<{ n: number }>(`SELECT coalesce(sum(count), 0)::int AS n FROM rate_counters WHERE key_id = $1 AND class = 'read'`, [keyId])).rows[0]!.n;
+
+  it('counts every request: those served from the cache are written with the next look or by the flush of a quiet key', async () => {
+    const op = await newOperator(s);
+    const api = client(s.url, op.sandbox);
+    const keyId = (await s.running.deps.db.query<{ id: string }>(`SELECT id FROM api_keys WHERE operator_id = $1 AND environment = 'sandbox'`, [op.id])).rows[0]!.id;
+    const remaining: number[] = [];
+    for (let i = 0; i < 25; i++) {
+      const r = await api.get('/intent/list');
+      expect(r.status).toBe(200);
+      remaining.push(Number(r.headers.get('x-ratelimit-remaining')));
+    }
+    // One less at each request, cached or not.
+    expect(remaining).toEqual(Array.from({ length: 25 }, (_, i) => 999 - i));
+    expect(await counted(keyId)).toBeLessThan(25); // most of them not yet written
+    await expect.poll(() => counted(keyId), { timeout: 3_000, interval: 50 }).toBe(25);
+  });
+
+  it('a key revoked in the database is refused once the cache time has passed; a PATCH of settings applies at once', async () => {
+    const op = await newOperator(s);
+    const api = client(s.url, op.sandbox);
+    expect((await api.get('/intent/list')).status).toBe(200);
+    expect((await api.call('PATCH', '/operator/settings', { rate_limits: { read: 500 } })).status).toBe(200);
+    expect((await api.get('/intent/list')).headers.get('x-ratelimit-limit')).toBe('500');
+    await s.running.deps.db.query(`UPDATE api_keys SET revoked_at = now() WHERE operator_id = $1 AND environment = 'sandbox'`, [op.id]);
+    await expect.poll(async () => (await api.get('/intent/list')).status, { timeout: 2_000, interval: 50 }).toBe(401);
+  });
+});

@@ -5,7 +5,7 @@ import {
   createEndpoint, deleteEndpoint, getEndpoint, listEndpoints, recoverEndpoint, revealSecret, rotateSecret, setEnabled, updateEndpoint,
 } from '../../delivery/endpoints.js';
 import { getSettings, patchSettings } from '../../payments/settings.js';
-import { authenticate } from '../auth.js';
+import { authenticate, forgetOperatorKeys } from '../auth.js';
 import { IdParams } from '../schemas.js';
 
 const Format = Type.Union([Type.Literal('pushcash'), Type.Literal('sendcash'), Type.Literal('standard')]);
@@ -87,5 +87,9 @@ export const endpointRoutes = (deps: Deps): FastifyPluginAsync => async (app) =>
   app.get('/operator/settings', { schema: { summary: "The operator's settings, with the defaults in force" }, onRequest: read }, async (req) => getSettings(deps, req.caller));
   app.patch<{ Body: Static<typeof SettingsBody> }>('/operator/settings', {
     schema: { body: SettingsBody, summary: 'Change the default payload version, retry schedules, rate limits or user limits' }, onRequest: read,
-  }, async (req) => patchSettings(deps, req.caller, req.body));
+  }, async (req) => {
+    const settings = await patchSettings(deps, req.caller, req.body);
+    forgetOperatorKeys(deps, req.caller.operatorId); // the next request of any of its keys reads the new settings
+    return settings;
+  });
 };
