@@ -4,7 +4,8 @@ import { errors } from '../domain/errors.js';
 import { withTx, type Tx } from '../db/pool.js';
 import type { CredentialRow, IntentRow } from '../store/rows.js';
 import type { Caller, Deps } from './context.js';
-import { decideIntent, publicIntent, renderIntent } from './intents.js';
+import { decisionEvent, decisionFor, publicIntent, renderIntent } from './intents.js';
+import { insertEvents } from '../store/events.js';
 
 export const TOKEN_TYPES = ['card_only', 'secure_debit', 'apple_pay'] as const;
 export type TokenType = (typeof TOKEN_TYPES)[number];
@@ -94,21 +95,32 @@ export async function authorize(deps: Deps, caller: Caller, input: AuthorizeInpu
       method = c.method_type;
       credential = c;
     }
-    const now = deps.clock.now();
+    // Decided before it is written: one INSERT of the decided intent (and the token marked used in the same
+    // statement), where creating it and then deciding it was an INSERT and two UPDATEs.
+    const decision = await decisionFor(deps, tx, {
+      operator_id: caller.operatorId, environment: caller.environment, user_id: userId, direction: input.direction, amount: input.amount,
+      approval_mode: input.approval_mode ?? 'automatic',
+    }, caller.settings);
+    const statusCode = decision.status === 'declined' ? 401 : 200;
+    const now = decision.decided_at;
     const { rows } = await tx.query<IntentRow>(
-      `INSERT INTO intents (operator_id, environment, id, user_id, direction, amount, currency, status, approval_mode, rail, type, tag,
-                            redirect_url, webhook_url, webhook_secret, account_id, credential_id, session_token, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'created', $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18) RETURNING *`,
+      `WITH i AS (
+         INSERT INTO intents (operator_id, environment, id, user_id, direction, amount, currency, status, approval_mode, rail, type, tag,
+                              redirect_url, webhook_url, webhook_secret, account_id, credential_id, session_token, created_at, updated_at,
+                              decline_category, limits_utilization, decided_at, settle_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $19, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $20, $21, $18, $22) RETURNING *
+       ), t AS (
+         UPDATE tokens SET intent_id = i.id, response_code = $24 FROM i WHERE tokens.operator_id = $1 AND tokens.id = $23
+       )
+       SELECT * FROM i`,
       [caller.operatorId, caller.environment, deps.ids.next(`intent_${caller.environment}_`), userId, input.direction, input.amount, input.currency,
         input.approval_mode ?? 'automatic', METHOD[method].rail, METHOD[method].type, input.tag ?? null, input.redirect_url ?? null,
         input.webhook_url ?? null, input.webhook_secret ? deps.secrets.seal(input.webhook_secret) : null, input.account_id ?? null, credential.id,
-        deps.ids.secret(18), now],
+        deps.ids.secret(18), now, decision.status, decision.decline_category,
+        decision.limits_utilization ? JSON.stringify(decision.limits_utilization) : null, decision.settle_at, input.token ?? null, statusCode],
     );
-    const decided = await decideIntent(deps, tx, rows[0]!, caller.settings);
-    const statusCode = decided.status === 'declined' ? 401 : 200;
-    if (input.token !== undefined) {
-      await tx.query('UPDATE tokens SET intent_id = $3, response_code = $4 WHERE operator_id = $1 AND id = $2', [caller.operatorId, input.token, decided.id, statusCode]);
-    }
+    const decided = rows[0]!;
+    await insertEvents(tx, deps, [{ intent: decided, type: decisionEvent(decided) }]);
     return { statusCode, body: publicIntent(deps, decided, [], credential) };
   });
 }

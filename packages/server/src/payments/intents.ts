@@ -184,7 +184,26 @@ export type Verdict = { forced?: DeclineCategory };
  * Decides a `created` intent (hosted page approve, or authorize) and writes the result and its event in `tx`.
  * `forced` declines without running the rules (the sandbox page's Decline button).
  */
-export async function decideIntent(deps: Deps, tx: Tx, intent: IntentRow, settings: Caller['settings'], verdict: Verdict = {}): Promise<IntentRow> {
+/** What deciding an intent gives: its new status and what goes with it. */
+export interface Decision {
+  status: IntentRow['status'];
+  decline_category: string | null;
+  limits_utilization: LimitsUtilizationCents | null;
+  decided_at: Date;
+  settle_at: Date | null;
+}
+
+/**
+ * Decides an intent that is about to be, or has just been, made: the user's row locked (decisions of one user one
+ * after another), their usage read, the rules run (`forced` declines without them).
+ */
+export async function decisionFor(
+  deps: Deps,
+  tx: Tx,
+  intent: Pick<IntentRow, 'operator_id' | 'environment' | 'user_id' | 'direction' | 'amount' | 'approval_mode'>,
+  settings: Caller['settings'],
+  verdict: Verdict = {},
+): Promise<Decision> {
   const now = deps.clock.now();
   let status: IntentRow['status'];
   let declineCategory: string | null = null;
@@ -208,15 +227,25 @@ export async function decideIntent(deps: Deps, tx: Tx, intent: IntentRow, settin
     else utilization = d.utilization;
   }
   const settleAt = status === 'approved' ? new Date(now.getTime() + deps.config.settleDelayMs[intent.environment]) : null;
+  return { status, decline_category: declineCategory, limits_utilization: utilization, decided_at: now, settle_at: settleAt };
+}
+
+/** The event a decision is announced with. */
+export function decisionEvent(i: Pick<IntentRow, 'status'>): 'intent.declined' | 'intent.approved' {
+  return i.status === 'declined' ? 'intent.declined' : 'intent.approved';
+}
+
+export async function decideIntent(deps: Deps, tx: Tx, intent: IntentRow, settings: Caller['settings'], verdict: Verdict = {}): Promise<IntentRow> {
+  const d = await decisionFor(deps, tx, intent, settings, verdict);
   const { rows } = await tx.query<IntentRow>(
     `UPDATE intents SET status = $3, decline_category = $4, limits_utilization = $5, decided_at = $6, settle_at = $7, updated_at = $6,
             credential_id = coalesce($8, credential_id), rail = $9, type = $10
       WHERE operator_id = $1 AND id = $2 RETURNING *`,
-    [intent.operator_id, intent.id, status, declineCategory, utilization ? JSON.stringify(utilization) : null, now, settleAt,
+    [intent.operator_id, intent.id, d.status, d.decline_category, d.limits_utilization ? JSON.stringify(d.limits_utilization) : null, d.decided_at, d.settle_at,
       intent.credential_id, intent.rail, intent.type],
   );
   const updated = rows[0]!;
-  await insertEvents(tx, deps, [{ intent: updated, type: status === 'declined' ? 'intent.declined' : 'intent.approved' }]);
+  await insertEvents(tx, deps, [{ intent: updated, type: decisionEvent(updated) }]);
   return updated;
 }
 
