@@ -283,6 +283,41 @@ describe('fifo endpoints', () => {
     expect(at('/outage')).toHaveLength(3);
   });
 
+  it("hold an open circuit's lane, not its rows: opening it rewrites none of the queued deliveries, closing it sends them", async () => {
+    const t = await tenant('Outage By Circuit Co');
+    const ep = await endpoint(t.api, '/circuit-outage', { max_concurrency: 1 });
+    rx.setResponder((r) => (r.path === '/circuit-outage' ? { status: 500 } : { status: 200 }));
+    for (let i = 0; i < 10; i++) await payment(t, 800 + i);
+    const queued = async () => (await db().query<{ id: string; xmin: string; next_attempt_at: Date }>(
+      `SELECT id, xmin::text, next_attempt_at FROM deliveries WHERE operator_id = $1 AND endpoint_id = $2 AND attempts = 0 ORDER BY id`, [t.id, ep.id])).rows;
+    const initial = new Map((await queued()).map((r) => [r.id, r]));
+    const w = harness.make({ health: { ...DEFAULT_HEALTH_POLICY, failureThreshold: 3 } });
+    const circuit = async () => (await t.api.get(`/webhook/endpoints/${ep.id}`)).body.health;
+    for (let i = 0; i < 10 && (await circuit()).circuit === 'closed'; i++) {
+      await w.tick();
+      s.clock.advance(100);
+    }
+    const opened = await circuit();
+    expect(opened.circuit).toBe('open');
+    const before = await queued();
+    expect(before.length).toBeGreaterThanOrEqual(5);
+    // Not one row was written to hold them (each as it was before the outage), and none is claimed while it is open.
+    expect(before).toEqual(before.map((r) => initial.get(r.id)));
+    await w.tick();
+    expect(await queued()).toEqual(before);
+    expect(at('/circuit-outage')).toHaveLength(3);
+    // The receiver is back: at the probe time one probe goes out, succeeds, and the rest follow.
+    rx.setResponder(() => ({ status: 200 }));
+    s.clock.set(new Date(opened.circuit_retry_at).getTime());
+    for (let i = 0; i < 20 && (await queued()).length > 0; i++) {
+      await w.tick();
+      s.clock.advance(100);
+    }
+    expect(await queued()).toHaveLength(0);
+    expect((await circuit()).circuit).toBe('closed');
+    expect(w.stats.deferred).toBe(0);
+  });
+
   it('never have two attempts in flight, even with many workers', async () => {
     const t = await tenant('One At A Time Co');
     await endpoint(t.api, '/fifo-slow', { ordering: 'fifo' });

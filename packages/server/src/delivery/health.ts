@@ -9,7 +9,7 @@ import { withTx, type Db } from '../db/pool.js';
 import { applyOutcomes, sameHealth, type Health, type HealthPolicy, type Outcome } from '../domain/health.js';
 import { disableRow, type EndpointRow } from './endpoints.js';
 import { insertOperationalEvent } from '../store/events.js';
-import { holdUntilProbe, lockLaneHealth, releaseProbeHold, setLaneHealth, wakeAfterCommit } from './queue.js';
+import { lockLaneHealth, setLaneHealth, wakeAfterCommit } from './queue.js';
 
 export async function recordHealth(
   deps: { db: Db; clock: Clock; ids: IdGenerator },
@@ -35,13 +35,10 @@ export async function recordHealth(
       await disableRow(deps, tx, e, change.disable, now);
       return;
     }
-    if (change.opened && change.next.retryAt) {
-      // Hold the endpoint's queued deliveries until the probe, so they take no worker capacity meanwhile.
-      await holdUntilProbe(tx, e, change.next.retryAt);
-    }
+    // An open circuit holds its lane, not its rows: the claim takes nothing from the lane until the probe time, then
+    // one probe at a time (admission.ts), so opening and closing it rewrite none of the endpoint's deliveries (they
+    // were parked at the probe time and brought back: a backlog's worth of row updates at each end of an outage).
     if (change.recovered) {
-      // What the open circuit held (parked at its retry time) is due now; deliveries waiting for their own retry stay.
-      if (e.circuit_retry_at) await releaseProbeHold(tx, e, e.circuit_retry_at, now);
       wakeAfterCommit(tx);
       await insertOperationalEvent(tx, deps, e, 'endpoint.recovered', { endpoint_id: e.id, url: e.url, at: now.toISOString() });
     }

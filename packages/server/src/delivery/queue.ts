@@ -164,22 +164,6 @@ export async function recoverDeliveries(db: Queryable, e: { operator_id: string;
 // ---------------------------------------------------------------------------------------------------------------
 // Endpoints' queues: hold, release, end
 
-/** An open circuit: the endpoint's queued deliveries wait until its probe time, so they take no worker capacity. */
-export async function holdUntilProbe(tx: Queryable, e: { operator_id: string; id: string }, retryAt: Date): Promise<void> {
-  await tx.query(
-    `UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND lane = 'ep:' || $2 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at < $3`,
-    [e.operator_id, e.id, retryAt],
-  );
-}
-
-/** A recovered circuit: what it parked at its probe time is due now; deliveries waiting for their own retry stay. */
-export async function releaseProbeHold(tx: Queryable, e: { operator_id: string; id: string }, parkedAt: Date, now: Date): Promise<void> {
-  await tx.query(
-    `UPDATE deliveries SET next_attempt_at = $4 WHERE operator_id = $1 AND lane = 'ep:' || $2 AND endpoint_id = $2 AND status = 'pending' AND leased_by IS NULL AND next_attempt_at = $3`,
-    [e.operator_id, e.id, parkedAt, now],
-  );
-}
-
 /**
  * An enabled endpoint: every retry it was waiting for (and a delivery answered with 410) is due now; leased rows are
  * left to their worker. Its held deliveries were never moved (the claim skipped its lane): they are due as they were.
@@ -386,7 +370,11 @@ async function takeFromLanes(tx: Queryable, worker: string, now: Date, leaseMs: 
     // plan made for them. The event and the endpoint are fetched by primary key per claimed row (LATERAL ... LIMIT 1
     // keeps the planner from turning them into joins over whole tables).
     text: `WITH w AS (
+       -- Read again at this statement's snapshot: an endpoint disabled, or whose circuit opened, since the lanes were
+       -- read gives nothing (its deliveries stay where they are, rather than being claimed and given back).
        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bool[], $5::float8[]) AS w(op, lane, n, fifo, tokens)
+        WHERE NOT EXISTS (SELECT 1 FROM endpoints z WHERE starts_with(w.lane, 'ep:') AND z.operator_id = w.op AND z.id = substr(w.lane, 4)
+                            AND (z.status = 'disabled' OR (z.circuit_state = 'open' AND z.circuit_retry_at > $6)))
      ), due AS (
        -- LIMIT $9 (all that was granted): with it the planner knows how few rows come, and updates them by primary key.
        SELECT * FROM (
@@ -660,14 +648,17 @@ export function eventHasDeliveryIn(param: string): string {
 
 /** A delivery `d` whose endpoint is disabled: held, whatever its due time says. */
 const HELD_BY_ENDPOINT = `EXISTS (SELECT 1 FROM endpoints x WHERE x.operator_id = d.operator_id AND x.id = d.endpoint_id AND x.status = 'disabled')`;
+/** A delivery `d` its endpoint holds back at `now` ($1): disabled, or behind an open circuit whose wait is not over. */
+const WAITING_ON_ENDPOINT = `EXISTS (SELECT 1 FROM endpoints x WHERE x.operator_id = d.operator_id AND x.id = d.endpoint_id
+                                   AND (x.status = 'disabled' OR (x.circuit_state = 'open' AND x.circuit_retry_at > $1)))`;
 
 /** Queue gauges for /metrics. */
 export async function queueGauges(db: Queryable, now: Date): Promise<{ due: number; pending: number; dead: number; oldestDue: Date | null }> {
   const { rows } = await db.query<{ due: number; pending: number; dead: number; oldest: Date | null }>(
-    `SELECT (SELECT count(*)::int FROM deliveries d WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT ${HELD_BY_ENDPOINT}) AS due,
+    `SELECT (SELECT count(*)::int FROM deliveries d WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT ${WAITING_ON_ENDPOINT}) AS due,
             (SELECT count(*)::int FROM deliveries WHERE status = 'pending') AS pending,
             (SELECT count(*)::int FROM deliveries WHERE status = 'dead') AS dead,
-            (SELECT min(created_at) FROM deliveries d WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT ${HELD_BY_ENDPOINT}) AS oldest`,
+            (SELECT min(created_at) FROM deliveries d WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT ${WAITING_ON_ENDPOINT}) AS oldest`,
     [now],
   );
   return { due: rows[0]!.due, pending: rows[0]!.pending, dead: rows[0]!.dead, oldestDue: rows[0]!.oldest };
