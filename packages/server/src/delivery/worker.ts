@@ -344,6 +344,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
 
   const admissionOptions = { destinationConcurrency: o.destinationConcurrency };
   let lastClaimAt = 0;
+  let lastCommit: Promise<void> = Promise.resolve();
 
   async function loop() {
     let backoff = 100;
@@ -357,7 +358,11 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
           const gap = lastClaimAt + CLAIM_GAP_MS - performance.now();
           if (gap > 0) await sleep(gap);
           const want = Math.min(o.batchSize, o.concurrency - inflight.size);
+          // The previous claim's COMMIT (sent, not waited for) first: until it is in, its lanes are locked, and this
+          // claim would skip them (it usually is in by now: the batch's dispatch took longer than its round trip).
+          await lastCommit;
           const r = await claimBatch(deps.db, id, clock.now(), o.leaseMs, want, admissionOptions);
+          lastCommit = r.committed.catch(() => {});
           lastClaimAt = r.rows.length < want ? performance.now() : 0;
           backoff = 100;
           stats.claimed += r.rows.length;
