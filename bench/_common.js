@@ -93,3 +93,26 @@ export function rpc(child, msg) {
     child.send({ ...msg, id });
   });
 }
+
+/** Whether the benchmark file `self` is the script node was started with (not imported by another benchmark). */
+export function isEntry(self) {
+  return Boolean(process.argv[1]) && path.resolve(process.argv[1]) === self;
+}
+
+/**
+ * A benchmark's command-line run: `main()` returns `{ problems }`; an exception or any problem exits 1 with the
+ * reasons, so that bench/run.js (and a shell) see a failed benchmark as failed.
+ */
+export async function runEntry(main) {
+  let result;
+  try {
+    result = await main();
+  } catch (err) {
+    console.error(err?.stack ?? err);
+    process.exit(1);
+  }
+  if (result.problems.length) {
+    console.error(`\nBENCHMARK FAILED:\n  ${result.problems.join('\n  ')}`);
+    process.exit(1);
+  }
+}

@@ -36,7 +36,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { capture, machineInfo, procTicks, rpc, stopChild } from './_common.js';
+import { capture, isEntry, machineInfo, procTicks, rpc, runEntry, stopChild } from './_common.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SELF), '..');
@@ -1086,16 +1086,6 @@ if (role === '--receivers') {
   receiverRole();
 } else if (role === '--bullmq-worker') {
   await bullWorkerRole();
-} else if (process.argv[1] && path.resolve(process.argv[1]) === SELF) {
-  let result;
-  try {
-    result = await main();
-  } catch (err) {
-    console.error(err?.stack ?? err);
-    process.exit(1);
-  }
-  if (result.problems.length) {
-    console.error(`\nBENCHMARK FAILED:\n  ${result.problems.join('\n  ')}`);
-    process.exit(1);
-  }
+} else if (isEntry(SELF)) {
+  await runEntry(main);
 }

@@ -48,7 +48,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { capture, freePort, machineInfo, procTicks, rpc, stopChild } from './_common.js';
+import { capture, freePort, isEntry, machineInfo, procTicks, rpc, runEntry, stopChild } from './_common.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const HERE = path.dirname(SELF);
@@ -821,16 +821,6 @@ if (role === '--receivers') {
   receiverRole();
 } else if (role === '--api') {
   await apiRole();
-} else if (process.argv[1] && path.resolve(process.argv[1]) === SELF) {
-  let result;
-  try {
-    result = await main();
-  } catch (err) {
-    console.error(err?.stack ?? err);
-    process.exit(1);
-  }
-  if (result.problems.length) {
-    console.error(`\nBENCHMARK FAILED:\n  ${result.problems.join('\n  ')}`);
-    process.exit(1);
-  }
+} else if (isEntry(SELF)) {
+  await runEntry(main);
 }

@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { runAll as fairnessScenario } from './fairness.js';
 import { run as deliveryParts } from './delivery.js';
 import { drainSvg } from './_plot.js';
+import { isEntry, runEntry } from './_common.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const intEnv = (name, fallback) => {
@@ -133,22 +134,16 @@ function log(line) {
   console.log(`[recovery] ${line}`);
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === SELF) {
-  let out;
-  try {
-    out = await runAll();
-  } catch (err) {
-    console.error(err?.stack ?? err);
-    process.exit(1);
-  }
+/** The command-line run: the table, the notes, the result file. */
+async function main() {
+  const out = await runAll();
   console.log('\n| benchmark | deliveries/s | notes |\n|---|---:|---|');
   for (const r of out.rows) console.log(`| ${r.title} | ${r.rps?.toLocaleString('en-US') ?? '–'} | ${r.detail ?? ''} |`);
   if (out.notes.length) console.log(`\n${out.notes.map((n) => `- ${n}`).join('\n')}`);
   if (process.env.BENCH_RESULT_FILE) {
     writeFileSync(process.env.BENCH_RESULT_FILE, JSON.stringify({ bench: 'recovery', machine: out.machine, rows: out.rows.map(({ curve, cpuUs, ...r }) => r) }, null, 2));
   }
-  if (out.problems.length) {
-    console.error(`\nBENCHMARK FAILED:\n  ${out.problems.join('\n  ')}`);
-    process.exit(1);
-  }
+  return out;
 }
+
+if (isEntry(SELF)) await runEntry(main);

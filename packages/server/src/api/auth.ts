@@ -20,6 +20,7 @@ interface CachedKey {
   environment: 'sandbox' | 'production';
   name: string;
   settings: OperatorSettings;
+  cls: RequestClass;
   /** The counts of the hour window `windowStart` and of the one before, as the database had them at `fetchedAt`. */
   windowStart: number;
   current: number;
@@ -77,16 +78,16 @@ function addCount(deps: Deps, keyId: string, cls: RequestClass, windowStart: num
 }
 
 /** Every `ttl`, the counts of keys that went quiet are written (the next request of a busy key writes its own). */
-function startFlushing(deps: Deps, c: KeyCache, ttl: number, cls: (k: string) => RequestClass): void {
+function startFlushing(deps: Deps, c: KeyCache, ttl: number): void {
   if (c.timer) return;
   c.timer = setInterval(() => {
     const now = performance.now();
-    for (const [k, e] of c.keys) {
+    for (const e of c.keys.values()) {
       if (e.pending === 0 || now - e.fetchedAt <= ttl) continue;
       const n = e.pending;
       e.pending = 0;
       e.current += n;
-      addCount(deps, e.id, cls(k), e.windowStart, n).catch(() => {
+      addCount(deps, e.id, e.cls, e.windowStart, n).catch(() => {
         e.pending += n; // the next flush tries again
         e.current -= n;
       });
@@ -106,8 +107,8 @@ function startFlushing(deps: Deps, c: KeyCache, ttl: number, cls: (k: string) =>
  * The price: a key revoked, or settings changed, by another process (the CLI) take effect within that time; settings
  * changed through this process's API take effect at once. Across several API processes a limit can be exceeded by
  * what the others counted in the last `authCacheMs`, and only while more than a tenth of the limit is left (closer to
- * it, every request is looked up and counted in the database again). 0 turns the cache off: every request is looked up and counted in
- * the database.
+ * it, every request is looked up and counted in the database again). 0 turns the cache off: every request is looked
+ * up and counted in the database.
  */
 export async function authenticate(deps: Deps, req: FastifyRequest, reply: FastifyReply, cls: RequestClass): Promise<void> {
   const header = req.headers.authorization;
@@ -158,14 +159,12 @@ export async function authenticate(deps: Deps, req: FastifyRequest, reply: Fasti
       cache?.keys.delete(ck);
       throw errors.unauthorized();
     }
+    // Requests counted on the stale entry while this look ran are not in the database yet: they stay pending.
+    k = { ...row, cls, windowStart, pending: stale && stale.windowStart === windowStart ? stale.pending : 0, fetchedAt: real };
     if (cache) {
-      const pendingMeanwhile = stale && stale.windowStart === windowStart ? stale.pending : 0;
-      k = { ...row, windowStart, pending: pendingMeanwhile, fetchedAt: real };
       if (cache.keys.size >= MAX_CACHED_KEYS) cache.keys.clear();
       cache.keys.set(ck, k);
-      startFlushing(deps, cache, ttl, (key) => key.slice(0, key.indexOf(':')) as RequestClass);
-    } else {
-      k = { ...row, windowStart, pending: 0, fetchedAt: real };
+      startFlushing(deps, cache, ttl);
     }
   }
   const limit = limitOf(k);
@@ -176,9 +175,12 @@ export async function authenticate(deps: Deps, req: FastifyRequest, reply: Fasti
   reply.header('X-RateLimit-Reset', reset);
   if (used > limit) {
     // A refused request does not count, so a client that keeps retrying recovers as the window slides.
-    if (fromCache) k.pending--;
-    else await deps.db.query('UPDATE rate_counters SET count = count - 1 WHERE key_id = $1 AND class = $2 AND window_start = $3', [k.id, cls, windowStart]);
-    if (!fromCache) k.current--;
+    if (fromCache) {
+      k.pending--;
+    } else {
+      await deps.db.query('UPDATE rate_counters SET count = count - 1 WHERE key_id = $1 AND class = $2 AND window_start = $3', [k.id, cls, windowStart]);
+      k.current--;
+    }
     reply.header('X-RateLimit-Remaining', 0);
     reply.header('Retry-After', reset - nowS);
     throw errors.rateLimited(reset - nowS);

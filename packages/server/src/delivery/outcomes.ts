@@ -63,7 +63,8 @@ export function createOutcomeWriter(
 ) {
   const { db, log } = deps;
   let pending: Written[] = [];
-  let timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** Cancels the scheduled write, if one is scheduled. */
+  let cancel: (() => void) | undefined;
   let running: Promise<void> | undefined;
   let backoff = 100;
   let failures = 0;
@@ -162,11 +163,8 @@ export function createOutcomeWriter(
   }
 
   function start(): Promise<void> {
-    if (timer) {
-      if (o.flushMs > 0) clearTimeout(timer as NodeJS.Timeout);
-      else clearImmediate(timer as NodeJS.Immediate);
-      timer = undefined;
-    }
+    cancel?.();
+    cancel = undefined;
     running ??= run().finally(() => {
       running = undefined;
       if (pending.length) schedule();
@@ -179,7 +177,15 @@ export function createOutcomeWriter(
     if (pending.length >= o.batchSize) void start();
     // flushMs 0: at the end of this turn of the event loop, with every outcome that came in during it; while that
     // write runs, the next batch gathers (a lease ends only once its outcome is written: waiting longer holds it).
-    else if (!timer) timer = o.flushMs > 0 ? setTimeout(() => void start(), o.flushMs) : setImmediate(() => void start());
+    else if (!cancel) {
+      if (o.flushMs > 0) {
+        const t = setTimeout(() => void start(), o.flushMs);
+        cancel = () => clearTimeout(t);
+      } else {
+        const i = setImmediate(() => void start());
+        cancel = () => clearImmediate(i);
+      }
+    }
   }
 
   return {

@@ -16,6 +16,15 @@ import type { RetrySchedule, ScheduleName } from '../domain/retry.js';
 export const HELD = new Date('9999-12-31T00:00:00Z');
 const HELD_SQL = `'9999-12-31T00:00:00Z'::timestamptz`;
 
+/**
+ * An endpoint (alias `x`) that holds its deliveries at `now` (a SQL expression): disabled, or behind an open circuit
+ * whose wait is not over (once it is, one probe at a time goes; admission.ts). The hold is the lane's: no delivery row
+ * moves when an endpoint is disabled, enabled, or its circuit opens and closes.
+ */
+export function endpointHolds(x: string, now: string): string {
+  return `(${x}.status = 'disabled' OR (${x}.circuit_state = 'open' AND ${x}.circuit_retry_at > ${now}))`;
+}
+
 export const DELIVERY_CHANNEL = 'cashwire_deliveries';
 
 /**
@@ -50,8 +59,8 @@ export const MAX_STALLS = 5;
  * columns `op, env, event_id, endpoint_id, url, secret, id, due`:
  * - `endpoint_id` set: a registered endpoint's delivery. Its URL, format and payload version are the endpoint's (the
  *   worker reads them again at each claim, so a delivery always goes to the current URL, signed with the current
- *   secret); a disabled endpoint's delivery is held, one behind an open circuit waits for the probe. A deleted
- *   endpoint gets nothing.
+ *   secret); a disabled endpoint's delivery is held, one behind an open circuit waits for the probe, both by their
+ *   lane ({@link endpointHolds}), not by its due time. A deleted endpoint gets nothing.
  * - `endpoint_id` NULL: a payment's own `webhook_url` (`url`), format `pushcash`, signed with `secret` (sealed).
  * `due` is when it may first be sent; `id` its id (a conflict on it inserts nothing, so derived ids deliver once).
  * The operator's `retry_schedules` are kept with the row, and its lane (migration 007): the endpoint, or the
@@ -65,7 +74,7 @@ export function enqueueSql(targets: string, now: string): string {
               coalesce(e.payload_version, o.settings->>'payload_version', '${DEFAULT_PAYLOAD_VERSION}'),
               CASE WHEN e.id IS NULL THEN t.secret END,
               o.settings->'retry_schedules',
-              CASE WHEN e.circuit_state = 'open' THEN greatest(t.due, e.circuit_retry_at) ELSE t.due END,
+              t.due,
               ${now}
          FROM ${targets}
          JOIN operators o ON o.id = t.op
@@ -102,7 +111,8 @@ export function fanoutTargets(source: string, now: string): string {
 /**
  * POST /events/{id}/resend (also "retry now"): every destination the event had whose latest delivery is not pending
  * gets a new delivery (through the one insert: signed, current URL, held for a disabled endpoint); pending deliveries
- * that wait for a retry are due now (an open circuit's probe time and a disabled endpoint's hold are kept). Returns how
+ * that wait for a retry are due now (behind an open circuit they still wait for its probe, as its lane does; a disabled
+ * endpoint's are left to its enabling). Returns how
  * many deliveries were made and how many were pulled.
  */
 export async function resendDeliveries(db: Queryable, key: { operator_id: string; event_id: string }, env: string, now: Date, newIds: () => string): Promise<{ created: number; pulled: number }> {
@@ -120,7 +130,7 @@ export async function resendDeliveries(db: Queryable, key: { operator_id: string
     `WITH made AS (${enqueueSql(`(SELECT $1::text AS op, $3::text AS env, $2::text AS event_id, u.endpoint_id, u.url, u.secret, u.id, $4::timestamptz AS due
                                 FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) AS u(endpoint_id, url, secret, id)) AS t`, '$4::timestamptz')}
      ), pulled AS (
-       UPDATE deliveries d SET next_attempt_at = CASE WHEN e.circuit_state = 'open' THEN greatest($4::timestamptz, e.circuit_retry_at) ELSE $4::timestamptz END
+       UPDATE deliveries d SET next_attempt_at = $4::timestamptz
          FROM deliveries d0 LEFT JOIN endpoints e ON e.operator_id = d0.operator_id AND e.id = d0.endpoint_id
         WHERE d0.operator_id = $1 AND d0.event_id = $2 AND d0.status = 'pending' AND d0.leased_by IS NULL AND d0.next_attempt_at > $4
           AND (e.id IS NULL OR e.status = 'enabled')
@@ -374,7 +384,7 @@ async function takeFromLanes(tx: Queryable, worker: string, now: Date, leaseMs: 
        -- read gives nothing (its deliveries stay where they are, rather than being claimed and given back).
        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bool[], $5::float8[]) AS w(op, lane, n, fifo, tokens)
         WHERE NOT EXISTS (SELECT 1 FROM endpoints z WHERE starts_with(w.lane, 'ep:') AND z.operator_id = w.op AND z.id = substr(w.lane, 4)
-                            AND (z.status = 'disabled' OR (z.circuit_state = 'open' AND z.circuit_retry_at > $6)))
+                            AND ${endpointHolds('z', '$6')})
      ), due AS (
        -- LIMIT $9 (all that was granted): with it the planner knows how few rows come, and updates them by primary key.
        SELECT * FROM (
@@ -648,9 +658,8 @@ export function eventHasDeliveryIn(param: string): string {
 
 /** A delivery `d` whose endpoint is disabled: held, whatever its due time says. */
 const HELD_BY_ENDPOINT = `EXISTS (SELECT 1 FROM endpoints x WHERE x.operator_id = d.operator_id AND x.id = d.endpoint_id AND x.status = 'disabled')`;
-/** A delivery `d` its endpoint holds back at `now` ($1): disabled, or behind an open circuit whose wait is not over. */
-const WAITING_ON_ENDPOINT = `EXISTS (SELECT 1 FROM endpoints x WHERE x.operator_id = d.operator_id AND x.id = d.endpoint_id
-                                   AND (x.status = 'disabled' OR (x.circuit_state = 'open' AND x.circuit_retry_at > $1)))`;
+/** A delivery `d` its endpoint holds back at `now` ($1). */
+const WAITING_ON_ENDPOINT = `EXISTS (SELECT 1 FROM endpoints x WHERE x.operator_id = d.operator_id AND x.id = d.endpoint_id AND ${endpointHolds('x', '$1')})`;
 
 /** Queue gauges for /metrics. */
 export async function queueGauges(db: Queryable, now: Date): Promise<{ due: number; pending: number; dead: number; oldestDue: Date | null }> {
