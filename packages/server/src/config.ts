@@ -28,6 +28,12 @@ export interface Config {
    * 0: every request looked up and counted in the database. Default 1000.
    */
   authCacheMs: number;
+  /**
+   * How widget nonces end. `local` (default): `_local`, which Push's clients read as "talk to http://localhost:8080";
+   * `push`: `_sandbox` / `_production` by environment, which they read as Push's own hosts (for a deployment served
+   * under those names). CASHWIRE_NONCE_SUFFIXES.
+   */
+  nonceSuffixes: 'local' | 'push';
   /** Delay between approval and settlement. Sandbox default 10 s, production default 1 h. */
   settleDelayMs: { sandbox: number; production: number };
   /** How often the settlement job looks for due intents. Default 1000 ms. */
@@ -93,6 +99,12 @@ function httpProxy(name: string, env: NodeJS.ProcessEnv): string | undefined {
   return raw;
 }
 
+function nonceSuffixes(env: NodeJS.ProcessEnv): 'local' | 'push' {
+  const raw = env.CASHWIRE_NONCE_SUFFIXES || 'local';
+  if (raw !== 'local' && raw !== 'push') throw new Error(`CASHWIRE_NONCE_SUFFIXES must be "local" or "push", got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = int('PORT', 4000, env);
   return {
@@ -108,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       read: int('CASHWIRE_RATE_LIMIT_READ', 1000, env),
     },
     authCacheMs: int('CASHWIRE_AUTH_CACHE_MS', 1000, env),
+    nonceSuffixes: nonceSuffixes(env),
     settleDelayMs: {
       sandbox: int('CASHWIRE_SANDBOX_SETTLE_DELAY_MS', 10_000, env),
       production: int('CASHWIRE_PRODUCTION_SETTLE_DELAY_MS', 3_600_000, env),

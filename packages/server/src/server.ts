@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from './api/app.js';
 import { createMetrics } from './metrics.js';
 import type { LookupFn } from './security/ssrf.js';
-import { loadSecretKey, secretBox, type SecretBox } from './security/secrets.js';
+import { loadSecretKey, secretBox, type Fingerprinter, type SecretBox } from './security/secrets.js';
 import { superviseWorker, type Supervisor } from './delivery/supervisor.js';
 import { checkSecretKey, createWorker, type DeliveryWorker, type WorkerOptions } from './delivery/worker.js';
 import { systemClock, randomIds, type Clock, type IdGenerator } from './clock.js';
@@ -93,7 +93,7 @@ export interface StartOptions {
    */
   worker?: boolean | Partial<WorkerOptions> | 'process';
   /** Seals webhook secrets; default: the key from CASHWIRE_SECRET_KEY or the data folder. */
-  secrets?: SecretBox;
+  secrets?: SecretBox & Fingerprinter;
   /** DNS for production webhooks (checked at connect time); tests inject one. */
   resolver?: LookupFn;
   /** Serve the API. Default true (false: `cashwire worker`). */

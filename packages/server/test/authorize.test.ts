@@ -25,9 +25,13 @@ describe('POST /authorize', () => {
     const other = await api.post('/authorize', { amount: 100, currency: 'USD', direction: 'cash_in', token: await token(userId, 'secure_debit') });
     expect(other.body.credential.id).not.toBe(a.body.credential.id);
     expect(other.body.rail).toBe('ach');
-    const byCredential = await api.post('/authorize', { amount: 200, currency: 'USD', direction: 'cash_out', credential_id: a.body.credential.id });
+    const byCredential = await api.post('/authorize', { amount: 200, currency: 'USD', direction: 'cash_out', credential_id: other.body.credential.id });
     expect(byCredential.status).toBe(200);
     expect(byCredential.body).toMatchObject({ direction: 'cash_out', status: 'approved', user_id: userId });
+    // A card-only card deposits only (Push Native): its withdrawal is declined.
+    const cardOut = await api.post('/authorize', { amount: 200, currency: 'USD', direction: 'cash_out', credential_id: a.body.credential.id });
+    expect(cardOut.status).toBe(401);
+    expect(cardOut.body).toMatchObject({ status: 'declined', decline_category: 'credential_not_withdrawable' });
     const events = await api.get(`/events?intent_id=${a.body.id}`);
     expect(events.body.data[0]).toMatchObject({ type: 'intent.approved', data: { tag: 'txn_a', rail: 'card', type: 'card_only' } });
   });

@@ -54,8 +54,9 @@ import { inFlight, send, type Outcome, type RawRequest, type RawResponse } from 
  *   POST /graphql                4xx     GraphQL's error body {"errors": [{"message": ...}, ...]}          NOT accepted
  *   GET  /pay/:op/:id            404     an HTML page (text/html): "Payment session not found"             also accepted
  *   GET  /sendcash/pay/:op/:id   404     an HTML page (text/html): "Transfer not found"                    also accepted
+ *   GET  /widget/ (and /widget)  403     an HTML page (text/html): "This payment form has expired"         also accepted
  *   (the HTTP layer, any path)   431,400 the error shape, also on /graphql (see below)                     required
- * The two HTML pages answer as HTML only the 404 of their handler (routes/pay.ts, routes/sendcash.ts); a param or
+ * The HTML pages answer as HTML only the 404 (403) of their handler (routes/pay.ts, sendcash.ts, native.ts); a param or
  * query that fails their schema goes through the app's error handler, as JSON. The decision POSTs are JSON.
  * The HTTP layer answers before any route is chosen (a 431, or HTTP it cannot parse: an unknown method, a bad
  * Content-Length, no Host): there the error shape is accepted on every path, /graphql's too.
@@ -73,6 +74,9 @@ const EXCEPTIONS: Exception[] = [
   { route: 'POST /graphql', status: is4xx, answer: "GraphQL's {errors: [...]}", errorShapeAccepted: false, accepts: graphqlErrors },
   { route: 'GET /pay/:op/:id', status: (s) => s === 404, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
   { route: 'GET /sendcash/pay/:op/:id', status: (s) => s === 404, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
+  // The widget page (an iframe's document): a bad, expired or spent nonce is a page that says so.
+  { route: 'GET /widget/', status: (s) => s === 403, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
+  { route: 'GET /widget', status: (s) => s === 403, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
 ];
 
 const SEED = Number(process.env.CASHWIRE_FUZZ_SEED ?? 20261201);

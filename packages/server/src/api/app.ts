@@ -8,6 +8,7 @@ import { metaRoutes } from './routes/meta.js';
 import { payPageRoutes } from './routes/pay.js';
 import { endpointRoutes } from './routes/endpoints.js';
 import { sendcashRoutes } from './routes/sendcash.js';
+import { nativeRoutes } from './routes/native.js';
 import { graphqlRoutes } from './graphql.js';
 import { instrumentFastify } from '../telemetry.js';
 
@@ -231,6 +232,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(paymentRoutes(deps));
   await app.register(payPageRoutes(deps));
   await app.register(endpointRoutes(deps));
+  await app.register(nativeRoutes(deps));
   await app.register(sendcashRoutes(deps));
   await app.register(graphqlRoutes(deps, { pageSize: deps.config.graphqlPageSize, maxDepth: deps.config.graphqlMaxDepth }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

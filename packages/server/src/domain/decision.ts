@@ -6,7 +6,29 @@ import type { Direction, LimitsUtilizationCents } from '@cashwire/webhooks';
 
 export type Environment = 'sandbox' | 'production';
 
-export type DeclineCategory = 'insufficient_funds' | 'fraud_risk' | 'limit_exceeded' | 'deposit_required' | 'user_declined';
+export type DeclineCategory =
+  | 'insufficient_funds' | 'fraud_risk' | 'limit_exceeded' | 'deposit_required' | 'user_declined'
+  | 'credential_not_withdrawable' | 'authentication_failed';
+
+/** Credential types (Push Native). Only the first two may withdraw (cash_out); card-only cards deposit only. */
+export type CredentialType = 'secure_debit' | 'apple_pay_debit' | 'card_only_debit' | 'card_only_credit';
+export const WITHDRAWABLE: readonly CredentialType[] = ['secure_debit', 'apple_pay_debit'];
+
+export function canWithdraw(type: CredentialType): boolean {
+  return WITHDRAWABLE.includes(type);
+}
+
+/** The sandbox amount that requires authentication (step-up) with any payment method. Documented in the README. */
+export const SANDBOX_STEP_UP_AMOUNT = 3300;
+
+/**
+ * Whether an authorization the rules would approve must first pass a step-up page (POST /authorize answers 202).
+ * `alwaysStepUp`: the credential is the sandbox's step-up test card.
+ */
+export function requiresAuthentication(input: { environment: Environment; amount: number; alwaysStepUp: boolean }): boolean {
+  if (input.environment !== 'sandbox') return false;
+  return input.amount === SANDBOX_STEP_UP_AMOUNT || input.alwaysStepUp;
+}
 
 export interface Limits {
   /** Cents per UTC day, per direction. */

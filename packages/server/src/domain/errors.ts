@@ -43,13 +43,24 @@ export const ERROR_CATALOG = {
   state_required: c(400, 'government_id.state is required for this id type'),
   state_not_allowed: c(400, 'government_id.state applies only to drivers_license and state_id'),
   identity_not_verified: c(400, 'identity_verified must be true'),
-  invalid_phone_number: c(400, 'phone_number must be a phone number in E.164 form'),
+  invalid_phone_number: c(400, 'phone_number must be a US phone number or E.164'),
+  // Cards, tokens, the widget and Apple Pay (domain/card.ts, payments/native.ts)
+  invalid_card_number: c(400, 'the card number is not a valid card number'),
+  invalid_expiry: c(400, 'the expiry month or year is not valid'),
+  card_expired: c(400, 'the card has expired'),
+  invalid_cvv: c(400, 'the CVV does not have the right number of digits'),
+  token_expired: c(400, 'the token has expired: tokens live 15 minutes'),
+  bank_sign_in_failed: c(400, 'the bank username or password is wrong'),
+  invalid_display_name: c(400, 'display_name must end in the last 4 digits of the card'),
+  invalid_code: c(400, 'the one-time code must be 6 digits'),
   // 401
   unauthorized: c(401, 'missing or invalid API key: send Authorization: Bearer <key>'),
   unknown_public_key: c(401, 'no merchant has this publicKey'),
   invalid_signature: c(401, 'the signature does not match'),
   // 403
   sandbox_only: c(403, 'this endpoint exists only in the sandbox environment: use a sandbox key'),
+  nonce_invalid: c(403, 'the widget session (nonce) is unknown, expired or already used: get a new URL from POST /user/{id}/url'),
+  apple_pay_not_enabled: c(403, 'Apple Pay mobile is not enabled for this merchant identifier'),
   // 404
   route_not_found: c(404, 'no such route'),
   user_not_found: c(404, 'no such user'),

@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Direction } from '@cashwire/webhooks';
-import { errors } from '../domain/errors.js';
+import { canWithdraw, requiresAuthentication } from '../domain/decision.js';
+import { DomainError, errors } from '../domain/errors.js';
 import { withTx, type Tx } from '../db/pool.js';
-import type { CredentialRow, IntentRow } from '../store/rows.js';
+import type { IntentRow, StoredCredentialRow } from '../store/rows.js';
 import type { Caller, Deps } from './context.js';
-import { decisionEvent, decisionFor, publicIntent, renderIntent } from './intents.js';
+import { decisionEvent, decisionFor, intentUrl, publicIntent, renderIntent, type Verdict } from './intents.js';
+import { TOKEN_TTL_MS } from './native.js';
 import { insertEvents } from '../store/events.js';
 
 export const TOKEN_TYPES = ['card_only', 'secure_debit', 'apple_pay'] as const;
@@ -16,12 +18,14 @@ const METHOD: Record<TokenType, { display: string; rail: 'ach' | 'card'; type: s
   apple_pay: { display: 'Apple Pay', rail: 'card', type: 'card_only' },
 };
 
+/** POST /token: a token for a payment method of the user (no card data); lives 15 minutes like every token. */
 export async function createToken(deps: Deps, caller: Caller, input: { user_id: string; type: TokenType }) {
   const id = deps.ids.next('token_');
+  const now = deps.clock.now();
   await deps.db
     .query(
-      `INSERT INTO tokens (operator_id, environment, id, user_id, type, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [caller.operatorId, caller.environment, id, input.user_id, input.type, deps.clock.now()],
+      `INSERT INTO tokens (operator_id, environment, id, user_id, type, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [caller.operatorId, caller.environment, id, input.user_id, input.type, now, new Date(now.getTime() + TOKEN_TTL_MS)],
     )
     .catch((err) => {
       if (err.code === '23503') throw errors.notFound('user', input.user_id);
@@ -44,23 +48,37 @@ export interface AuthorizeInput {
   approval_mode?: 'automatic' | 'manual';
 }
 
-/** The same user paying with the same method always gets the same credential. */
-async function credentialFor(deps: Deps, tx: Tx, caller: Caller, userId: string, type: TokenType): Promise<CredentialRow> {
+const METHOD_CREDENTIAL_TYPE: Record<TokenType, StoredCredentialRow['type']> = { card_only: 'card_only_debit', secure_debit: 'secure_debit', apple_pay: 'apple_pay_debit' };
+
+/** A token of POST /token names a payment method, not a card: the same user and method always get the same credential. */
+async function credentialFor(deps: Deps, tx: Tx, caller: Caller, userId: string, type: TokenType): Promise<StoredCredentialRow> {
   const last4 = String(parseInt(createHash('sha256').update(`${userId}:${type}`).digest('hex').slice(0, 8), 16) % 10000).padStart(4, '0');
-  const { rows } = await tx.query<CredentialRow>(
-    `INSERT INTO credentials (operator_id, environment, id, user_id, method_type, display_name, last4, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-     ON CONFLICT (operator_id, environment, user_id, method_type) DO UPDATE SET method_type = EXCLUDED.method_type
-     RETURNING id, display_name, last4`,
-    [caller.operatorId, caller.environment, deps.ids.next('cred_'), userId, type, METHOD[type].display, last4, deps.clock.now()],
+  const { rows } = await tx.query<StoredCredentialRow>(
+    `INSERT INTO credentials (operator_id, environment, id, user_id, method_type, display_name, last4, created_at, type, fingerprint)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'method:' || $5)
+     ON CONFLICT (operator_id, environment, user_id, fingerprint) DO UPDATE SET method_type = EXCLUDED.method_type
+     RETURNING *`,
+    [caller.operatorId, caller.environment, deps.ids.next('cred_'), userId, type, METHOD[type].display, last4, deps.clock.now(), METHOD_CREDENTIAL_TYPE[type]],
   );
   return rows[0]!;
 }
 
+async function storedCredential(tx: Tx, operatorId: string, id: string): Promise<StoredCredentialRow | undefined> {
+  const { rows } = await tx.query<StoredCredentialRow>('SELECT * FROM credentials WHERE operator_id = $1 AND id = $2', [operatorId, id]);
+  return rows[0];
+}
+
+/** The answer to an authorization that requires authentication: the intent's id and its step-up page. */
+function stepUpBody(deps: Deps, i: IntentRow) {
+  return { id: i.id, url: intentUrl(deps, i) };
+}
+
 /**
  * POST /authorize: creates and decides an intent at once. Approved (or pending review) answers 200 with the
- * intent; declined answers 401 with the intent as body, which is what real clients expect. Idempotent by token:
- * the token row is locked, and a used token returns the first answer.
+ * intent; declined answers 401 with the intent as body, which is what real clients expect; one that requires
+ * authentication answers 202 `{id, url}`: the intent stays `created`, with no event, until its step-up page (the
+ * hosted page at `url`) decides it. Idempotent by token: the token row is locked, and a used token returns the
+ * first answer. A cash_out with a deposit-only credential (card_only_*) is declined `credential_not_withdrawable`.
  */
 export async function authorize(deps: Deps, caller: Caller, input: AuthorizeInput): Promise<{ statusCode: number; body: unknown }> {
   if ((input.token === undefined) === (input.credential_id === undefined)) {
@@ -69,27 +87,26 @@ export async function authorize(deps: Deps, caller: Caller, input: AuthorizeInpu
   return withTx(deps.db, async (tx) => {
     let userId: string;
     let method: TokenType;
-    let credential: CredentialRow;
+    let credential: StoredCredentialRow;
     if (input.token !== undefined) {
-      const { rows } = await tx.query<{ user_id: string; type: TokenType; intent_id: string | null; response_code: number | null; environment: string }>(
-        'SELECT user_id, type, intent_id, response_code, environment FROM tokens WHERE operator_id = $1 AND id = $2 FOR UPDATE',
+      const { rows } = await tx.query<{ user_id: string; type: TokenType; intent_id: string | null; response_code: number | null; environment: string;
+        credential_id: string | null; expires_at: Date | null }>(
+        'SELECT user_id, type, intent_id, response_code, environment, credential_id, expires_at FROM tokens WHERE operator_id = $1 AND id = $2 FOR UPDATE',
         [caller.operatorId, input.token],
       );
       const t = rows[0];
       if (!t || t.environment !== caller.environment) throw errors.notFound('token', input.token);
       if (t.intent_id) {
         const { rows: prior } = await tx.query<IntentRow>('SELECT * FROM intents WHERE operator_id = $1 AND id = $2', [caller.operatorId, t.intent_id]);
+        if (t.response_code === 202) return { statusCode: 202, body: stepUpBody(deps, prior[0]!) };
         return { statusCode: t.response_code!, body: await renderIntent(deps, tx, prior[0]!) };
       }
+      if (t.expires_at && t.expires_at.getTime() <= deps.clock.now().getTime()) throw new DomainError('token_expired', undefined, 'token');
       userId = t.user_id;
       method = t.type;
-      credential = await credentialFor(deps, tx, caller, userId, method);
+      credential = t.credential_id ? (await storedCredential(tx, caller.operatorId, t.credential_id))! : await credentialFor(deps, tx, caller, userId, method);
     } else {
-      const { rows } = await tx.query<CredentialRow & { user_id: string; method_type: TokenType; environment: string }>(
-        'SELECT id, display_name, last4, user_id, method_type, environment FROM credentials WHERE operator_id = $1 AND id = $2',
-        [caller.operatorId, input.credential_id],
-      );
-      const c = rows[0];
+      const c = await storedCredential(tx, caller.operatorId, input.credential_id!);
       if (!c || c.environment !== caller.environment) throw errors.notFound('credential', input.credential_id!);
       userId = c.user_id;
       method = c.method_type;
@@ -97,18 +114,23 @@ export async function authorize(deps: Deps, caller: Caller, input: AuthorizeInpu
     }
     // Decided before it is written: one INSERT of the decided intent (and the token marked used in the same
     // statement), where creating it and then deciding it was an INSERT and two UPDATEs.
+    const verdict: Verdict = input.direction === 'cash_out' && !canWithdraw(credential.type) ? { forced: 'credential_not_withdrawable' } : {};
     const decision = await decisionFor(deps, tx, {
       operator_id: caller.operatorId, environment: caller.environment, user_id: userId, direction: input.direction, amount: input.amount,
       approval_mode: input.approval_mode ?? 'automatic',
-    }, caller.settings);
-    const statusCode = decision.status === 'declined' ? 401 : 200;
+    }, caller.settings, verdict);
+    const stepUp = decision.status !== 'declined'
+      && requiresAuthentication({ environment: caller.environment, amount: input.amount, alwaysStepUp: credential.always_step_up });
+    const statusCode = stepUp ? 202 : decision.status === 'declined' ? 401 : 200;
     const now = decision.decided_at;
+    // A step-up waits undecided: `created`, nothing used of the limits, no event until its page decides.
+    const d = stepUp ? { status: 'created', decline_category: null, limits_utilization: null, decided_at: null, settle_at: null } : decision;
     const { rows } = await tx.query<IntentRow>(
       `WITH i AS (
          INSERT INTO intents (operator_id, environment, id, user_id, direction, amount, currency, status, approval_mode, rail, type, tag,
                               redirect_url, webhook_url, webhook_secret, account_id, credential_id, session_token, created_at, updated_at,
-                              decline_category, limits_utilization, decided_at, settle_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $19, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $20, $21, $18, $22) RETURNING *
+                              decline_category, limits_utilization, decided_at, settle_at, step_up)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $19, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $20, $21, $25, $22, $26) RETURNING *
        ), t AS (
          UPDATE tokens SET intent_id = i.id, response_code = $24 FROM i WHERE tokens.operator_id = $1 AND tokens.id = $23
        )
@@ -116,11 +138,12 @@ export async function authorize(deps: Deps, caller: Caller, input: AuthorizeInpu
       [caller.operatorId, caller.environment, deps.ids.next(`intent_${caller.environment}_`), userId, input.direction, input.amount, input.currency,
         input.approval_mode ?? 'automatic', METHOD[method].rail, METHOD[method].type, input.tag ?? null, input.redirect_url ?? null,
         input.webhook_url ?? null, input.webhook_secret ? deps.secrets.seal(input.webhook_secret) : null, input.account_id ?? null, credential.id,
-        deps.ids.secret(18), now, decision.status, decision.decline_category,
-        decision.limits_utilization ? JSON.stringify(decision.limits_utilization) : null, decision.settle_at, input.token ?? null, statusCode],
+        deps.ids.secret(18), now, d.status, d.decline_category,
+        d.limits_utilization ? JSON.stringify(d.limits_utilization) : null, d.settle_at, input.token ?? null, statusCode, d.decided_at, stepUp],
     );
-    const decided = rows[0]!;
-    await insertEvents(tx, deps, [{ intent: decided, type: decisionEvent(decided) }]);
-    return { statusCode, body: publicIntent(deps, decided, [], credential) };
+    const made = rows[0]!;
+    if (stepUp) return { statusCode, body: stepUpBody(deps, made) };
+    await insertEvents(tx, deps, [{ intent: made, type: decisionEvent(made) }]);
+    return { statusCode, body: publicIntent(deps, made, [], credential) };
   });
 }

@@ -5,7 +5,7 @@ import type { Db } from '../db/pool.js';
 import type { Environment } from '../domain/decision.js';
 import type { OperatorSettings } from '../store/rows.js';
 import type { Metrics } from '../metrics.js';
-import type { SecretBox } from '../security/secrets.js';
+import type { Fingerprinter, SecretBox } from '../security/secrets.js';
 import type { LookupFn } from '../security/ssrf.js';
 import type { RailAdapter } from './rail.js';
 
@@ -17,8 +17,8 @@ export interface Deps {
   config: Config;
   log: Logger;
   rail: RailAdapter;
-  /** Seals and opens webhook secrets at rest. */
-  secrets: SecretBox;
+  /** Seals and opens webhook secrets at rest; fingerprints card numbers. */
+  secrets: SecretBox & Fingerprinter;
   metrics: Metrics;
   /** DNS for the address checks of production destinations; default dns.lookup. */
   resolver?: LookupFn;

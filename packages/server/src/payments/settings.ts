@@ -1,5 +1,6 @@
 import { DEFAULT_PAYLOAD_VERSION } from '@cashwire/webhooks';
 import { DEFAULT_SCHEDULES } from '../domain/retry.js';
+import { errors } from '../domain/errors.js';
 import type { OperatorSettings } from '../store/rows.js';
 import type { Caller, Deps } from './context.js';
 import { userLimits } from './users.js';
@@ -13,7 +14,26 @@ export function effectiveSettings(deps: Deps, settings: OperatorSettings) {
     ),
     rate_limits: { ...deps.config.rateLimits, ...(settings.rate_limits ?? {}) },
     limits: userLimits({ settings } as Caller),
+    allowed_origins: settings.allowed_origins ?? null,
+    apple_pay: { merchant_identifiers: settings.apple_pay?.merchant_identifiers ?? [], total_label: settings.apple_pay?.total_label ?? null,
+      bt_application_key: settings.apple_pay?.bt_application_key ?? null, bt_merchant_registration_id: settings.apple_pay?.bt_merchant_registration_id ?? null },
   };
+}
+
+/** Each allowed origin is an origin exactly: scheme, host and port, nothing else (it goes into a CSP frame-ancestors). */
+function checkOrigins(origins: string[]): string[] {
+  return origins.map((o, k) => {
+    let u: URL | undefined;
+    try {
+      u = new URL(o);
+    } catch {
+      /* below */
+    }
+    if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.origin !== o.replace(/\/$/, '')) {
+      throw errors.validation(`allowed_origins/${k}`, `${JSON.stringify(o)} is not an origin such as "https://casino.example" (scheme, host, optional port; no path)`, 'invalid_value');
+    }
+    return u.origin;
+  });
 }
 
 export async function getSettings(deps: Deps, caller: Caller) {
@@ -30,6 +50,8 @@ export async function patchSettings(deps: Deps, caller: Caller, patch: OperatorS
     ...(patch.payload_version ? { payload_version: patch.payload_version } : {}),
     ...(patch.rate_limits ? { rate_limits: { ...cur.rate_limits, ...patch.rate_limits } } : {}),
     ...(patch.limits ? { limits: { ...cur.limits, ...patch.limits } } : {}),
+    ...(patch.allowed_origins ? { allowed_origins: [...new Set(checkOrigins(patch.allowed_origins))] } : {}),
+    ...(patch.apple_pay ? { apple_pay: { ...cur.apple_pay, ...patch.apple_pay } } : {}),
     ...(patch.retry_schedules
       ? {
           retry_schedules: Object.fromEntries(

@@ -1,10 +1,12 @@
 import { errors } from '../domain/errors.js';
 import { DEFAULT_LIMITS } from '../domain/decision.js';
-import { checkKyc, type KycInput } from '../domain/kyc.js';
+import { checkKyc, e164Phone, type KycInput } from '../domain/kyc.js';
 import type { Queryable } from '../db/pool.js';
 import type { Caller, Deps } from './context.js';
 import { idempotent } from './idempotency.js';
+import { credentialsOf, paymentCredential } from './native.js';
 import { page, pageFilter } from './pagination.js';
+import type { StoredCredentialRow } from '../store/rows.js';
 
 export interface CreateUserInput extends KycInput {
   name: { first: string; last: string };
@@ -21,9 +23,12 @@ interface UserRow {
   created_at: Date;
 }
 
-export function publicUser(u: UserRow) {
+export function publicUser(u: UserRow, credentials: StoredCredentialRow[] = []) {
   const { tag: _tag, ...kyc } = u.data;
-  return { id: u.id, tag: u.tag, ...kyc, status: u.status, limits: { daily_limit: u.daily_limit, currency: 'USD' }, created_at: u.created_at.toISOString() };
+  return {
+    id: u.id, tag: u.tag, ...kyc, status: u.status, payment_credentials: credentials.map(paymentCredential),
+    limits: { daily_limit: u.daily_limit, currency: 'USD' }, created_at: u.created_at.toISOString(),
+  };
 }
 
 export function userLimits(caller: Caller) {
@@ -42,6 +47,8 @@ async function byTag(q: Queryable, caller: Caller, tag: string): Promise<UserRow
 export async function createUser(deps: Deps, caller: Caller, input: CreateUserInput, idemKey: string | undefined) {
   const problem = checkKyc(input, deps.clock.now());
   if (problem) throw errors.validation(problem.field, problem.message, problem.code);
+  // Stored as E.164, whatever notation the client sent; the idempotency check still compares the body as sent.
+  const stored = input.phone_number === undefined ? input : { ...input, phone_number: e164Phone(input.phone_number)! };
   return idempotent(deps, caller, 'user', idemKey, input, async (tx) => {
     const id = deps.ids.next('user_');
     const { rows } = await tx.query<{ id: string }>(
@@ -49,7 +56,7 @@ export async function createUser(deps: Deps, caller: Caller, input: CreateUserIn
        VALUES ($1, $2, $3, $4, 'enabled', $5, $6, $7)
        ON CONFLICT (operator_id, environment, tag) WHERE tag IS NOT NULL DO NOTHING
        RETURNING id`,
-      [caller.operatorId, caller.environment, id, input.tag ?? null, userLimits(caller).daily_cash_in, JSON.stringify(input), deps.clock.now()],
+      [caller.operatorId, caller.environment, id, input.tag ?? null, userLimits(caller).daily_cash_in, JSON.stringify(stored), deps.clock.now()],
     );
     if (rows[0]) return { statusCode: 200, body: { id: rows[0].id } };
     const existing = await byTag(tx, caller, input.tag!);
@@ -63,7 +70,7 @@ export async function getUser(deps: Deps, caller: Caller, id: string) {
     [caller.operatorId, caller.environment, id],
   );
   if (!rows[0]) throw errors.notFound('user', id);
-  return publicUser(rows[0]);
+  return publicUser(rows[0], await credentialsOf(deps.db, { operator_id: caller.operatorId, environment: caller.environment, user_id: id }));
 }
 
 export async function listUsers(deps: Deps, caller: Caller, q: { cursor?: string; limit?: number; 'created_at.after'?: string; 'created_at.before'?: string }) {
@@ -77,5 +84,9 @@ export async function listUsers(deps: Deps, caller: Caller, q: { cursor?: string
     params,
   );
   const p = page(rows, limit);
-  return { data: p.rows.map(publicUser), next_cursor: p.next_cursor };
+  const { rows: creds } = await deps.db.query<StoredCredentialRow>(
+    'SELECT * FROM credentials WHERE operator_id = $1 AND environment = $2 AND user_id = ANY($3::text[]) ORDER BY created_at, id',
+    [caller.operatorId, caller.environment, p.rows.map((u) => u.id)],
+  );
+  return { data: p.rows.map((u) => publicUser(u, creds.filter((c) => c.user_id === u.id))), next_cursor: p.next_cursor };
 }

@@ -3,7 +3,7 @@
  * generated once into the data folder. Stored as `enc:v1:<iv>:<tag>:<ciphertext>` (base64url parts). A value without
  * that prefix is read as plain text, so rows written before encryption stay readable.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,6 +15,11 @@ export interface SecretBox {
   open(stored: string): string;
 }
 
+export interface Fingerprinter {
+  /** A stable, keyed fingerprint (HMAC-SHA256, hex) of a value that must not be stored, such as a card number. */
+  fingerprint(value: string): string;
+}
+
 export function parseKey(raw: string): Buffer {
   const s = raw.trim();
   const key = /^[0-9a-fA-F]{64}$/.test(s) ? Buffer.from(s, 'hex') : Buffer.from(s, 'base64');
@@ -22,8 +27,13 @@ export function parseKey(raw: string): Buffer {
   return key;
 }
 
-export function secretBox(key: Buffer): SecretBox {
+export function secretBox(key: Buffer): SecretBox & Fingerprinter {
+  // A key of its own for fingerprints, derived from the master key: never the encryption key itself.
+  const fingerprintKey = createHmac('sha256', key).update('cashwire fingerprint v1').digest();
   return {
+    fingerprint(value) {
+      return createHmac('sha256', fingerprintKey).update(value).digest('hex');
+    },
     seal(plain) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', key, iv);

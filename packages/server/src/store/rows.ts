@@ -15,6 +15,10 @@ export interface OperatorSettings {
   retry_schedules?: Partial<Record<'sandbox' | 'production' | 'sendcash', Partial<import('../domain/retry.js').RetrySchedule>>>;
   rate_limits?: { create?: number; read?: number };
   limits?: Partial<Record<'daily_cash_in' | 'daily_cash_out' | 'monthly_cash_in' | 'monthly_cash_out', number>>;
+  /** Origins (scheme://host[:port]) whose pages may embed the Widget. Unset: any in the sandbox, none in production. */
+  allowed_origins?: string[];
+  /** Apple Pay mobile: the merchant identifiers with a registered payment-processing certificate, the sheet's label. */
+  apple_pay?: { merchant_identifiers?: string[]; total_label?: string; bt_application_key?: string; bt_merchant_registration_id?: string };
 }
 
 export interface IntentRow {
@@ -46,12 +50,34 @@ export interface IntentRow {
   settled_at: Date | null;
   created_at: Date;
   updated_at: Date;
+  /** Waits for its step-up page (POST /authorize answered 202). */
+  step_up?: boolean;
 }
 
 export interface CredentialRow {
   id: string;
   display_name: string;
   last4: string;
+}
+
+/** A credential as stored (migration 010): what is kept of a card, a bank account or an Apple Pay card. */
+export interface StoredCredentialRow extends CredentialRow {
+  operator_id: string;
+  environment: Environment;
+  user_id: string;
+  method_type: 'card_only' | 'secure_debit' | 'apple_pay';
+  type: import('../domain/decision.js').CredentialType;
+  fingerprint: string;
+  brand: string | null;
+  card_last4: string | null;
+  exp_month: number | null;
+  exp_year: number | null;
+  bank_name: string | null;
+  account_last4: string | null;
+  routing: string | null;
+  authenticated: boolean;
+  always_step_up: boolean;
+  created_at: Date;
 }
 
 export interface TransactionRow extends Omit<TransactionRecord, 'created_at'> {

@@ -53,6 +53,15 @@ export const SettingsBody = Type.Object({
     daily_cash_in: Type.Optional(Type.Integer({ minimum: 0 })), daily_cash_out: Type.Optional(Type.Integer({ minimum: 0 })),
     monthly_cash_in: Type.Optional(Type.Integer({ minimum: 0 })), monthly_cash_out: Type.Optional(Type.Integer({ minimum: 0 })),
   })),
+  allowed_origins: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255 }), {
+    maxItems: 50, description: 'Origins whose pages may embed the Widget, e.g. "https://casino.example". Unset: any origin in the sandbox, none in production; [] allows none.',
+  })),
+  apple_pay: Type.Optional(Type.Object({
+    merchant_identifiers: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 50, description: 'Apple merchant identifiers with a registered payment-processing certificate' })),
+    total_label: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "the Apple Pay sheet's label; default the operator's name" })),
+    bt_application_key: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    bt_merchant_registration_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  })),
 });
 
 export const endpointRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
@@ -86,7 +95,7 @@ export const endpointRoutes = (deps: Deps): FastifyPluginAsync => async (app) =>
 
   app.get('/operator/settings', { schema: { summary: "The operator's settings, with the defaults in force" }, onRequest: read }, async (req) => getSettings(deps, req.caller));
   app.patch<{ Body: Static<typeof SettingsBody> }>('/operator/settings', {
-    schema: { body: SettingsBody, summary: 'Change the default payload version, retry schedules, rate limits or user limits' }, onRequest: read,
+    schema: { body: SettingsBody, summary: 'Change the default payload version, retry schedules, rate limits, user limits, Widget origins or Apple Pay' }, onRequest: read,
   }, async (req) => {
     const settings = await patchSettings(deps, req.caller, req.body);
     forgetOperatorKeys(deps, req.caller.operatorId); // the next request of any of its keys reads the new settings

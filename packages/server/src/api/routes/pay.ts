@@ -1,5 +1,6 @@
 /**
- * The hosted payment session: the intent's `url`. The end user sees amount and direction and approves or cancels
+ * The hosted payment session: the intent's `url`; for an authorization that requires authentication (202), its
+ * step-up page, which asks for a one-time code first. The end user sees amount and direction and approves or cancels
  * (sandbox: also declines). Then the page sends them to `redirect_url?intent_id=…&status=…`, or, without one,
  * posts `{source: "cashwire", intent_id, status}` to the window that opened or embeds it.
  */
@@ -17,6 +18,8 @@ const Query = Type.Object({ s: Type.Optional(Type.String({ maxLength: 128 })) })
 const DecisionBody = Type.Object({
   s: Type.String({ minLength: 1, maxLength: 128 }),
   action: Type.Union([Type.Literal('approve'), Type.Literal('cancel'), Type.Literal('decline')]),
+  /** The one-time code of a step-up (any 6 digits: no SMS is sent). */
+  code: Type.Optional(Type.String({ maxLength: 32 })),
 });
 
 const sameToken = (given: string, expected: string): boolean => constantTimeEqual(given, expected);
@@ -40,6 +43,8 @@ const STYLE = `
  .sandbox{display:inline-block;background:#fff3cd;color:#7a5a00;border-radius:4px;padding:2px 8px;font-size:.75rem;font-weight:600;margin-bottom:12px}
  .actions{display:flex;gap:8px;margin-top:24px;flex-wrap:wrap} button{font:inherit;border-radius:8px;padding:10px 16px;border:1px solid #c5cbd8;background:#fff;color:#14213d;cursor:pointer;flex:1;white-space:nowrap}
  button.primary{background:#1d4ed8;border-color:#1d4ed8;color:#fff;flex-basis:100%;font-weight:600} button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px} button:disabled{opacity:.6;cursor:wait}
+ h2{font-size:1rem;margin:20px 0 0} .label{display:block;font-weight:600;margin:14px 0 6px} .small{font-size:.8rem;margin-top:6px}
+ #code{font:inherit;font-size:1.3rem;letter-spacing:.3em;width:100%;padding:10px 12px;border:1px solid #8792a2;border-radius:8px} #code:focus-visible{outline:3px solid #93c5fd;outline-offset:1px}
  #result{margin-top:20px;font-weight:600} #result:empty{margin:0} #result.declined,#result.error{color:#b91c1c} #result.approved{color:#15803d}
 `;
 
@@ -55,11 +60,18 @@ const NOT_FOUND = `<!doctype html>
 <title>Payment session not found</title><style>${STYLE}</style></head>
 <body><main><h1>Payment session not found</h1><p class="muted">This payment link is not valid. Go back to the site you came from and start the payment again.</p></main></body></html>`;
 
-function page(i: IntentRow, operatorName: string, token: string): string {
+function page(i: IntentRow & { credential_display?: string | null }, operatorName: string, token: string): string {
   const verb = i.direction === 'cash_in' ? 'Deposit' : 'Withdrawal';
   const open = i.status === 'created';
   const sandbox = i.environment === 'sandbox';
-  const state = { intent_id: i.id, status: i.status, redirect: redirectTarget(i), s: token, decision: `/pay/${i.operator_id}/${i.id}/decision` };
+  const stepUp = open && i.step_up === true;
+  const state = { intent_id: i.id, status: i.status, redirect: redirectTarget(i), s: token, decision: `/pay/${i.operator_id}/${i.id}/decision`, step_up: stepUp };
+  const stepUpForm = stepUp ? `
+ <h2 data-testid="step-up">Verify it's you</h2>
+ <p class="muted">Your bank asks you to confirm this payment${i.credential_display ? ` with ${esc(i.credential_display)}` : ''}. Enter the 6-digit code sent to your phone.</p>
+ <label for="code" class="label">One-time code</label>
+ <input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="6" pattern="[0-9]{6}" placeholder="123456" aria-describedby="code-hint">
+ <div id="code-hint" class="muted small">${sandbox ? 'Sandbox: any 6 digits.' : 'The code expires in 10 minutes.'}</div>` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${verb} ${dollars(i.amount)} · ${esc(operatorName)}</title>
@@ -70,10 +82,11 @@ function page(i: IntentRow, operatorName: string, token: string): string {
  <div class="muted" data-testid="direction">${verb}</div>
  <div class="amount" data-testid="amount">${dollars(i.amount)}</div>
  <div class="muted">${esc(i.currency)} · ${verb === 'Deposit' ? 'from your bank account' : 'to your bank account'}</div>
+ ${stepUpForm}
  ${open ? `<div class="actions">
-  <button class="primary" id="approve" data-action="approve">Approve ${verb.toLowerCase()}</button>
+  <button class="primary" id="approve" data-action="approve">${stepUp ? 'Verify and pay' : `Approve ${verb.toLowerCase()}`}</button>
   <button id="cancel" data-action="cancel">Cancel</button>
-  ${sandbox ? '<button id="decline" data-action="decline">Decline (sandbox)</button>' : ''}
+  ${sandbox ? `<button id="decline" data-action="decline">${stepUp ? 'Fail verification (sandbox)' : 'Decline (sandbox)'}</button>` : ''}
  </div>` : ''}
  <div id="result" role="status" aria-live="polite" class="${open ? '' : esc(i.status)}">${open ? '' : `${OUTCOME[i.status] ?? i.status}${i.decline_category ? `: ${esc(i.decline_category.replace(/_/g, ' '))}` : ''}`}</div>
 </main>
@@ -90,11 +103,17 @@ function page(i: IntentRow, operatorName: string, token: string): string {
     var target = window.opener || (window.parent !== window ? window.parent : null);
     if (target) target.postMessage({ source: 'cashwire', intent_id: r.intent_id, status: r.status }, '*');
   }
+  var code = document.getElementById('code');
   document.querySelectorAll('button[data-action]').forEach(function(b){
     b.addEventListener('click', function(){
+      if (state.step_up && b.dataset.action === 'approve' && !/^[0-9]{6}$/.test(code.value.trim())) {
+        result.className = 'error'; result.textContent = 'Enter the 6-digit code'; code.focus(); return;
+      }
       document.querySelectorAll('button').forEach(function(x){ x.disabled = true; });
       result.className = ''; result.textContent = 'Processing…';
-      fetch(state.decision, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ s: state.s, action: b.dataset.action }) })
+      var body = { s: state.s, action: b.dataset.action };
+      if (code) body.code = code.value.trim();
+      fetch(state.decision, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
         .then(function(res){ return res.json().then(function(j){ return { ok: res.ok, status: res.status, j: j }; }); })
         .then(function(x){
           if (!x.ok) {
@@ -114,8 +133,10 @@ function page(i: IntentRow, operatorName: string, token: string): string {
 }
 
 async function load(deps: Deps, op: string, id: string, s: string | undefined, lock: boolean, q: Queryable = deps.db) {
-  const { rows } = await q.query<IntentRow & { operator_name: string; operator_settings: OperatorSettings }>(
-    `SELECT i.*, o.name AS operator_name, o.settings AS operator_settings FROM intents i JOIN operators o ON o.id = i.operator_id
+  const { rows } = await q.query<IntentRow & { operator_name: string; operator_settings: OperatorSettings; credential_display: string | null }>(
+    `SELECT i.*, o.name AS operator_name, o.settings AS operator_settings,
+            (SELECT c.display_name || ' ••' || c.last4 FROM credentials c WHERE c.operator_id = i.operator_id AND c.id = i.credential_id) AS credential_display
+       FROM intents i JOIN operators o ON o.id = i.operator_id
       WHERE i.operator_id = $1 AND i.id = $2${lock ? ' FOR UPDATE OF i' : ''}`,
     [op, id],
   );
@@ -148,7 +169,12 @@ export const payPageRoutes = (deps: Deps): FastifyPluginAsync => async (app) => 
       if (req.body.action === 'cancel') return cancelIntentRow(deps, tx, i);
       if (req.body.action === 'decline') {
         if (i.environment !== 'sandbox') throw errors.sandboxOnly();
-        return decideIntent(deps, tx, i, i.operator_settings, { forced: 'insufficient_funds' });
+        return decideIntent(deps, tx, i, i.operator_settings, { forced: i.step_up ? 'authentication_failed' : 'insufficient_funds' });
+      }
+      if (i.step_up) {
+        // Step-up: the code is checked for form only (no SMS is sent); passing it authenticates the credential.
+        if (!/^\d{6}$/.test(req.body.code?.trim() ?? '')) throw errors.validation('code', 'enter the 6-digit one-time code', 'invalid_code');
+        if (i.credential_id) await tx.query('UPDATE credentials SET authenticated = true WHERE operator_id = $1 AND id = $2', [i.operator_id, i.credential_id]);
       }
       return decideIntent(deps, tx, i, i.operator_settings);
     });
