@@ -13,6 +13,9 @@ CREATE TABLE nonces (
   created_at   timestamptz NOT NULL,
   expires_at   timestamptz NOT NULL,
   spent_at     timestamptz,
+  -- Refused cards and bank sign-ins: at MAX_ATTEMPTS (payments/native.ts) the nonce is done, so one widget session
+  -- cannot be used to try card after card.
+  attempts     int NOT NULL DEFAULT 0,
   PRIMARY KEY (operator_id, id),
   FOREIGN KEY (operator_id, environment, user_id) REFERENCES users (operator_id, environment, id)
 );

@@ -252,6 +252,19 @@ describe('cards: the widget form and POST /tokenize', () => {
     s.clock.set(Date.now());
   });
 
+  it('ten refused cards or bank sign-ins end a widget session: it cannot be used to try card after card', async () => {
+    const user = await newUser(api);
+    const { url, nonce } = await widgetUrl(user, { direction: 'cash_in' });
+    for (let k = 0; k < 9; k++) {
+      const r = k % 2 ? await anon.post('/widget/bank', { nonce, username: 'mxuser', password: `guess${k}` }) : await anon.post('/widget/card', { nonce, ...CARD, pan: `4000 0000 0000 00${k}1` });
+      expect(r.status, JSON.stringify(r.body)).toBe(400);
+    }
+    expect((await fetch(url)).status).toBe(200); // nine: still open
+    expect((await anon.post('/widget/card', { nonce, ...CARD, cvv: 'x' })).body.error.code).toBe('invalid_cvv');
+    expect((await fetch(url)).status).toBe(403);
+    expect((await anon.post('/widget/card', { nonce, ...CARD })).body.error.code).toBe('nonce_invalid');
+  });
+
   it('a widget of one type mints only that: a secure_debit session has no card form, a card_only one no bank sign-in', async () => {
     const user = await newUser(api);
     const bank = await widgetUrl(user, { direction: 'cash_out', type: 'secure_debit' });
@@ -485,7 +498,10 @@ describe('step-up: 202 {id, url}', () => {
     const ok = await decide({ code: '424242' });
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ intent_id: r.body.id, status: 'approved' });
-    expect((await api.get(`/intent/${r.body.id}`)).body).toMatchObject({ status: 'approved', credential: { id: card.credential.id } });
+    expect((await api.get(`/intent/${r.body.id}`)).body).toMatchObject({
+      status: 'approved', credential: { id: card.credential.id, last4: '4444' },
+      payment_credential: { id: card.credential.id, type: 'card_only_debit', card: { primary_account_number_mask: '************4444', brand: 'mastercard' } },
+    });
     expect(await eventsOf(r.body.id)).toEqual(['intent.approved']);
     expect((await api.get(`/user/${user}/credentials`)).body.data[0].authenticated).toBe(true);
     expect((await decide({ code: '424242' })).status).toBe(409);

@@ -73,6 +73,12 @@ export const AuthorizeBody = Type.Object({
   approval_mode: Type.Optional(ApprovalMode),
 });
 
+/** POST /authorize when authentication is required: the intent (still `created`) and its step-up page. */
+export const StepUpResponse = Type.Object({
+  id: Type.String({ description: 'the intent' }),
+  url: Type.String({ description: 'the step-up page: show it in an iframe (it posts {source: "cashwire", intent_id, status} to the parent) or open it' }),
+});
+
 export const TokenBody = Type.Object({
   user_id: Str(64),
   type: Type.Union([Type.Literal('card_only'), Type.Literal('secure_debit'), Type.Literal('apple_pay')]),

@@ -4,7 +4,8 @@ import { withTx, type Queryable, type Tx } from '../db/pool.js';
 import { decide, type DeclineCategory, type Environment } from '../domain/decision.js';
 import { allowedFrom, canTransition, type IntentAction } from '../domain/intent-state.js';
 import { insertEvents } from '../store/events.js';
-import type { CredentialRow, IntentRow, TransactionRow } from '../store/rows.js';
+import type { CredentialRow, IntentRow, StoredCredentialRow, TransactionRow } from '../store/rows.js';
+import { paymentCredential } from './native.js';
 import type { Caller, Deps } from './context.js';
 import { insertOnce } from './idempotency.js';
 import { page, pageFilter } from './pagination.js';
@@ -51,6 +52,7 @@ export function publicIntent(deps: Deps, i: IntentRow, txns: TransactionRow[] = 
     display_limits: i.display_limits,
     display_loyalty: i.display_loyalty,
     credential: credential ? { id: credential.id, display_name: credential.display_name, last4: credential.last4 } : null,
+    payment_credential: credential && 'type' in credential ? paymentCredential(credential as StoredCredentialRow) : null,
     limits_utilization: i.limits_utilization
       ? Object.fromEntries(Object.entries(i.limits_utilization).map(([k, v]) => [k, (v as number).toFixed(2)]))
       : null,
@@ -116,7 +118,7 @@ async function details(q: Queryable, i: IntentRow): Promise<{ txns: TransactionR
   const [t, c] = await Promise.all([
     q.query<TransactionRow>('SELECT * FROM transactions WHERE operator_id = $1 AND intent_id = $2 ORDER BY created_at', [i.operator_id, i.id]),
     i.credential_id
-      ? q.query<CredentialRow>('SELECT id, display_name, last4 FROM credentials WHERE operator_id = $1 AND id = $2', [i.operator_id, i.credential_id])
+      ? q.query<CredentialRow>('SELECT * FROM credentials WHERE operator_id = $1 AND id = $2', [i.operator_id, i.credential_id])
       : Promise.resolve({ rows: [] as CredentialRow[] }),
   ]);
   return { txns: t.rows, credential: c.rows[0] ?? null };

@@ -19,6 +19,8 @@ import type { OperatorSettings, StoredCredentialRow } from '../store/rows.js';
 import type { Caller, Deps } from './context.js';
 
 export const NONCE_TTL_MS = 30 * 60_000;
+/** Refused cards or bank sign-ins after which a nonce is done. */
+export const MAX_ATTEMPTS = 10;
 export const TOKEN_TTL_MS = 15 * 60_000;
 
 export const WIDGET_TYPES = ['apple_pay', 'card_only', 'secure_debit'] as const;
@@ -37,6 +39,7 @@ export interface NonceRow extends Owner {
   created_at: Date;
   expires_at: Date;
   spent_at: Date | null;
+  attempts: number;
   operator_name: string;
   operator_settings: OperatorSettings;
 }
@@ -92,9 +95,34 @@ export async function openNonce(deps: Deps, q: Queryable, nonce: string, opts: {
     [op, nonce],
   );
   const n = rows[0];
-  if (!n || n.expires_at.getTime() <= deps.clock.now().getTime() || (n.spent_at && !opts.spentOk)) throw nonceInvalid();
+  if (!n || n.expires_at.getTime() <= deps.clock.now().getTime() || (n.spent_at && !opts.spentOk) || n.attempts >= MAX_ATTEMPTS) throw nonceInvalid();
   return n;
 }
+
+/**
+ * Runs a mint on the locked nonce; a refusal of what the user typed (a bad card, a wrong bank sign-in) counts one
+ * attempt against the nonce, committed even though the mint is not.
+ */
+async function withNonce<T>(deps: Deps, nonce: string, fn: (tx: Tx, n: NonceRow) => Promise<T>): Promise<T> {
+  let refused: NonceRow | undefined;
+  try {
+    return await withTx(deps.db, async (tx) => {
+      const n = await openNonce(deps, tx, nonce, { lock: true });
+      try {
+        return await fn(tx, n);
+      } catch (err) {
+        if (err instanceof DomainError && COUNTED.has(err.code)) refused = n;
+        throw err;
+      }
+    });
+  } catch (err) {
+    if (refused) await deps.db.query('UPDATE nonces SET attempts = attempts + 1 WHERE operator_id = $1 AND id = $2', [refused.operator_id, refused.id]);
+    throw err;
+  }
+}
+
+/** The refusals that count as an attempt: what a person typed into the card form or the bank sign-in. */
+const COUNTED = new Set(['invalid_card_number', 'invalid_expiry', 'card_expired', 'invalid_cvv', 'bank_sign_in_failed']);
 
 function requireType(n: NonceRow, wanted: WidgetType): void {
   if (n.type !== null && n.type !== wanted) {
@@ -184,10 +212,9 @@ function shortCredential(c: StoredCredentialRow) {
 
 /** POST /widget/card: the card form of the widget page. */
 export async function widgetCard(deps: Deps, input: CardInput & { nonce: string }) {
-  const card = checkedCard(deps, input);
-  return withTx(deps.db, async (tx) => {
-    const n = await openNonce(deps, tx, input.nonce, { lock: true });
+  return withNonce(deps, input.nonce, async (tx, n) => {
     requireType(n, 'card_only');
+    const card = checkedCard(deps, input);
     const c = await upsertCredential(deps, tx, n, cardCredential(deps, n.environment, card));
     const token = await mintToken(deps, tx, c);
     await spend(deps, tx, n);
@@ -197,8 +224,7 @@ export async function widgetCard(deps: Deps, input: CardInput & { nonce: string 
 
 /** POST /widget/bank: the sandbox bank sign-in links the user's checking account (secure_debit) and mints a token. */
 export async function widgetBank(deps: Deps, input: { nonce: string; username: string; password: string }) {
-  return withTx(deps.db, async (tx) => {
-    const n = await openNonce(deps, tx, input.nonce, { lock: true });
+  return withNonce(deps, input.nonce, async (tx, n) => {
     requireType(n, 'secure_debit');
     if (input.username !== SANDBOX_BANK.username || input.password !== SANDBOX_BANK.password) {
       throw errors.validation('username', n.environment === 'sandbox'

@@ -6,7 +6,7 @@ import { approveIntent, cancelIntent, createIntent, getIntent, listIntents, simu
 import { createUser, getUser, listUsers } from '../../payments/users.js';
 import { checkResolvedDestination, parseHttpUrl } from '../../delivery/endpoints.js';
 import { authenticate } from '../auth.js';
-import { AuthorizeBody, CreateIntentBody, CreateUserBody, IdempotencyHeaders, IdParams, ListQuery, TokenBody } from '../schemas.js';
+import { AuthorizeBody, CreateIntentBody, CreateUserBody, IdempotencyHeaders, IdParams, ListQuery, StepUpResponse, TokenBody } from '../schemas.js';
 
 type Body<T> = { Body: T; Headers: Static<typeof IdempotencyHeaders> };
 
@@ -62,7 +62,11 @@ export const paymentRoutes = (deps: Deps): FastifyPluginAsync => async (app) => 
 
   for (const path of ['/authorize', '/authorization']) {
     app.post<{ Body: Static<typeof AuthorizeBody> }>(path, {
-      schema: { body: AuthorizeBody, summary: 'Create and decide an intent at once: 200 approved, 401 declined (with the intent as body)', hide: path === '/authorization' },
+      schema: {
+        body: AuthorizeBody, response: { 202: StepUpResponse },
+        summary: 'Create and decide an intent at once: 200 approved, 202 {id, url} when authentication is required (step-up page), 401 declined (with the intent as body)',
+        hide: path === '/authorization',
+      },
       onRequest: auth('create'),
     }, async (req, reply) => {
       checkUrl(req.body.redirect_url, 'redirect_url');

@@ -323,7 +323,8 @@ export function widgetPage(state: WidgetPageState): string {
       refresh('number');
       if (touched.cvv || digits(F.cvv.value)) refresh('cvv');
       validity();
-      if (p.length === maxDigits(b) && !problem('number') && pos === v.length) F.exp.focus();
+      // A complete number of a known brand (15 digits for Amex, 16 for the others) moves on to the expiry.
+      if (b !== 'unknown' && p.length === (b === 'amex' ? 15 : 16) && !problem('number') && pos === v.length) F.exp.focus();
     });
     F.exp.addEventListener('input', function(ev){
       var el = F.exp, d = digits(el.value).slice(0, 4);
