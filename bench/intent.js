@@ -191,43 +191,68 @@ async function main() {
       const d = await fetch(`${base}/webhook/endpoints/${e.id}/disable`, { method: 'POST', headers: auth, body: '{}' });
       if (d.status !== 200) throw new Error(`POST /webhook/endpoints/${e.id}/disable: ${d.status}`);
     }
-    const pairStats = { ok: 0, bad: 0, codes: {}, lat: [] };
-    let pairSeq = 0;
-    const pairLoop = async (until, record) => {
-      while (Date.now() < until) {
-        const k = ++pairSeq;
-        const t0 = performance.now();
-        const tr = await fetch(`${base}/token`, { method: 'POST', headers: auth, body: JSON.stringify({ user_id: pairUsers[k % pairUsers.length], type: 'card_only' }) });
-        const tb = await tr.json();
-        let status = tr.status;
-        if (tr.status === 200) {
-          const ar = await fetch(`${base}/authorize`, { method: 'POST', headers: auth, body: JSON.stringify({ amount: 100 + (k % 50), currency: 'USD', direction: 'cash_in', token: tb.token, tag: `bench-pair-${runId}-${k}` }) });
-          await ar.arrayBuffer();
-          status = ar.status;
-        }
-        if (!record) continue;
-        if (status === 200) {
-          pairStats.ok++;
-          pairStats.lat.push(performance.now() - t0);
-        } else {
-          pairStats.bad++;
-          pairStats.codes[status] = (pairStats.codes[status] ?? 0) + 1;
-        }
-      }
+    // Pairs of a token mint and the authorization that spends it, on the three paths a client takes: POST /token (a
+    // payment method), POST /tokenize (a card from a PCI-scoped backend), and the Widget (a widget URL, its card form,
+    // then the authorization: three requests).
+    const CARD = { pan: '5555555555554444', cvv: '123', exp_month: '12', exp_year: '39' };
+    const post = async (p, body, headers = auth) => {
+      const r = await fetch(`${base}${p}`, { method: 'POST', headers, body: JSON.stringify(body) });
+      return { status: r.status, body: await r.json() };
     };
-    process.stderr.write(`  POST /token + POST /authorize pairs: ${PAIRS.parallel} in parallel over ${PAIRS.users} users, ${PAIRS.endpoints} endpoints disabled, ${PAIRS.duration} s\n`);
-    await Promise.all(Array.from({ length: PAIRS.parallel }, () => pairLoop(Date.now() + PAIRS.warmup * 1000, false)));
-    const pairsBefore = cpuSnapshot(dbName, server.pid);
-    const pairsT0 = Date.now();
-    await Promise.all(Array.from({ length: PAIRS.parallel }, () => pairLoop(pairsT0 + PAIRS.duration * 1000, true)));
-    const pairsSecs = (Date.now() - pairsT0) / 1000;
-    const lat = pairStats.lat.sort((x, y) => x - y);
-    const pq = (x) => Math.round(lat[Math.min(lat.length - 1, Math.ceil(x * lat.length) - 1)] ?? 0);
-    rows.push({
-      title: `POST /token + POST /authorize pairs (${PAIRS.parallel} in parallel, ${PAIRS.users} users, ${PAIRS.endpoints} endpoints disabled)`,
-      rps: Math.round(pairStats.ok / pairsSecs), p50: pq(0.5), p99: pq(0.99), non2xx: pairStats.bad, errors: 0, timeouts: 0, ok: pairStats.ok,
-      statusCodes: pairStats.codes, cpu: cpuDelta(pairsBefore, cpuSnapshot(dbName, server.pid), pairStats.ok),
-    });
+    const PATHS = [
+      { name: 'POST /token + POST /authorize', tag: 'bench-pair', mint: async (user) => post('/token', { user_id: user, type: 'card_only' }) },
+      { name: 'POST /tokenize + POST /authorize', tag: 'bench-card', mint: async (user) => post('/tokenize', { user_id: user, ...CARD }) },
+      {
+        name: 'Widget: POST /user/{id}/url + POST /widget/card + POST /authorize', tag: 'bench-widget',
+        mint: async (user) => {
+          const u = await post(`/user/${user}/url`, { direction: 'cash_in', type: 'card_only' });
+          if (u.status !== 200) return u;
+          const nonce = new URL(u.body.url).searchParams.get('nonce');
+          return post('/widget/card', { nonce, ...CARD }, { 'content-type': 'application/json' });
+        },
+      },
+    ];
+    const pairRows = {};
+    for (const path of PATHS) {
+      const stats = { ok: 0, bad: 0, codes: {}, lat: [] };
+      let seqP = 0;
+      const loop = async (until, record) => {
+        while (Date.now() < until) {
+          const k = ++seqP;
+          const t0 = performance.now();
+          const minted = await path.mint(pairUsers[k % pairUsers.length]);
+          let status = minted.status;
+          if (status === 200) {
+            const ar = await fetch(`${base}/authorize`, { method: 'POST', headers: auth, body: JSON.stringify({ amount: 100 + (k % 50), currency: 'USD', direction: 'cash_in', token: minted.body.token, tag: `${path.tag}-${record ? 'm' : 'w'}-${runId}-${k}` }) });
+            await ar.arrayBuffer();
+            status = ar.status;
+          }
+          if (!record) continue;
+          if (status === 200) {
+            stats.ok++;
+            stats.lat.push(performance.now() - t0);
+          } else {
+            stats.bad++;
+            stats.codes[status] = (stats.codes[status] ?? 0) + 1;
+          }
+        }
+      };
+      process.stderr.write(`  ${path.name} pairs: ${PAIRS.parallel} in parallel over ${PAIRS.users} users, ${PAIRS.endpoints} endpoints disabled, ${PAIRS.duration} s\n`);
+      await Promise.all(Array.from({ length: PAIRS.parallel }, () => loop(Date.now() + PAIRS.warmup * 1000, false)));
+      const before = cpuSnapshot(dbName, server.pid);
+      const t0 = Date.now();
+      await Promise.all(Array.from({ length: PAIRS.parallel }, () => loop(t0 + PAIRS.duration * 1000, true)));
+      const secs = (Date.now() - t0) / 1000;
+      const lat = stats.lat.sort((x, y) => x - y);
+      const pq = (x) => Math.round(lat[Math.min(lat.length - 1, Math.ceil(x * lat.length) - 1)] ?? 0);
+      const row = {
+        title: `${path.name} pairs (${PAIRS.parallel} in parallel, ${PAIRS.users} users, ${PAIRS.endpoints} endpoints disabled)`,
+        rps: Math.round(stats.ok / secs), p50: pq(0.5), p99: pq(0.99), non2xx: stats.bad, errors: 0, timeouts: 0, ok: stats.ok,
+        statusCodes: stats.codes, cpu: cpuDelta(before, cpuSnapshot(dbName, server.pid), stats.ok),
+      };
+      rows.push(row);
+      pairRows[path.tag] = row;
+    }
 
     // Every 2xx must be one new intent: no replays, nothing lost.
     const bench = cashwire.createPool(dbUrl.toString(), 1);
@@ -235,7 +260,10 @@ async function main() {
     try {
       const { rows: [c] } = await bench.query(
         `SELECT count(*) FILTER (WHERE idempotency_key IS NOT NULL)::int AS keyed, count(*) FILTER (WHERE idempotency_key IS NULL AND tag IS NULL)::int AS plain,
-                count(*) FILTER (WHERE tag LIKE 'bench-pair-%')::int AS paired,
+                count(*) FILTER (WHERE tag LIKE 'bench-pair-m-%')::int AS paired,
+                count(*) FILTER (WHERE tag LIKE 'bench-card-m-%')::int AS carded,
+                count(*) FILTER (WHERE tag LIKE 'bench-widget-m-%')::int AS widgeted,
+                (SELECT count(*)::int FROM credentials WHERE fingerprint LIKE 'card:%') AS cards,
                 (SELECT count(*)::int FROM deliveries WHERE status = 'pending') AS held,
                 (SELECT count(*)::int FROM idempotency_keys WHERE scope = 'intent') AS keys,
                 (SELECT version()) AS version
@@ -253,7 +281,7 @@ async function main() {
     console.log(`\n${machineText(machine)}\n`);
     console.log(table(result.rows));
     if (rows.some((r) => r.cpu)) console.log(`\nCPU time per request (${machine.nproc} cores shared by all parties):\n\n${cpuTable(rows)}`);
-    console.log(`\ntoken+authorize: ${check.paired} intents, ${check.held} deliveries held for the disabled endpoints`);
+    console.log(`\ntoken+authorize: ${check.paired} intents, tokenize+authorize: ${check.carded}, widget: ${check.widgeted}; ${check.held} deliveries held for the disabled endpoints; ${check.cards} card credentials (one per user: the same card)`);
     console.log(`\nintents in the database: ${check.keyed} with a key (2xx seen: ${expectKeyed}, keys generated: ${seq + 1}), ${check.plain} without (2xx seen: ${expectPlain}); idempotency rows: ${check.keys}`);
     if (process.env.BENCH_RESULT_FILE) writeFileSync(process.env.BENCH_RESULT_FILE, JSON.stringify(result, null, 2));
 
@@ -269,9 +297,14 @@ async function main() {
       problems.push(`keyed intents: ${check.keyed} rows / ${check.keys} keys for ${expectKeyed} 2xx responses and ${seq} keys generated`);
     }
     if (check.plain < expectPlain || check.plain > expectPlain + slack) problems.push(`unkeyed intents: ${check.plain} rows for ${expectPlain} 2xx responses`);
-    const pairs = rows.at(-1);
-    if (check.paired < pairs.ok) problems.push(`token+authorize: ${check.paired} intents for ${pairs.ok} 2xx pairs`);
-    if (check.held < pairs.ok) problems.push(`token+authorize: ${check.held} held deliveries for ${pairs.ok} authorized intents (each should be held for ${PAIRS.endpoints} endpoints)`);
+    for (const [tag, count] of [['bench-pair', check.paired], ['bench-card', check.carded], ['bench-widget', check.widgeted]]) {
+      const r = pairRows[tag];
+      // The measured loops' 2xx are intents; a loop stopped at its deadline may leave one more in flight each.
+      if (count < r.ok || count > r.ok + PAIRS.parallel) problems.push(`${r.title}: ${count} intents for ${r.ok} 2xx`);
+    }
+    const pairsOk = Object.values(pairRows).reduce((n, r) => n + r.ok, 0);
+    if (check.held < pairsOk) problems.push(`pairs: ${check.held} held deliveries for ${pairsOk} authorized intents (each should be held for ${PAIRS.endpoints} endpoints)`);
+    if (check.cards !== PAIRS.users) problems.push(`${check.cards} card credentials for ${PAIRS.users} users paying with one card each`);
     if (problems.length) {
       const tail = serverOutput().trim();
       throw new Error(`BENCHMARK FAILED:\n  ${problems.join('\n  ')}${tail ? `\nserver output (tail):\n${tail}` : ''}`);

@@ -5,6 +5,10 @@
  * payment session URL and sends the user there. Bad options never throw: they log `[PushCash] …` and render nothing.
  */
 
+import { Widget, type WidgetConstructor } from './widget.js';
+
+export type { PushCashWidget, TokenizeResult, WidgetConstructor, WidgetError, WidgetErrorCode, WidgetOptions, WidgetStyling } from './widget.js';
+
 declare const __VERSION__: string;
 
 export type ButtonColor = 'royal' | 'white' | 'navy';
@@ -46,6 +50,8 @@ export interface PushCashButton {
 
 export interface PushCashGlobal {
   Button: (options: ButtonOptions) => PushCashButton;
+  /** The embedded card / bank form: `new PushCash.Widget({selector, url}).tokenize()` (see widget.ts). */
+  Widget: WidgetConstructor;
   version: string;
 }
 
@@ -295,4 +301,5 @@ function Button(options: ButtonOptions): PushCashButton {
 const w = window;
 w.PushCash = w.PushCash || {};
 w.PushCash.Button = Button;
+w.PushCash.Widget = Widget;
 w.PushCash.version = __VERSION__;

@@ -165,11 +165,11 @@ const pushErrors = (logs: Logged[]) => logs.filter((l) => l.type === 'error' && 
 const attr = (page: Page, name: string) => page.locator(BTN).getAttribute(name);
 
 describe('the script', () => {
-  it('is under 10 KB minified and under 10 KB gzipped, with no runtime dependencies', () => {
+  it('is under 16 KB minified and under 10 KB gzipped, with no runtime dependencies', () => {
     const js = readFileSync(distFile);
     const gz = gzipSync(js).length;
     console.log(`push.umd.js: ${js.length} bytes minified, ${gz} bytes gzipped`);
-    expect(js.length).toBeLessThan(10 * 1024);
+    expect(js.length).toBeLessThan(16 * 1024); // the Button and the Widget
     expect(gz).toBeLessThan(10 * 1024);
     expect(pkg.dependencies ?? {}).toEqual({});
     expect(js.toString()).not.toMatch(/\brequire\(|\bimport\b/);

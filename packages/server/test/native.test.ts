@@ -273,7 +273,14 @@ describe('cards: the widget form and POST /tokenize', () => {
     expect((await anon.post('/widget/bank', { nonce: card.nonce, username: 'mxuser', password: 'password' })).body.error).toMatchObject({ code: 'invalid_value', field: 'nonce' });
     // No type: the user picks; either form works.
     const any = await widgetUrl(user, { direction: 'cash_in' });
+    const anyPage = await (await fetch(any.url)).text();
+    expect(anyPage).toContain('id="cc-number"');
+    expect(anyPage).toContain('id="bank-user"');
     expect((await anon.post('/widget/bank', { nonce: any.nonce, username: 'mxuser', password: 'password' })).status).toBe(200);
+    // A withdrawal with no type offers only the bank account: cards deposit only.
+    const out = await (await fetch((await widgetUrl(user, { direction: 'cash_out' })).url)).text();
+    expect(out).toContain('id="bank-user"');
+    expect(out).not.toContain('id="cc-number"');
   });
 
   it('tokens live 15 minutes and are spent by one authorization, whose repeat replays the first answer', async () => {
@@ -505,6 +512,14 @@ describe('step-up: 202 {id, url}', () => {
     expect(await eventsOf(r.body.id)).toEqual(['intent.approved']);
     expect((await api.get(`/user/${user}/credentials`)).body.data[0].authenticated).toBe(true);
     expect((await decide({ code: '424242' })).status).toBe(409);
+    // The page posts its outcome to any window; with allowed_origins set, only to those origins.
+    expect(html).toContain('"targets":["*"]');
+    const op = await newOperator(s, 'Framed Casino');
+    const framed = client(s.url, op.sandbox);
+    await framed.call('PATCH', '/operator/settings', { allowed_origins: ['https://casino.example'] });
+    const fu = await newUser(framed);
+    const fr = await authorize({ token: (await framed.post('/tokenize', { user_id: fu, ...CARD })).body.token, amount: 3300 }, framed);
+    expect(await (await fetch(fr.body.url)).text()).toContain('"targets":["https://casino.example"]');
   });
 
   it('the test card 4000 0000 0000 3220 always steps up; failing it declines authentication_failed; production has no step-up amount', async () => {

@@ -45,6 +45,7 @@ const STYLE = `
  button.primary{background:#1d4ed8;border-color:#1d4ed8;color:#fff;flex-basis:100%;font-weight:600} button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px} button:disabled{opacity:.6;cursor:wait}
  h2{font-size:1rem;margin:20px 0 0} .label{display:block;font-weight:600;margin:14px 0 6px} .small{font-size:.8rem;margin-top:6px}
  #code{font:inherit;font-size:1.3rem;letter-spacing:.3em;width:100%;padding:10px 12px;border:1px solid #8792a2;border-radius:8px} #code:focus-visible{outline:3px solid #93c5fd;outline-offset:1px}
+ .embedded body{padding:8px} .embedded main{box-shadow:none;border:1px solid #e3e7ef}
  #result{margin-top:20px;font-weight:600} #result:empty{margin:0} #result.declined,#result.error{color:#b91c1c} #result.approved{color:#15803d}
 `;
 
@@ -60,12 +61,14 @@ const NOT_FOUND = `<!doctype html>
 <title>Payment session not found</title><style>${STYLE}</style></head>
 <body><main><h1>Payment session not found</h1><p class="muted">This payment link is not valid. Go back to the site you came from and start the payment again.</p></main></body></html>`;
 
-function page(i: IntentRow & { credential_display?: string | null }, operatorName: string, token: string): string {
+function page(i: IntentRow & { credential_display?: string | null; operator_settings?: OperatorSettings }, operatorName: string, token: string): string {
   const verb = i.direction === 'cash_in' ? 'Deposit' : 'Withdrawal';
   const open = i.status === 'created';
   const sandbox = i.environment === 'sandbox';
   const stepUp = open && i.step_up === true;
-  const state = { intent_id: i.id, status: i.status, redirect: redirectTarget(i), s: token, decision: `/pay/${i.operator_id}/${i.id}/decision`, step_up: stepUp };
+  // Where the outcome is posted: the operator's allowed_origins when set (the Widget's setting), else any window.
+  const targets = i.operator_settings?.allowed_origins?.length ? i.operator_settings.allowed_origins : ['*'];
+  const state = { intent_id: i.id, status: i.status, redirect: redirectTarget(i), s: token, decision: `/pay/${i.operator_id}/${i.id}/decision`, step_up: stepUp, targets };
   const stepUpForm = stepUp ? `
  <h2 data-testid="step-up">Verify it's you</h2>
  <p class="muted">Your bank asks you to confirm this payment${i.credential_display ? ` with ${esc(i.credential_display)}` : ''}. Enter the 6-digit code sent to your phone.</p>
@@ -81,7 +84,7 @@ function page(i: IntentRow & { credential_display?: string | null }, operatorNam
  <h1>${esc(operatorName)}</h1>
  <div class="muted" data-testid="direction">${verb}</div>
  <div class="amount" data-testid="amount">${dollars(i.amount)}</div>
- <div class="muted">${esc(i.currency)} · ${verb === 'Deposit' ? 'from your bank account' : 'to your bank account'}</div>
+ <div class="muted">${esc(i.currency)} · ${verb === 'Deposit' ? 'from' : 'to'} your ${i.rail === 'card' ? 'card' : 'bank account'}</div>
  ${stepUpForm}
  ${open ? `<div class="actions">
   <button class="primary" id="approve" data-action="approve">${stepUp ? 'Verify and pay' : `Approve ${verb.toLowerCase()}`}</button>
@@ -92,6 +95,8 @@ function page(i: IntentRow & { credential_display?: string | null }, operatorNam
 </main>
 <script>
 (function(){
+  // In an iframe (a step-up inside the operator's page) the page sits closer to the frame's edges.
+  if (window.parent !== window) document.documentElement.className = 'embedded';
   var state = ${JSON.stringify(state).replace(/</g, '\\u003c')};
   var OUTCOME = ${JSON.stringify(OUTCOME)};
   var result = document.getElementById('result');
@@ -101,7 +106,7 @@ function page(i: IntentRow & { credential_display?: string | null }, operatorNam
     var buttons = document.querySelectorAll('button'); for (var i = 0; i < buttons.length; i++) buttons[i].remove();
     if (r.redirect) { setTimeout(function(){ window.location.assign(r.redirect); }, 600); return; }
     var target = window.opener || (window.parent !== window ? window.parent : null);
-    if (target) target.postMessage({ source: 'cashwire', intent_id: r.intent_id, status: r.status }, '*');
+    if (target) state.targets.forEach(function(origin){ target.postMessage({ source: 'cashwire', intent_id: r.intent_id, status: r.status }, origin); });
   }
   var code = document.getElementById('code');
   document.querySelectorAll('button[data-action]').forEach(function(b){

@@ -130,8 +130,10 @@ const APPLE_PAY_PANEL = `<section id="p-apple" class="panel"><p class="msg"><str
 <span class="muted">This link carries an Apple Pay session for the Push Apple Pay plugin in your app. There is no form to fill in here.</span></p></section>`;
 
 export function widgetPage(state: WidgetPageState): string {
-  const tabs = state.type === null;
-  const method = state.type === 'secure_debit' ? 'bank' : state.type === 'apple_pay' ? 'apple_pay' : 'card';
+  // No type: the user picks card or bank account; for a withdrawal only the bank account, as cards deposit only.
+  const tabs = state.type === null && state.direction === 'cash_in';
+  const method = state.type === 'secure_debit' || (state.type === null && state.direction === 'cash_out') ? 'bank'
+    : state.type === 'apple_pay' ? 'apple_pay' : 'card';
   const client = {
     nonce: state.nonce,
     method,
