@@ -374,6 +374,11 @@ describe('credentials and the withdraw rule', () => {
     const saved = await api.post(`/user/${user}/credential`, { token: again.token, type: 'card_only' });
     expect(saved.status).toBe(200);
     expect(saved.body).toMatchObject({ id: card.credential.id, type: 'card_only_debit', card_last4: '4444', authenticated: false });
+    // A token of POST /token (a payment method) is saved as that method's credential, the one its authorization uses.
+    const method = (await api.post('/token', { user_id: user, type: 'secure_debit' })).body.token;
+    const methodSaved = await api.post(`/user/${user}/credential`, { token: method });
+    expect(methodSaved.body).toMatchObject({ type: 'secure_debit', display_name: 'Checking Account' });
+    expect((await authorize({ token: method })).body.credential.id).toBe(methodSaved.body.id);
     const stranger = await newUser(api);
     expect((await api.post(`/user/${stranger}/credential`, { token: again.token })).body.error.code).toBe('token_not_found');
   });

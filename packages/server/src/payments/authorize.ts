@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Direction } from '@cashwire/webhooks';
 import { canWithdraw, requiresAuthentication } from '../domain/decision.js';
 import { DomainError, errors } from '../domain/errors.js';
@@ -6,16 +5,17 @@ import { withTx, type Tx } from '../db/pool.js';
 import type { IntentRow, StoredCredentialRow } from '../store/rows.js';
 import type { Caller, Deps } from './context.js';
 import { decisionEvent, decisionFor, intentUrl, publicIntent, renderIntent, type Verdict } from './intents.js';
-import { TOKEN_TTL_MS } from './native.js';
+import { methodCredential, TOKEN_TTL_MS } from './native.js';
 import { insertEvents } from '../store/events.js';
 
 export const TOKEN_TYPES = ['card_only', 'secure_debit', 'apple_pay'] as const;
 export type TokenType = (typeof TOKEN_TYPES)[number];
 
-const METHOD: Record<TokenType, { display: string; rail: 'ach' | 'card'; type: string }> = {
-  card_only: { display: 'Visa Debit', rail: 'card', type: 'card_only' },
-  secure_debit: { display: 'Checking Account', rail: 'ach', type: 'secure_debit' },
-  apple_pay: { display: 'Apple Pay', rail: 'card', type: 'card_only' },
+/** The rail and the intent `type` of each payment method. */
+const METHOD: Record<TokenType, { rail: 'ach' | 'card'; type: string }> = {
+  card_only: { rail: 'card', type: 'card_only' },
+  secure_debit: { rail: 'ach', type: 'secure_debit' },
+  apple_pay: { rail: 'card', type: 'card_only' },
 };
 
 /** POST /token: a token for a payment method of the user (no card data); lives 15 minutes like every token. */
@@ -46,21 +46,6 @@ export interface AuthorizeInput {
   tag?: string;
   account_id?: string;
   approval_mode?: 'automatic' | 'manual';
-}
-
-const METHOD_CREDENTIAL_TYPE: Record<TokenType, StoredCredentialRow['type']> = { card_only: 'card_only_debit', secure_debit: 'secure_debit', apple_pay: 'apple_pay_debit' };
-
-/** A token of POST /token names a payment method, not a card: the same user and method always get the same credential. */
-async function credentialFor(deps: Deps, tx: Tx, caller: Caller, userId: string, type: TokenType): Promise<StoredCredentialRow> {
-  const last4 = String(parseInt(createHash('sha256').update(`${userId}:${type}`).digest('hex').slice(0, 8), 16) % 10000).padStart(4, '0');
-  const { rows } = await tx.query<StoredCredentialRow>(
-    `INSERT INTO credentials (operator_id, environment, id, user_id, method_type, display_name, last4, created_at, type, fingerprint)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'method:' || $5)
-     ON CONFLICT (operator_id, environment, user_id, fingerprint) DO UPDATE SET method_type = EXCLUDED.method_type
-     RETURNING *`,
-    [caller.operatorId, caller.environment, deps.ids.next('cred_'), userId, type, METHOD[type].display, last4, deps.clock.now(), METHOD_CREDENTIAL_TYPE[type]],
-  );
-  return rows[0]!;
 }
 
 async function storedCredential(tx: Tx, operatorId: string, id: string): Promise<StoredCredentialRow | undefined> {
@@ -104,7 +89,7 @@ export async function authorize(deps: Deps, caller: Caller, input: AuthorizeInpu
       if (t.expires_at && t.expires_at.getTime() <= deps.clock.now().getTime()) throw new DomainError('token_expired', undefined, 'token');
       userId = t.user_id;
       method = t.type;
-      credential = t.credential_id ? (await storedCredential(tx, caller.operatorId, t.credential_id))! : await credentialFor(deps, tx, caller, userId, method);
+      credential = t.credential_id ? (await storedCredential(tx, caller.operatorId, t.credential_id))! : await methodCredential(deps, tx, { operator_id: caller.operatorId, environment: caller.environment, user_id: userId }, method);
     } else {
       const c = await storedCredential(tx, caller.operatorId, input.credential_id!);
       if (!c || c.environment !== caller.environment) throw errors.notFound('credential', input.credential_id!);

@@ -167,6 +167,20 @@ export async function upsertCredential(deps: Deps, tx: Queryable, owner: Owner, 
   return rows[0]!;
 }
 
+/** The payment methods of POST /token: a token names one, not a card. */
+type Method = StoredCredentialRow['method_type'];
+const METHOD_CREDENTIAL: Record<Method, { type: CredentialType; display: string }> = {
+  card_only: { type: 'card_only_debit', display: 'Visa Debit' },
+  secure_debit: { type: 'secure_debit', display: 'Checking Account' },
+  apple_pay: { type: 'apple_pay_debit', display: 'Apple Pay' },
+};
+
+/** The credential of a payment method of POST /token: the same user and method always get the same one. */
+export async function methodCredential(deps: Deps, q: Queryable, owner: Owner, method: Method): Promise<StoredCredentialRow> {
+  const last4 = String(parseInt(createHash('sha256').update(`${owner.user_id}:${method}`).digest('hex').slice(0, 8), 16) % 10000).padStart(4, '0');
+  return upsertCredential(deps, q, owner, { type: METHOD_CREDENTIAL[method].type, fingerprint: `method:${method}`, display_name: METHOD_CREDENTIAL[method].display, last4 });
+}
+
 function cardCredential(deps: Deps, env: Environment, card: Card): NewCredential {
   const funding = card.funding === 'credit' ? 'Credit' : 'Debit';
   return {
@@ -315,15 +329,20 @@ export async function listCredentials(deps: Deps, caller: Caller, userId: string
 /** POST /user/{id}/credential {token}: the token's card, bank account or Apple Pay card, as a stored credential. */
 export async function saveCredential(deps: Deps, caller: Caller, userId: string, token: string) {
   await requireUser(deps.db, caller, userId);
-  const { rows } = await deps.db.query<StoredCredentialRow & { expires_at: Date | null; intent_id: string | null }>(
-    `SELECT c.*, t.expires_at, t.intent_id FROM tokens t JOIN credentials c ON c.operator_id = t.operator_id AND c.id = t.credential_id
-      WHERE t.operator_id = $1 AND t.environment = $2 AND t.id = $3 AND t.user_id = $4`,
+  const { rows } = await deps.db.query<{ type: Method; credential_id: string | null; expires_at: Date | null; intent_id: string | null }>(
+    'SELECT type, credential_id, expires_at, intent_id FROM tokens WHERE operator_id = $1 AND environment = $2 AND id = $3 AND user_id = $4',
     [caller.operatorId, caller.environment, token, userId],
   );
-  const c = rows[0];
-  if (!c) throw errors.notFound('token', token);
-  if (!c.intent_id && c.expires_at && c.expires_at.getTime() <= deps.clock.now().getTime()) throw new DomainError('token_expired', undefined, 'token');
-  return publicCredential(c);
+  const t = rows[0];
+  if (!t) throw errors.notFound('token', token);
+  if (!t.intent_id && t.expires_at && t.expires_at.getTime() <= deps.clock.now().getTime()) throw new DomainError('token_expired', undefined, 'token');
+  const owner = { operator_id: caller.operatorId, environment: caller.environment, user_id: userId };
+  if (t.credential_id) {
+    const { rows: c } = await deps.db.query<StoredCredentialRow>('SELECT * FROM credentials WHERE operator_id = $1 AND id = $2', [caller.operatorId, t.credential_id]);
+    return publicCredential(c[0]!);
+  }
+  // A token of POST /token names a payment method: its credential is the method's.
+  return publicCredential(await methodCredential(deps, deps.db, owner, t.type));
 }
 
 // ---- Apple Pay mobile --------------------------------------------------------------------------------------------
