@@ -6,6 +6,7 @@
  */
 
 import { Widget, type WidgetConstructor } from './widget.js';
+import { findContainer, logError, shown } from './log.js';
 
 export type { PushCashWidget, TokenizeResult, WidgetConstructor, WidgetError, WidgetErrorCode, WidgetOptions, WidgetStyling } from './widget.js';
 
@@ -93,17 +94,6 @@ const CSS =
   `@keyframes ${P}-spin{to{transform:rotate(360deg)}}` +
   `@media (prefers-reduced-motion:reduce){.${P}-spinner{animation-duration:2.4s}}`;
 
-function logError(message: string, cause?: unknown): void {
-  if (cause === undefined) console.error('[PushCash] ' + message);
-  else console.error('[PushCash] ' + message, cause);
-}
-
-function shown(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'function') return 'a function';
-  if (v === null || typeof v !== 'object') return String(v);
-  return Array.isArray(v) ? 'an array' : 'an object';
-}
 
 interface Resolved {
   container: Element;
@@ -120,15 +110,8 @@ interface Resolved {
 function resolve(options: unknown): Resolved | string {
   if (!options || typeof options !== 'object') return `Button(options) needs an options object; got ${shown(options)}`;
   const o = options as Record<string, unknown>;
-  const selector = o.selector;
-  if (typeof selector !== 'string' || !selector.trim()) return `selector must be a non-empty CSS selector string; got ${shown(selector)}`;
-  let container: Element | null;
-  try {
-    container = document.querySelector(selector);
-  } catch {
-    return `selector ${JSON.stringify(selector)} is not a valid CSS selector`;
-  }
-  if (!container) return `no element matches selector ${JSON.stringify(selector)}`;
+  const container = findContainer(o.selector);
+  if (typeof container === 'string') return container;
 
   const style = o.style === undefined ? {} : o.style;
   if (!style || typeof style !== 'object' || Array.isArray(style)) return `style must be an object; got ${shown(style)}`;

@@ -18,6 +18,7 @@
  *                                                                                    widget cannot be used (e.g. session_expired)
  */
 
+import { findContainer, logError, shown } from './log.js';
 declare const __VERSION__: string;
 
 export interface WidgetStyling {
@@ -105,17 +106,6 @@ export const COLOR_PATTERN = new RegExp(
 );
 const PX_PATTERN = /^(\d{1,3}(?:\.\d+)?)px$/;
 
-function logError(message: string, cause?: unknown): void {
-  if (cause === undefined) console.error('[PushCash] ' + message);
-  else console.error('[PushCash] ' + message, cause);
-}
-
-function shown(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'function') return 'a function';
-  if (v === null || typeof v !== 'object') return String(v);
-  return Array.isArray(v) ? 'an array' : 'an object';
-}
 
 function widgetError(code: WidgetErrorCode, message: string, extra: { fields?: string[]; serverCode?: string } = {}): WidgetError {
   const e = new Error(message) as WidgetError;
@@ -178,15 +168,8 @@ function resolve(options: unknown): Resolved | string {
   for (const key of Object.keys(o)) {
     if (OPTION_KEYS.indexOf(key) < 0) console.warn(`[PushCash] ignoring unknown Widget option ${JSON.stringify(key)} (known: ${OPTION_KEYS.join(', ')})`);
   }
-  const selector = o.selector;
-  if (typeof selector !== 'string' || !selector.trim()) return `selector must be a non-empty CSS selector string; got ${shown(selector)}`;
-  let container: Element | null;
-  try {
-    container = document.querySelector(selector);
-  } catch {
-    return `selector ${JSON.stringify(selector)} is not a valid CSS selector`;
-  }
-  if (!container) return `no element matches selector ${JSON.stringify(selector)}`;
+  const container = findContainer(o.selector);
+  if (typeof container === 'string') return container;
   const raw = typeof o.url === 'string' ? o.url.trim() : o.url instanceof URL ? o.url.href : '';
   if (!raw) return `url must be the widget URL from your backend (POST /user/{id}/url); got ${shown(o.url)}`;
   let url: URL;

@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { type BrowserContext, type Frame, type FrameLocator, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { client, newOperator, newUser, startTestServer, type Api, type Keys, type TestServer } from './helpers.js';
-import { launchChromium, listenOnLoopback } from './browser.js';
+import { launchChromium, listenOnLoopback, watch } from './browser.js';
 
 const SHOTS = '/tmp/native-shots';
 const TEST_CARD = '5555555555554444';
@@ -173,18 +173,6 @@ afterAll(async () => {
   await s?.stop();
 });
 
-/** Page errors, failed requests and console errors, so that a broken script shows up as such. */
-function watch(page: Page): string[] {
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  page.on('response', (r) => {
-    if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico') problems.push(`${r.status()} ${r.url()}`);
-  });
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
-  });
-  return problems;
-}
 
 interface T {
   valid: number;

@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createWorker, type DeliveryWorker } from '../src/delivery/worker.js';
 import { client, newOperator, startTestServer, type TestServer } from './helpers.js';
 import { startReceiver, type Received } from './receiver.js';
-import { launchChromium, listenOnLoopback } from './browser.js';
+import { launchChromium, listenOnLoopback, watch } from './browser.js';
 
 let s: TestServer;
 let rx: Awaited<ReturnType<typeof startReceiver>>;
@@ -99,19 +99,6 @@ function worker() {
   return w;
 }
 
-/** Page errors and failed requests, so that a broken script shows up as such. */
-function watch(page: Page): string[] {
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  page.on('response', (r) => {
-    // Chromium asks every origin for a favicon; neither the merchant's site nor Cashwire has one.
-    if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico') problems.push(`${r.status()} ${r.url()}`);
-  });
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
-  });
-  return problems;
-}
 
 const text = async (p: Page, selector: string) => ((await p.locator(selector).textContent()) ?? '').trim();
 
