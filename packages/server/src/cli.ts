@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
 import { randomIds, systemClock } from './clock.js';
 import { loadConfig } from './config.js';
-import { createKey, createOperator, ensureSandboxOperator, listKeys, revokeKey, updateSettings } from './payments/operators.js';
+import { createKey, createOperator, ensureSandboxOperator, listKeys, revokeKey, updateSettings } from './payments/operators/operators.js';
 import { watchParent } from './delivery/supervisor.js';
 import { installProcessGuard, openDatabase, start } from './server.js';
 

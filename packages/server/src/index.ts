@@ -6,6 +6,6 @@ export { createPool, withTx, type Db } from './db/pool.js';
 export { migrate } from './db/migrate.js';
 export { startEmbeddedPostgres } from './db/embedded.js';
 export { createSettlementJob } from './jobs/settlement.js';
-export { createOperator, createKey, listKeys, revokeKey, ensureSandboxOperator, updateSettings } from './payments/operators.js';
+export { createOperator, createKey, listKeys, revokeKey, ensureSandboxOperator, updateSettings } from './payments/operators/operators.js';
 export { decide, DEFAULT_LIMITS, SANDBOX_MAGIC_AMOUNTS } from './domain/decision.js';
 export type { Deps, Caller } from './payments/context.js';

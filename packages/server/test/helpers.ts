@@ -4,7 +4,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import { ManualClock, type Clock } from '../src/clock.js';
-import { createOperator } from '../src/payments/operators.js';
+import { createOperator } from '../src/payments/operators/operators.js';
 import { start, type Running } from '../src/server.js';
 import { createWorker, type DeliveryWorker, type WorkerOptions } from '../src/delivery/worker.js';
 import type { LookupFn } from '../src/security/ssrf.js';

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock, systemClock } from '../src/clock.js';
 import { createSettlementJob } from '../src/jobs/settlement.js';
-import { updateSettings } from '../src/payments/operators.js';
+import { updateSettings } from '../src/payments/operators/operators.js';
 import { client, newOperator, newUser, payThroughPage, startTestServer, type TestServer } from './helpers.js';
 
 const HOUR = 3600_000;

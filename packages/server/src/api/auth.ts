@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Caller, Deps } from '../payments/context.js';
-import { hashKey } from '../payments/operators.js';
+import { hashKey } from '../payments/operators/operators.js';
 import type { OperatorSettings } from '../store/rows.js';
 import { errors } from './errors.js';
 

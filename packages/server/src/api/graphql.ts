@@ -11,7 +11,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { GraphQLError, Kind } from 'graphql';
 import mercurius, { type MercuriusOptions } from 'mercurius';
 import type { Deps } from '../payments/context.js';
-import { createTransfer, keysByPublicKey, listTransfers, type Tenant } from '../payments/sendcash.js';
+import { createTransfer, keysByPublicKey, listTransfers, type Tenant } from '../payments/sendcash/sendcash.js';
 import { ERROR_CATALOG } from '../domain/errors.js';
 import { toKobo } from '../domain/sendcash.js';
 import { checkQuery, resolveLimits, type GraphqlLimits } from './graphql-budget.js';

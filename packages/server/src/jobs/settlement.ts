@@ -1,7 +1,7 @@
 import { withTx } from '../db/pool.js';
 import { pruneHeartbeats } from '../delivery/heartbeat.js';
 import type { Deps } from '../payments/context.js';
-import { settleRows } from '../payments/intents.js';
+import { settleRows } from '../payments/intents/intents.js';
 import type { IntentRow } from '../store/rows.js';
 import { pruneOnce } from './retention.js';
 

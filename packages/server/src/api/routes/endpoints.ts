@@ -4,7 +4,7 @@ import type { Deps } from '../../payments/context.js';
 import {
   createEndpoint, deleteEndpoint, getEndpoint, listEndpoints, recoverEndpoint, revealSecret, rotateSecret, setEnabled, updateEndpoint,
 } from '../../delivery/endpoints.js';
-import { getSettings, patchSettings } from '../../payments/settings.js';
+import { getSettings, patchSettings } from '../../payments/operators/settings.js';
 import { authenticate, forgetOperatorKeys } from '../auth.js';
 import { IdParams } from '../schemas.js';
 

@@ -5,7 +5,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
 import { readiness, type Readiness } from '../../delivery/heartbeat.js';
 import type { Deps } from '../../payments/context.js';
-import { getEvent, listEvents, resendEvent } from '../../payments/events.js';
+import { getEvent, listEvents, resendEvent } from '../../payments/events/events.js';
 import { authenticate } from '../auth.js';
 import { DomainError, errorBody, errors } from '../errors.js';
 import { EventsQuery, IdParams } from '../schemas.js';

@@ -9,7 +9,7 @@ import { DomainError } from '../../domain/errors.js';
 import type { Deps } from '../../payments/context.js';
 import {
   applePayConfig, applePayToken, createWidgetUrl, listCredentials, openNonce, saveCredential, tokenizeCard, widgetBank, widgetCard, WIDGET_TYPES,
-} from '../../payments/native.js';
+} from '../../payments/native/native.js';
 import { authenticate } from '../auth.js';
 import { Direction, ErrorBody, IdParams } from '../schemas.js';
 import { widgetErrorPage, widgetPage } from './widget-page.js';

@@ -9,7 +9,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { withTx, type Queryable } from '../../db/pool.js';
 import type { Deps } from '../../payments/context.js';
-import { cancelIntentRow, decideIntent } from '../../payments/intents.js';
+import { cancelIntentRow, decideIntent } from '../../payments/intents/intents.js';
 import type { IntentRow, OperatorSettings } from '../../store/rows.js';
 import { DomainError, errors } from '../errors.js';
 

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
-import { authorize, createToken } from '../../payments/authorize.js';
+import { authorize, createToken } from '../../payments/intents/authorize.js';
 import type { Deps } from '../../payments/context.js';
-import { approveIntent, cancelIntent, createIntent, getIntent, listIntents, simulateSettle } from '../../payments/intents.js';
-import { createUser, getUser, listUsers } from '../../payments/users.js';
+import { approveIntent, cancelIntent, createIntent, getIntent, listIntents, simulateSettle } from '../../payments/intents/intents.js';
+import { createUser, getUser, listUsers } from '../../payments/users/users.js';
 import { checkResolvedDestination, parseHttpUrl } from '../../delivery/endpoints.js';
 import { authenticate } from '../auth.js';
 import { AuthorizeBody, CreateIntentBody, CreateUserBody, IdempotencyHeaders, IdParams, ListQuery, StepUpResponse, TokenBody } from '../schemas.js';

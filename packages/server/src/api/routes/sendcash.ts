@@ -3,7 +3,7 @@ import { Type, type Static } from 'typebox';
 import type { Deps } from '../../payments/context.js';
 import {
   createTransfer, getTransfer, keysByPublicKey, loadForPayer, onboard, payerDecision, rotateSecretKey, simulateTransfer,
-} from '../../payments/sendcash.js';
+} from '../../payments/sendcash/sendcash.js';
 import { authenticate } from '../auth.js';
 import { DomainError } from '../errors.js';
 import { IdParams } from '../schemas.js';

@@ -1,15 +1,15 @@
 import type { Direction, LimitsUtilizationCents } from '@cashwire/webhooks';
-import { errors } from '../domain/errors.js';
-import { withTx, type Queryable, type Tx } from '../db/pool.js';
-import { decide, type DeclineCategory, type Environment } from '../domain/decision.js';
-import { allowedFrom, canTransition, type IntentAction } from '../domain/intent-state.js';
-import { insertEvents } from '../store/events.js';
-import type { CredentialRow, IntentRow, StoredCredentialRow, TransactionRow } from '../store/rows.js';
-import { paymentCredential } from './native.js';
-import type { Caller, Deps } from './context.js';
-import { insertOnce } from './idempotency.js';
-import { page, pageFilter } from './pagination.js';
-import { userLimits } from './users.js';
+import { errors } from '../../domain/errors.js';
+import { withTx, type Queryable, type Tx } from '../../db/pool.js';
+import { decide, type DeclineCategory, type Environment } from '../../domain/decision.js';
+import { allowedFrom, canTransition, type IntentAction } from '../../domain/intent-state.js';
+import { insertEvents } from '../../store/events.js';
+import type { CredentialRow, IntentRow, StoredCredentialRow, TransactionRow } from '../../store/rows.js';
+import { paymentCredential } from '../native/native.js';
+import type { Caller, Deps } from '../context.js';
+import { insertOnce } from '../idempotency.js';
+import { page, pageFilter } from '../pagination.js';
+import { userLimits } from '../users/users.js';
 
 export interface CreateIntentInput {
   direction: Direction;

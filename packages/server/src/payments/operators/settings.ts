@@ -1,9 +1,9 @@
 import { DEFAULT_PAYLOAD_VERSION } from '@cashwire/webhooks';
-import { DEFAULT_SCHEDULES } from '../domain/retry.js';
-import { errors } from '../domain/errors.js';
-import type { OperatorSettings } from '../store/rows.js';
-import type { Caller, Deps } from './context.js';
-import { userLimits } from './users.js';
+import { DEFAULT_SCHEDULES } from '../../domain/retry.js';
+import { errors } from '../../domain/errors.js';
+import type { OperatorSettings } from '../../store/rows.js';
+import type { Caller, Deps } from '../context.js';
+import { userLimits } from '../users/users.js';
 
 /** The settings in force: the operator's own, over the defaults. */
 export function effectiveSettings(deps: Deps, settings: OperatorSettings) {

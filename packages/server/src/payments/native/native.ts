@@ -11,12 +11,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { Direction } from '@cashwire/webhooks';
-import { BRAND_NAME, checkCard, TEST_CARDS, type Card, type CardInput } from '../domain/card.js';
-import type { CredentialType, Environment } from '../domain/decision.js';
-import { DomainError, errors } from '../domain/errors.js';
-import { withTx, type Queryable, type Tx } from '../db/pool.js';
-import type { OperatorSettings, StoredCredentialRow } from '../store/rows.js';
-import type { Caller, Deps } from './context.js';
+import { BRAND_NAME, checkCard, TEST_CARDS, type Card, type CardInput } from '../../domain/card.js';
+import type { CredentialType, Environment } from '../../domain/decision.js';
+import { DomainError, errors } from '../../domain/errors.js';
+import { withTx, type Queryable, type Tx } from '../../db/pool.js';
+import type { OperatorSettings, StoredCredentialRow } from '../../store/rows.js';
+import type { Caller, Deps } from '../context.js';
 
 export const NONCE_TTL_MS = 30 * 60_000;
 /** Refused cards or bank sign-ins after which a nonce is done. */

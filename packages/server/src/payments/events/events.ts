@@ -1,9 +1,9 @@
 import { DEFAULT_PAYLOAD_VERSION, renderData, type EventRecord } from '@cashwire/webhooks';
-import { errors } from '../domain/errors.js';
-import { deliveriesOf, eventHasDeliveryIn, resendDeliveries } from '../delivery/queue.js';
-import type { EventRow } from '../store/events.js';
-import type { Caller, Deps } from './context.js';
-import { pageFilter } from './pagination.js';
+import { errors } from '../../domain/errors.js';
+import { deliveriesOf, eventHasDeliveryIn, resendDeliveries } from '../../delivery/queue.js';
+import type { EventRow } from '../../store/events.js';
+import type { Caller, Deps } from '../context.js';
+import { pageFilter } from '../pagination.js';
 
 export function publicEvent(e: EventRow) {
   return { id: e.id, type: e.type, intent_id: e.intent_id, created_at: e.created_at.toISOString(), data: renderData(e as EventRecord, DEFAULT_PAYLOAD_VERSION) };

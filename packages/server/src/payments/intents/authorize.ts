@@ -1,12 +1,12 @@
 import type { Direction } from '@cashwire/webhooks';
-import { canWithdraw, requiresAuthentication } from '../domain/decision.js';
-import { DomainError, errors } from '../domain/errors.js';
-import { withTx, type Tx } from '../db/pool.js';
-import type { IntentRow, StoredCredentialRow } from '../store/rows.js';
-import type { Caller, Deps } from './context.js';
+import { canWithdraw, requiresAuthentication } from '../../domain/decision.js';
+import { DomainError, errors } from '../../domain/errors.js';
+import { withTx, type Tx } from '../../db/pool.js';
+import type { IntentRow, StoredCredentialRow } from '../../store/rows.js';
+import type { Caller, Deps } from '../context.js';
 import { decisionEvent, decisionFor, intentUrl, publicIntent, renderIntent, type Verdict } from './intents.js';
-import { methodCredential, TOKEN_TTL_MS } from './native.js';
-import { insertEvents } from '../store/events.js';
+import { methodCredential, TOKEN_TTL_MS } from '../native/native.js';
+import { insertEvents } from '../../store/events.js';
 
 export const TOKEN_TYPES = ['card_only', 'secure_debit', 'apple_pay'] as const;
 export type TokenType = (typeof TOKEN_TYPES)[number];

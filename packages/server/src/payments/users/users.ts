@@ -1,12 +1,12 @@
-import { errors } from '../domain/errors.js';
-import { DEFAULT_LIMITS } from '../domain/decision.js';
-import { checkKyc, e164Phone, type KycInput } from '../domain/kyc.js';
-import type { Queryable } from '../db/pool.js';
-import type { Caller, Deps } from './context.js';
-import { idempotent } from './idempotency.js';
-import { credentialsOf, paymentCredential } from './native.js';
-import { page, pageFilter } from './pagination.js';
-import type { StoredCredentialRow } from '../store/rows.js';
+import { errors } from '../../domain/errors.js';
+import { DEFAULT_LIMITS } from '../../domain/decision.js';
+import { checkKyc, e164Phone, type KycInput } from '../../domain/kyc.js';
+import type { Queryable } from '../../db/pool.js';
+import type { Caller, Deps } from '../context.js';
+import { idempotent } from '../idempotency.js';
+import { credentialsOf, paymentCredential } from '../native/native.js';
+import { page, pageFilter } from '../pagination.js';
+import type { StoredCredentialRow } from '../../store/rows.js';
 
 export interface CreateUserInput extends KycInput {
   name: { first: string; last: string };

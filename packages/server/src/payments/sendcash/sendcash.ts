@@ -5,13 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constantTimeEqual } from '@cashwire/webhooks';
-import { DomainError, errors } from '../domain/errors.js';
-import { withTx, type Queryable } from '../db/pool.js';
-import { chargeSignatureBase, fromKobo, sandboxOutcome, SANDBOX_PAYER, signatureMatches, toKobo } from '../domain/sendcash.js';
-import { insertTenantEvent } from '../store/events.js';
-import type { Caller, Deps } from './context.js';
-import { createEndpoint, updateEndpoint } from '../delivery/endpoints.js';
-import { requestHash } from './idempotency.js';
+import { DomainError, errors } from '../../domain/errors.js';
+import { withTx, type Queryable } from '../../db/pool.js';
+import { chargeSignatureBase, fromKobo, sandboxOutcome, SANDBOX_PAYER, signatureMatches, toKobo } from '../../domain/sendcash.js';
+import { insertTenantEvent } from '../../store/events.js';
+import type { Caller, Deps } from '../context.js';
+import { createEndpoint, updateEndpoint } from '../../delivery/endpoints.js';
+import { requestHash } from '../idempotency.js';
 
 export const PAYMENT_STATUS = 'Payment.Status';
 

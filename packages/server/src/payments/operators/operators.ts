@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Clock, IdGenerator } from '../clock.js';
-import type { Db } from '../db/pool.js';
-import type { Environment } from '../domain/decision.js';
-import type { OperatorSettings } from '../store/rows.js';
+import type { Clock, IdGenerator } from '../../clock.js';
+import type { Db } from '../../db/pool.js';
+import type { Environment } from '../../domain/decision.js';
+import type { OperatorSettings } from '../../store/rows.js';
 
 export function hashKey(raw: string): Buffer {
   return createHash('sha256').update(raw).digest();
