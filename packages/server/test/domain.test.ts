@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { decide, DEFAULT_LIMITS, type DecisionInput } from '../src/domain/decision.js';
-import { canTransition } from '../src/domain/intent-state.js';
 import { checkKyc, isCalendarDate } from '../src/domain/kyc.js';
 
 const zero = { daily_cash_in: 0, daily_cash_out: 0, monthly_cash_in: 0, monthly_cash_out: 0 };
@@ -29,20 +28,6 @@ describe('decide', () => {
   });
   it('puts a manual-mode intent under review', () => {
     expect(decide({ ...base, approvalMode: 'manual' }).status).toBe('pending');
-  });
-});
-
-describe('intent state machine', () => {
-  it('allows cancel only before approval', () => {
-    expect(canTransition('created', 'cancel')).toBe(true);
-    expect(canTransition('pending', 'cancel')).toBe(true);
-    expect(canTransition('approved', 'cancel')).toBe(false);
-    expect(canTransition('declined', 'cancel')).toBe(false);
-    expect(canTransition('pending', 'approve')).toBe(true);
-    expect(canTransition('created', 'approve')).toBe(false);
-    expect(canTransition('approved', 'settle')).toBe(true);
-    expect(canTransition('created', 'decide')).toBe(true);
-    expect(canTransition('canceled', 'decide')).toBe(false);
   });
 });
 

@@ -4,7 +4,8 @@ import { DomainError, errors } from '../../domain/errors.js';
 import { withTx, type Tx } from '../../db/pool.js';
 import type { IntentRow, StoredCredentialRow } from '../../store/rows.js';
 import type { Caller, Deps } from '../context.js';
-import { decisionEvent, decisionFor, intentUrl, publicIntent, renderIntent, type Verdict } from './intents.js';
+import { decisionFor, intentUrl, publicIntent, renderIntent, type Verdict } from './intents.js';
+import { decisionAction, INTENT, transition } from '../../domain/state-machine.js';
 import { methodCredential, TOKEN_TTL_MS } from '../native/native.js';
 import { insertEvents } from '../../store/events.js';
 
@@ -108,8 +109,10 @@ export async function authorize(deps: Deps, caller: Caller, input: AuthorizeInpu
       && requiresAuthentication({ environment: caller.environment, amount: input.amount, alwaysStepUp: credential.always_step_up });
     const statusCode = stepUp ? 202 : decision.status === 'declined' ? 401 : 200;
     const now = decision.decided_at;
-    // A step-up waits undecided: `created`, nothing used of the limits, no event until its page decides.
-    const d = stepUp ? { status: 'created', decline_category: null, limits_utilization: null, decided_at: null, settle_at: null } : decision;
+    // The move out of `new`: the decision's, or for a step-up `open`: created, nothing used of the limits, no event
+    // until its page decides.
+    const move = transition(INTENT, 'new', stepUp ? 'open' : decisionAction(decision.status as 'approved' | 'pending' | 'declined'))!;
+    const d = stepUp ? { decline_category: null, limits_utilization: null, decided_at: null, settle_at: null } : decision;
     const { rows } = await tx.query<IntentRow>(
       `WITH i AS (
          INSERT INTO intents (operator_id, environment, id, user_id, direction, amount, currency, status, approval_mode, rail, type, tag,
@@ -123,12 +126,12 @@ export async function authorize(deps: Deps, caller: Caller, input: AuthorizeInpu
       [caller.operatorId, caller.environment, deps.ids.next(`intent_${caller.environment}_`), userId, input.direction, input.amount, input.currency,
         input.approval_mode ?? 'automatic', METHOD[method].rail, METHOD[method].type, input.tag ?? null, input.redirect_url ?? null,
         input.webhook_url ?? null, input.webhook_secret ? deps.secrets.seal(input.webhook_secret) : null, input.account_id ?? null, credential.id,
-        deps.ids.secret(18), now, d.status, d.decline_category,
+        deps.ids.secret(18), now, move.to, d.decline_category,
         d.limits_utilization ? JSON.stringify(d.limits_utilization) : null, d.settle_at, input.token ?? null, statusCode, d.decided_at, stepUp],
     );
     const made = rows[0]!;
+    if (move.event) await insertEvents(tx, deps, [{ intent: made, type: move.event }]);
     if (stepUp) return { statusCode, body: stepUpBody(deps, made) };
-    await insertEvents(tx, deps, [{ intent: made, type: decisionEvent(made) }]);
     return { statusCode, body: publicIntent(deps, made, [], credential) };
   });
 }

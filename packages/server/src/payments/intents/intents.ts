@@ -1,8 +1,8 @@
 import type { Direction, LimitsUtilizationCents } from '@cashwire/webhooks';
-import { errors } from '../../domain/errors.js';
+import { errors, type ConflictCode } from '../../domain/errors.js';
 import { withTx, type Queryable, type Tx } from '../../db/pool.js';
 import { decide, type DeclineCategory, type Environment } from '../../domain/decision.js';
-import { allowedFrom, canTransition, type IntentAction } from '../../domain/intent-state.js';
+import { allowedFrom, decisionAction, INTENT, transition, type IntentAction } from '../../domain/state-machine.js';
 import { insertEvents } from '../../store/events.js';
 import type { CredentialRow, IntentRow, StoredCredentialRow, TransactionRow } from '../../store/rows.js';
 import { paymentCredential } from '../native/native.js';
@@ -25,6 +25,9 @@ export interface CreateIntentInput {
   display_limits?: boolean;
   display_loyalty?: boolean;
 }
+
+/** The state a hosted session starts in (the move `open` out of `new`). */
+const OPENED = transition(INTENT, 'new', 'open')!.to;
 
 export function intentUrl(deps: Deps, i: Pick<IntentRow, 'operator_id' | 'id' | 'session_token'>): string {
   return `${deps.config.publicUrl}/pay/${i.operator_id}/${i.id}?s=${i.session_token}`;
@@ -83,7 +86,7 @@ export async function createIntent(deps: Deps, caller: Caller, input: CreateInte
   const now = deps.clock.now();
   const intent: IntentRow = {
     operator_id: caller.operatorId, environment: caller.environment, id: deps.ids.next(`intent_${caller.environment}_`), user_id: input.user_id,
-    direction: input.direction, amount: input.amount, currency: input.currency, status: 'created', decline_category: null,
+    direction: input.direction, amount: input.amount, currency: input.currency, status: OPENED, decline_category: null,
     approval_mode: input.approval_mode ?? 'automatic', rail: 'ach', type: 'push', tag: input.tag ?? null, idempotency_key: idemKey ?? null,
     redirect_url: input.redirect_url ?? null, webhook_url: input.webhook_url ?? null,
     webhook_secret: input.webhook_secret ? deps.secrets.seal(input.webhook_secret) : null, account_id: input.account_id ?? null,
@@ -99,11 +102,11 @@ export async function createIntent(deps: Deps, caller: Caller, input: CreateInte
                                 session_token, created_at, updated_at)
            SELECT ${[
              'text', 'text', 'text', 'text', 'text', 'bigint', 'text',
-           ].map((t, k) => `$${first + k}::${t}`).join(', ')}, 'created', $${first + 7}::text, 'ach', 'push',
+           ].map((t, k) => `$${first + k}::${t}`).join(', ')}, $${first + 18}::text, $${first + 7}::text, 'ach', 'push',
                   ${['text', 'text', 'text', 'text', 'text', 'text', 'boolean', 'boolean', 'text'].map((t, k) => `$${first + 8 + k}::${t}`).join(', ')},
                   $${first + 17}::timestamptz, $${first + 17}::timestamptz`,
     values: [i.operator_id, i.environment, i.id, i.user_id, i.direction, i.amount, i.currency, i.approval_mode, i.tag, i.idempotency_key,
-      i.redirect_url, i.webhook_url, i.webhook_secret, i.account_id, i.display_limits, i.display_loyalty, i.session_token, now],
+      i.redirect_url, i.webhook_url, i.webhook_secret, i.account_id, i.display_limits, i.display_loyalty, i.session_token, now, i.status],
   });
   return insertOnce(deps, caller, 'intent', idemKey, input, { statusCode: 200, body: publicIntent(deps, intent) }, insert)
     .catch((err) => userNotFound(err, input.user_id));
@@ -232,30 +235,41 @@ export async function decisionFor(
   return { status, decline_category: declineCategory, limits_utilization: utilization, decided_at: now, settle_at: settleAt };
 }
 
-/** The event a decision is announced with. */
-export function decisionEvent(i: Pick<IntentRow, 'status'>): 'intent.declined' | 'intent.approved' {
-  return i.status === 'declined' ? 'intent.declined' : 'intent.approved';
-}
-
 export async function decideIntent(deps: Deps, tx: Tx, intent: IntentRow, settings: Caller['settings'], verdict: Verdict = {}): Promise<IntentRow> {
   const d = await decisionFor(deps, tx, intent, settings, verdict);
-  const { rows } = await tx.query<IntentRow>(
-    `UPDATE intents SET status = $3, decline_category = $4, limits_utilization = $5, decided_at = $6, settle_at = $7, updated_at = $6,
-            credential_id = coalesce($8, credential_id), rail = $9, type = $10
-      WHERE operator_id = $1 AND id = $2 RETURNING *`,
-    [intent.operator_id, intent.id, d.status, d.decline_category, d.limits_utilization ? JSON.stringify(d.limits_utilization) : null, d.decided_at, d.settle_at,
-      intent.credential_id, intent.rail, intent.type],
-  );
-  const updated = rows[0]!;
-  await insertEvents(tx, deps, [{ intent: updated, type: decisionEvent(updated) }]);
-  return updated;
+  return moveIntent(deps, tx, intent, decisionAction(d.status as 'approved' | 'pending' | 'declined'), {
+    decline_category: d.decline_category, limits_utilization: d.limits_utilization ? JSON.stringify(d.limits_utilization) : null,
+    decided_at: d.decided_at, settle_at: d.settle_at,
+  });
 }
 
+/**
+ * The one place an intent changes state: the move comes from the INTENT table (a move that is not there is a 409), the
+ * row gets its new status and `set`, and the move's event is written in the same transaction.
+ */
+export async function moveIntent(
+  deps: Deps, tx: Tx, i: IntentRow, action: IntentAction, set: Record<string, unknown> = {}, transaction?: TransactionRow,
+): Promise<IntentRow> {
+  const m = transition(INTENT, i.status, action);
+  if (!m) throw conflict(action, i);
+  const cols = Object.keys(set);
+  const { rows } = await tx.query<IntentRow>(
+    `UPDATE intents SET status = $3, updated_at = $4${cols.map((c, k) => `, ${c} = $${k + 5}`).join('')} WHERE operator_id = $1 AND id = $2 RETURNING *`,
+    [i.operator_id, i.id, m.to, deps.clock.now(), ...cols.map((c) => set[c])],
+  );
+  const moved = rows[0]!;
+  if (m.event) await insertEvents(tx, deps, [{ intent: moved, type: m.event, transaction }]);
+  return moved;
+}
+
+const CONFLICT: Record<IntentAction, ConflictCode> = {
+  open: 'intent_already_decided', approve: 'intent_already_decided', hold: 'intent_already_decided', decline: 'intent_already_decided',
+  cancel: 'intent_not_cancelable', review: 'intent_not_pending', settle: 'intent_not_approved',
+};
+
 function conflict(action: IntentAction, i: IntentRow) {
-  const allowed = allowedFrom(action).join(' or ');
-  const code = action === 'cancel' ? 'intent_not_cancelable' : action === 'approve' ? 'intent_not_pending' : 'intent_not_approved';
-  return errors.conflict(code,
-    `intent ${i.id} is ${i.status}; ${action} needs an intent that is ${allowed}`);
+  const allowed = allowedFrom(INTENT, action).filter((st) => st !== 'new').join(' or ');
+  return errors.conflict(CONFLICT[action], `intent ${i.id} is ${i.status}; ${action} needs an intent that is ${allowed}`);
 }
 
 /** Runs `fn` on the intent row locked in a transaction, after the tenant and environment checks. */
@@ -271,25 +285,13 @@ export async function withIntent<T>(deps: Deps, caller: Caller, id: string, fn: 
 /** POST /intent/{id}/approve: manual review, pending -> approved. */
 export async function approveIntent(deps: Deps, caller: Caller, id: string) {
   return withIntent(deps, caller, id, async (tx, i) => {
-    if (!canTransition(i.status, 'approve')) throw conflict('approve', i);
-    const now = deps.clock.now();
-    const { rows } = await tx.query<IntentRow>(
-      `UPDATE intents SET status = 'approved', settle_at = $3, updated_at = $4 WHERE operator_id = $1 AND id = $2 RETURNING *`,
-      [i.operator_id, i.id, new Date(now.getTime() + deps.config.settleDelayMs[i.environment]), now],
-    );
-    await insertEvents(tx, deps, [{ intent: rows[0]!, type: 'intent.approved' }]);
-    return renderIntent(deps, tx, rows[0]!);
+    const settleAt = new Date(deps.clock.now().getTime() + deps.config.settleDelayMs[i.environment]);
+    return renderIntent(deps, tx, await moveIntent(deps, tx, i, 'review', { settle_at: settleAt }));
   });
 }
 
 export async function cancelIntentRow(deps: Deps, tx: Tx, i: IntentRow): Promise<IntentRow> {
-  if (!canTransition(i.status, 'cancel')) throw conflict('cancel', i);
-  const { rows } = await tx.query<IntentRow>(
-    `UPDATE intents SET status = 'canceled', settle_at = NULL, updated_at = $3 WHERE operator_id = $1 AND id = $2 RETURNING *`,
-    [i.operator_id, i.id, deps.clock.now()],
-  );
-  await insertEvents(tx, deps, [{ intent: rows[0]!, type: 'intent.canceled' }]);
-  return rows[0]!;
+  return moveIntent(deps, tx, i, 'cancel', { settle_at: null });
 }
 
 /** POST /intent/{id}/cancel: only before approval. */
@@ -300,8 +302,8 @@ export async function cancelIntent(deps: Deps, caller: Caller, id: string) {
 /** Settles locked, approved intents: one transaction row and one `intent.settled` event each. */
 export async function settleRows(deps: Deps, tx: Tx, intents: IntentRow[]): Promise<void> {
   const now = deps.clock.now();
-  const events: { intent: IntentRow; type: 'intent.settled'; transaction: TransactionRow }[] = [];
   for (const i of intents) {
+    if (!transition(INTENT, i.status, 'settle')) throw conflict('settle', i);
     const { accountId } = await deps.rail.settle(i);
     const t: TransactionRow = {
       id: deps.ids.next('txn_'), amount: i.amount, currency: i.currency, status: 'settled',
@@ -312,17 +314,15 @@ export async function settleRows(deps: Deps, tx: Tx, intents: IntentRow[]): Prom
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
       [i.operator_id, t.id, i.id, t.amount, t.currency, t.status, t.date, t.account_id, now],
     );
-    const { rows } = await tx.query<IntentRow>('UPDATE intents SET settled_at = $3, updated_at = $3 WHERE operator_id = $1 AND id = $2 RETURNING *', [i.operator_id, i.id, now]);
-    events.push({ intent: rows[0]!, type: 'intent.settled', transaction: t });
+    await moveIntent(deps, tx, i, 'settle', { settled_at: now }, t);
   }
-  await insertEvents(tx, deps, events);
 }
 
 /** POST /simulate/intent/{id}/settle (sandbox): settle now; settling a settled intent changes nothing. */
 export async function simulateSettle(deps: Deps, caller: Caller, id: string) {
   if (caller.environment !== 'sandbox') throw errors.sandboxOnly();
   return withIntent(deps, caller, id, async (tx, i) => {
-    if (!canTransition(i.status, 'settle')) throw conflict('settle', i);
+    if (!transition(INTENT, i.status, 'settle')) throw conflict('settle', i);
     if (!i.settled_at) await settleRows(deps, tx, [i]);
     return renderIntent(deps, tx, (await loadIntent(tx, i.operator_id, i.id))!);
   });

@@ -3,6 +3,7 @@
  * bank transfer signed with the secret key, their completion or failure, and the Payment.Status event each one
  * ends with. Webhooks go through the same delivery engine as everything else.
  */
+import { transition, TRANSFER } from '../../domain/state-machine.js';
 import { randomBytes } from 'node:crypto';
 import { constantTimeEqual } from '@cashwire/webhooks';
 import { DomainError, errors } from '../../domain/errors.js';
@@ -191,11 +192,11 @@ export async function createTransfer(deps: Deps, keys: Tenant & { secretKey: str
   return withTx(deps.db, async (tx) => {
     const ins = await tx.query<TransferRow>(
       `INSERT INTO transfers (operator_id, environment, id, user_id, reference, amount_kobo, description, name, destination_account_number,
-                              destination_bank_code, kind, request_hash, payer_token, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                              destination_bank_code, kind, request_hash, payer_token, created_at, status)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
        ON CONFLICT (operator_id, environment, reference) DO NOTHING RETURNING *`,
       [keys.operator_id, keys.environment, deps.ids.next('trf_'), input.userId, reference, amountKobo, input.description ?? null, input.name ?? null,
-        input.destinationAccountNumber, input.destinationBankCode, kind, hash, deps.ids.secret(18), now],
+        input.destinationAccountNumber, input.destinationBankCode, kind, hash, deps.ids.secret(18), now, transition(TRANSFER, 'new', 'open')!.to],
     );
     let t = ins.rows[0];
     if (!t) {
@@ -215,15 +216,17 @@ export async function createTransfer(deps: Deps, keys: Tenant & { secretKey: str
 
 /** Completes or fails a pending transfer with the payer's bank details, and writes its Payment.Status event. */
 export async function settleTransfer(deps: Deps, tx: Queryable, t: TransferRow, status: 'Completed' | 'Failed', payer: Partial<Payer>): Promise<TransferRow> {
-  if (t.status !== 'Pending') throw errors.conflict('transfer_not_pending', `transfer ${t.id} is already ${t.status}`);
+  // The one place a transfer changes state: the move comes from the TRANSFER table, with its event.
+  const m = transition(TRANSFER, t.status, status === 'Completed' ? 'complete' : 'fail');
+  if (!m) throw errors.conflict('transfer_not_pending', `transfer ${t.id} is already ${t.status}`);
   const p = { ...SANDBOX_PAYER, ...payer };
   const { rows } = await tx.query<TransferRow>(
     `UPDATE transfers SET status = $3, sender_account_name = $4, source_account_number = $5, source_account_type = $6, source_bank_code = $7, completed_at = $8
       WHERE operator_id = $1 AND id = $2 RETURNING *`,
-    [t.operator_id, t.id, status, p.senderAccountName, p.sourceAccountNumber, p.sourceAccountType, p.sourceBankCode, deps.clock.now()],
+    [t.operator_id, t.id, m.to, p.senderAccountName, p.sourceAccountNumber, p.sourceAccountType, p.sourceBankCode, deps.clock.now()],
   );
   const done = rows[0]!;
-  await insertTenantEvent(tx, deps, done, PAYMENT_STATUS, paymentStatusData(done));
+  if (m.event) await insertTenantEvent(tx, deps, done, m.event, paymentStatusData(done));
   return done;
 }
 
