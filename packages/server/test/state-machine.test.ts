@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  allowedFrom, decisionAction, DISPUTE, INTENT, REFUND, transition, TRANSFER, type Machine,
+  allowedFrom, decisionAction, DISPUTE, INTENT, LIMIT_REQUEST, REFUND, transition, TRANSFER, type Machine,
 } from '../src/domain/state-machine.js';
 
 /** Every (state, action) pair of a machine, with what the table answers: the table as a list to compare with. */
@@ -77,6 +77,17 @@ describe('Sendcash transfers', () => {
       'new --open--> Pending',
       'Pending --complete--> Completed (Payment.Status)',
       'Pending --fail--> Failed (Payment.Status)',
+    ]);
+  });
+});
+
+describe('limit requests', () => {
+  it('are asked once, then approved, approved in part or declined once', () => {
+    expect(moves(LIMIT_REQUEST, ['new', 'requested', 'approved', 'partial', 'declined'], ['request', 'approve', 'approve_partially', 'decline'])).toEqual([
+      'new --request--> requested (user.limits_request)',
+      'requested --approve--> approved (user.limits_request.updated)',
+      'requested --approve_partially--> partial (user.limits_request.partial_approval)',
+      'requested --decline--> declined (user.limits_request.declined)',
     ]);
   });
 });

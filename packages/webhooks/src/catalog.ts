@@ -5,10 +5,18 @@
  */
 
 export const INTENT_EVENT_TYPES = ['intent.approved', 'intent.declined', 'intent.canceled', 'intent.settled'] as const;
+/** Refunds and disputes of an intent: sent to registered endpoints subscribed to them. */
+export const REFUND_EVENT_TYPES = ['refund.approved', 'refund.declined'] as const;
+export const DISPUTE_EVENT_TYPES = ['dispute.created', 'dispute.won', 'dispute.lost'] as const;
+/** A user's limit requests and their decisions (Push Cash's names). */
+export const USER_EVENT_TYPES = ['user.limits_request', 'user.limits_request.updated', 'user.limits_request.partial_approval', 'user.limits_request.declined'] as const;
 /** Operational events: about the delivery system itself, sent only to registered endpoints subscribed to them. */
 export const OPERATIONAL_EVENT_TYPES = ['delivery.exhausted', 'endpoint.disabled', 'endpoint.recovered'] as const;
-export const EVENT_TYPES = [...INTENT_EVENT_TYPES, ...OPERATIONAL_EVENT_TYPES] as const;
+export const EVENT_TYPES = [...INTENT_EVENT_TYPES, ...REFUND_EVENT_TYPES, ...DISPUTE_EVENT_TYPES, ...USER_EVENT_TYPES, ...OPERATIONAL_EVENT_TYPES] as const;
 export type IntentEventType = (typeof INTENT_EVENT_TYPES)[number];
+export type RefundEventType = (typeof REFUND_EVENT_TYPES)[number];
+export type DisputeEventType = (typeof DISPUTE_EVENT_TYPES)[number];
+export type UserEventType = (typeof USER_EVENT_TYPES)[number];
 export type OperationalEventType = (typeof OPERATIONAL_EVENT_TYPES)[number];
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -81,8 +89,47 @@ export interface EndpointHealthData {
 
 export type OperationalData = DeliveryExhaustedData | EndpointHealthData;
 
+/** The canonical data of a refund event; `tag` and `idempotency_key` are the refunded intent's. */
+export interface RefundEventRecord {
+  id: string;
+  intent_id: string;
+  tag: string | null;
+  idempotency_key: string | null;
+  amount: number; // cents
+  currency: string;
+  status: 'approved' | 'declined';
+  created_at: string;
+}
+
+/** The canonical data of a dispute event; a lost dispute carries the transaction that debited it. */
+export interface DisputeEventRecord {
+  id: string;
+  intent_id: string;
+  tag: string | null;
+  idempotency_key: string | null;
+  amount: number; // cents
+  currency: string;
+  code: string;
+  status: 'created' | 'won' | 'lost';
+  /** `push` (a bank payment) or `card_only`. */
+  type: string;
+  created_at: string;
+  transaction?: { id: string; amount: number; currency: string; status: string; date: string; account_id: string | null; created_at: string } | null;
+}
+
+/** The canonical data of a user event (limit requests); `approved_daily_limit` in cents. */
+export interface UserEventRecord {
+  user_id: string;
+  approved_daily_limit?: number;
+  currency?: string;
+  timestamp: string;
+}
+
 export type EventRecord =
   | { id: string; type: IntentEventType; data: IntentEventRecord }
+  | { id: string; type: RefundEventType; data: RefundEventRecord }
+  | { id: string; type: DisputeEventType; data: DisputeEventRecord }
+  | { id: string; type: UserEventType; data: UserEventRecord }
   | { id: string; type: OperationalEventType; data: OperationalData };
 
 /** What each type means and which fields its `data` carries. */
@@ -103,6 +150,42 @@ export const CATALOG: Record<EventType, { description: string; fields: string[] 
     description: 'An approved intent settled: money moved; `transaction` is the settled transaction.',
     fields: ['id', 'tag', 'direction', 'amount', 'status', 'rail', 'currency', 'type', 'transaction'],
   },
+  'refund.approved': {
+    description: 'A refund of a deposit was approved: `amount` goes back to the payer.',
+    fields: ['id', 'intent_id', 'tag', 'amount', 'currency', 'status', 'created_at'],
+  },
+  'refund.declined': {
+    description: 'A refund was declined by the card network or bank; nothing moved.',
+    fields: ['id', 'intent_id', 'tag', 'amount', 'currency', 'status', 'created_at'],
+  },
+  'dispute.created': {
+    description: 'The payer disputed an intent (`code`: the network reason code); it waits for its resolution.',
+    fields: ['id', 'intent_id', 'tag', 'amount', 'currency', 'code', 'status', 'type', 'created_at'],
+  },
+  'dispute.won': {
+    description: 'A dispute was resolved for the operator: nothing moves.',
+    fields: ['id', 'intent_id', 'tag', 'amount', 'currency', 'code', 'status', 'type', 'created_at'],
+  },
+  'dispute.lost': {
+    description: 'A dispute was resolved for the payer: `transaction` debits the disputed amount.',
+    fields: ['id', 'intent_id', 'tag', 'amount', 'currency', 'code', 'status', 'type', 'created_at', 'transaction'],
+  },
+  'user.limits_request': {
+    description: 'A user asked for a higher limit: answer with PATCH /user/{id}.',
+    fields: ['user_id', 'timestamp'],
+  },
+  'user.limits_request.updated': {
+    description: "A limit request was approved: `approved_daily_limit` is the user's new daily limit.",
+    fields: ['user_id', 'approved_daily_limit', 'currency', 'timestamp'],
+  },
+  'user.limits_request.partial_approval': {
+    description: 'A limit request was approved in part: `approved_daily_limit` is less than asked.',
+    fields: ['user_id', 'approved_daily_limit', 'currency', 'timestamp'],
+  },
+  'user.limits_request.declined': {
+    description: 'A limit request was declined; the limit is unchanged.',
+    fields: ['user_id', 'currency', 'timestamp'],
+  },
   'delivery.exhausted': {
     description: 'A delivery of a payment event ended without success: retries expired, or the receiver answered 410 or 413.',
     fields: ['delivery_id', 'event_id', 'event_type', 'endpoint_id', 'url', 'status', 'attempts', 'last_status', 'last_error'],
@@ -119,6 +202,15 @@ export const CATALOG: Record<EventType, { description: string; fields: string[] 
 
 export function isIntentEvent(e: EventRecord): e is Extract<EventRecord, { type: IntentEventType }> {
   return (INTENT_EVENT_TYPES as readonly string[]).includes(e.type);
+}
+
+/** Refund and dispute events: about an intent, amounts in the payload's unit. */
+export function isMoneyEvent(e: EventRecord): e is Extract<EventRecord, { type: RefundEventType | DisputeEventType }> {
+  return (REFUND_EVENT_TYPES as readonly string[]).includes(e.type) || (DISPUTE_EVENT_TYPES as readonly string[]).includes(e.type);
+}
+
+export function isUserEvent(e: EventRecord): e is Extract<EventRecord, { type: UserEventType }> {
+  return (USER_EVENT_TYPES as readonly string[]).includes(e.type);
 }
 
 export function isEventType(value: unknown): value is EventType {
@@ -176,6 +268,33 @@ interface IntentExtras {
 /** The `data` of an intent event of type `T` in payload version `V`. */
 export type IntentData<T extends IntentEventType, V extends PayloadVersion> = (V extends '2024-05' ? IntentData2024 : IntentData2023) &
   IntentExtras[T];
+
+/** A refund or dispute event's `data` on the wire: `2024-05` has `tag` and cents, `2023-01` `idempotency_key` and dollars. */
+export interface RefundData {
+  id: string;
+  intent_id: string;
+  tag?: string | null;
+  idempotency_key?: string | null;
+  amount: number;
+  currency: string;
+  status: 'approved' | 'declined';
+  created_at: string;
+}
+
+export interface DisputeData extends Omit<RefundData, 'status'> {
+  code: string;
+  status: 'created' | 'won' | 'lost';
+  type: string;
+  transaction?: SettledTransaction | { id: string; amount: number; currency: string; status: string; date: string; account_id: string | null };
+}
+
+/** A user event's `data`: `approved_daily_limit` as a string, integer cents in `2024-05` ("150000"), dollars in `2023-01` ("1500.00"). */
+export interface UserLimitsData {
+  user_id: string;
+  approved_daily_limit?: string;
+  currency?: string;
+  timestamp: string;
+}
 
 // --- Sendcash Pay (seed 004): a parse target only; Cashwire never emits it --------------------------------------
 

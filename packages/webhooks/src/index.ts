@@ -7,7 +7,8 @@ export * from './errors.js';
 export { verify, DEFAULT_TOLERANCE_MS, type HeadersLike, type VerifyInput } from './verify.js';
 export {
   parseEvent, detectVersion, amountInCents, tagOf,
-  type WebhookEvent, type WebhookEventType, type IntentEvent, type OperationalEvent, type PaymentStatusEvent, type ParseContext,
+  type WebhookEvent, type WebhookEventType, type IntentEvent, type RefundEvent, type DisputeEvent, type UserEvent, type OperationalEvent,
+  type PaymentStatusEvent, type ParseContext,
 } from './parse.js';
 export * from './status.js';
 export * from './sendcash.js';

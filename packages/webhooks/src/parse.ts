@@ -3,7 +3,16 @@
  * Parsing checks the envelope and the fields this package relies on (ids, status); it does not validate every field.
  */
 import {
+  DISPUTE_EVENT_TYPES,
   INTENT_EVENT_TYPES,
+  REFUND_EVENT_TYPES,
+  USER_EVENT_TYPES,
+  type DisputeData,
+  type DisputeEventType,
+  type RefundData,
+  type RefundEventType,
+  type UserEventType,
+  type UserLimitsData,
   SENDCASH_EVENT_TYPES,
   isEventType,
   type DeliveryExhaustedData,
@@ -45,10 +54,16 @@ export type OperationalEvent = {
   [T in OperationalEventType]: Envelope & { type: T; version: null; data: OperationalDataByType[T] };
 }[OperationalEventType];
 
+/** Refund and dispute events: `version` as for intent events (`tag` and cents, or `idempotency_key` and dollars). */
+export type RefundEvent = Envelope & { type: RefundEventType; version: PayloadVersion; data: RefundData };
+export type DisputeEvent = Envelope & { type: DisputeEventType; version: PayloadVersion; data: DisputeData };
+/** Limit-request events; their only amount (`approved_daily_limit`) is a string in the endpoint's unit. */
+export type UserEvent = Envelope & { type: UserEventType; version: null; data: UserLimitsData };
+
 /** Sendcash Pay's only event. */
 export type PaymentStatusEvent = Envelope & { type: 'Payment.Status'; version: null; data: PaymentStatusData };
 
-export type WebhookEvent = IntentEvent | OperationalEvent | PaymentStatusEvent;
+export type WebhookEvent = IntentEvent | RefundEvent | DisputeEvent | UserEvent | OperationalEvent | PaymentStatusEvent;
 export type WebhookEventType = WebhookEvent['type'];
 
 type Json = Record<string, unknown>;
@@ -121,6 +136,16 @@ export function toEvent(body: Json, ctx: ParseContext): WebhookEvent {
     const key = `${type}:${str(data, 'id')}:${str(data, 'status')}`;
     return { ...base, id: signedId ?? key, type, version: detectVersion(data), data } as unknown as IntentEvent;
   }
+  if ((REFUND_EVENT_TYPES as readonly string[]).includes(type) || (DISPUTE_EVENT_TYPES as readonly string[]).includes(type)) {
+    if (typeof data.amount !== 'number') throw malformed('`data.amount` must be a number');
+    const key = `${type}:${str(data, 'id')}`;
+    const version: PayloadVersion = 'idempotency_key' in data ? '2023-01' : '2024-05';
+    return { ...base, id: signedId ?? key, type, version, data } as unknown as RefundEvent | DisputeEvent;
+  }
+  if ((USER_EVENT_TYPES as readonly string[]).includes(type)) {
+    const key = `${type}:${str(data, 'user_id')}:${str(data, 'timestamp')}`;
+    return { ...base, id: signedId ?? key, type, version: null, data } as unknown as UserEvent;
+  }
   const key = type === 'delivery.exhausted' ? `${type}:${str(data, 'delivery_id')}` : `${type}:${str(data, 'endpoint_id')}:${str(data, 'at')}`;
   return { ...base, id: signedId ?? key, type, version: null, data } as unknown as OperationalEvent;
 }
@@ -137,8 +162,8 @@ export function parseEvent(body: string | Uint8Array, ctx: ParseContext): Webhoo
   return toEvent(parseJson(body), ctx);
 }
 
-/** An intent event's amount in integer cents, whatever the payload version. */
-export function amountInCents(event: IntentEvent): number {
+/** An intent, refund or dispute event's amount in integer cents, whatever the payload version. */
+export function amountInCents(event: IntentEvent | RefundEvent | DisputeEvent): number {
   return event.version === '2024-05' ? event.data.amount : Math.round(event.data.amount * 100);
 }
 

@@ -1,5 +1,5 @@
 import type { EventRecord, IntentEventRecord, LimitsUtilizationCents, PayloadVersion, TransactionRecord } from './catalog.js';
-import { CATALOG, isIntentEvent } from './catalog.js';
+import { CATALOG, isIntentEvent, isMoneyEvent, isUserEvent } from './catalog.js';
 
 /** Formats a cents amount as a two-decimal string in the payload's unit (cents or dollars). */
 export function formatUtilization(cents: number, unit: 'cents' | 'dollars'): string {
@@ -34,6 +34,29 @@ function transaction(t: TransactionRecord, unit: 'cents' | 'dollars') {
  * `2023-01` (seed 002) uses float dollars and `idempotency_key`.
  */
 export function renderData(event: EventRecord, version: PayloadVersion): Record<string, unknown> {
+  const unitOf = version === '2024-05' ? 'cents' : 'dollars';
+  if (isMoneyEvent(event)) {
+    // Refunds and disputes: the catalog's fields in its order, the intent's tag by the version's name, amounts in its unit.
+    const d = event.data as unknown as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const f of CATALOG[event.type].fields) {
+      if (f === 'tag') {
+        if (version === '2024-05') out.tag = d.tag ?? null;
+        else out.idempotency_key = d.idempotency_key ?? d.tag ?? null;
+      } else if (f === 'amount') out.amount = unitOf === 'cents' ? d.amount : (d.amount as number) / 100;
+      else if (f === 'transaction') out.transaction = d.transaction ? transaction(d.transaction as TransactionRecord, unitOf) : null;
+      else out[f] = d[f] ?? null;
+    }
+    return out;
+  }
+  if (isUserEvent(event)) {
+    const d = event.data;
+    const out: Record<string, unknown> = { user_id: d.user_id };
+    if (d.approved_daily_limit !== undefined) out.approved_daily_limit = unitOf === 'cents' ? String(d.approved_daily_limit) : formatUtilization(d.approved_daily_limit, 'dollars');
+    if (d.currency !== undefined) out.currency = d.currency;
+    out.timestamp = d.timestamp;
+    return out;
+  }
   if (!isIntentEvent(event)) return { ...event.data };
   const d: IntentEventRecord = event.data;
   const fields = CATALOG[event.type].fields;

@@ -53,6 +53,7 @@ export const ERROR_CATALOG = {
   bank_sign_in_failed: c(400, 'the bank username or password is wrong'),
   invalid_display_name: c(400, 'display_name must end in the last 4 digits of the card'),
   invalid_code: c(400, 'the one-time code must be 6 digits'),
+  account_required: c(400, 'the operator has several settlement accounts: send account_id'),
   // 401
   unauthorized: c(401, 'missing or invalid API key: send Authorization: Bearer <key>'),
   unknown_public_key: c(401, 'no merchant has this publicKey'),
@@ -72,6 +73,9 @@ export const ERROR_CATALOG = {
   transfer_not_found: c(404, 'no such transfer'),
   payment_session_not_found: c(404, 'no such payment session'),
   script_not_found: c(404, 'no such script'),
+  account_not_found: c(404, 'no such account'),
+  refund_not_found: c(404, 'no such refund'),
+  dispute_not_found: c(404, 'no such dispute'),
   // 409
   intent_already_decided: c(409, 'this payment is already decided'),
   intent_not_cancelable: c(409, 'the intent can no longer be canceled'),
@@ -116,7 +120,7 @@ export class DomainError extends Error {
   }
 }
 
-export type NotFoundKind = 'user' | 'intent' | 'token' | 'credential' | 'endpoint' | 'event' | 'transfer' | 'payment_session' | 'script';
+export type NotFoundKind = 'user' | 'intent' | 'token' | 'credential' | 'endpoint' | 'event' | 'transfer' | 'payment_session' | 'script' | 'account' | 'refund' | 'dispute';
 export type ConflictCode = {
   [K in ErrorCode]: (typeof ERROR_CATALOG)[K]['status'] extends 409 ? K : never;
 }[ErrorCode];

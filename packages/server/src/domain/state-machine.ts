@@ -1,5 +1,5 @@
 /**
- * The state machines of intents, refunds, disputes and transfers: for each, one table `transition(state, action) →
+ * The state machines of intents, refunds, disputes, transfers and limit requests: for each, one table `transition(state, action) →
  * {to, event}`. Pure. The services apply a move in one place per machine (the row's new state and its event written
  * together, in one transaction); no route or SQL statement picks a target state of its own.
  *
@@ -92,4 +92,19 @@ export type TransferEvent = 'Payment.Status';
 export const TRANSFER = machine<TransferState, TransferAction, TransferEvent>('transfer', {
   new: { open: { to: 'Pending', event: null } },
   Pending: { complete: { to: 'Completed', event: 'Payment.Status' }, fail: { to: 'Failed', event: 'Payment.Status' } },
+});
+
+// ---- Limit requests -----------------------------------------------------------------------------------------------
+
+export type LimitRequestState = 'requested' | 'approved' | 'partial' | 'declined';
+export type LimitRequestAction = 'request' | 'approve' | 'approve_partially' | 'decline';
+export type LimitRequestEvent = 'user.limits_request' | 'user.limits_request.updated' | 'user.limits_request.partial_approval' | 'user.limits_request.declined';
+
+export const LIMIT_REQUEST = machine<LimitRequestState, LimitRequestAction, LimitRequestEvent>('limit request', {
+  new: { request: { to: 'requested', event: 'user.limits_request' } },
+  requested: {
+    approve: { to: 'approved', event: 'user.limits_request.updated' },
+    approve_partially: { to: 'partial', event: 'user.limits_request.partial_approval' },
+    decline: { to: 'declined', event: 'user.limits_request.declined' },
+  },
 });

@@ -84,8 +84,9 @@ export async function insertEvents(
 }
 
 /**
- * An event that is not about an intent (operational events, Sendcash's Payment.Status): stored like any event and
- * fanned out to the endpoints subscribed to its type, in the caller's transaction.
+ * An event without a per-payment webhook_url (operational events, Sendcash's Payment.Status, refunds, disputes, limit
+ * requests): stored like any event and fanned out to the endpoints subscribed to its type, in the caller's
+ * transaction. `intentId` files a refund's or dispute's event under its intent (GET /events?intent_id=…).
  */
 export async function insertTenantEvent(
   tx: Queryable,
@@ -93,9 +94,10 @@ export async function insertTenantEvent(
   tenant: { operator_id: string; environment: string },
   type: string,
   data: object,
+  intentId: string | null = null,
 ): Promise<string> {
   const id = deps.ids.next('evt_');
-  await insertTenantEvents(tx, deps.clock.now(), [{ ...tenant, id, type, data }]);
+  await insertTenantEvents(tx, deps.clock.now(), [{ ...tenant, id, type, data, intent_id: intentId }]);
   return id;
 }
 
@@ -106,21 +108,22 @@ export async function insertTenantEvent(
 export async function insertTenantEvents(
   tx: Queryable,
   now: Date,
-  events: { operator_id: string; environment: string; id: string; type: string; data: object }[],
+  events: { operator_id: string; environment: string; id: string; type: string; data: object; intent_id?: string | null }[],
 ): Promise<void> {
   if (events.length === 0) return;
   const r = await tx.query<{ made: boolean; notified: boolean }>({
-    name: 'cw_insert_tenant_events_v2',
+    name: 'cw_insert_tenant_events_v3',
     text: `WITH ev AS (
        INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at, trace_context)
-       SELECT op, env, id, type, NULL, data::jsonb, $5, $7::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[]) AS u(op, env, id, type, data)
+       SELECT op, env, id, type, intent, data::jsonb, $5, $7::text
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[], $8::text[]) AS u(op, env, id, type, data, intent)
        ON CONFLICT DO NOTHING
        RETURNING operator_id AS op, environment AS env, id, type, NULL::text AS url
      ), fo AS (${enqueueSql(fanoutTargets('ev AS s', '$5::timestamptz'), '$5::timestamptz')}
      ), claimable AS (SELECT ${claimableIn('fo')} AS yes)
      SELECT (SELECT count(*) FROM ev), (SELECT yes FROM claimable) AS made, CASE WHEN (SELECT yes FROM claimable) THEN ${NOTIFY_IF_IDLE} ELSE false END AS notified`,
     values: [events.map((e) => e.operator_id), events.map((e) => e.environment), events.map((e) => e.id), events.map((e) => e.type), now,
-      events.map((e) => JSON.stringify(e.data)), currentTraceparent()],
+      events.map((e) => JSON.stringify(e.data)), currentTraceparent(), events.map((e) => e.intent_id ?? null)],
   });
   if (r.rows[0]?.made && !r.rows[0].notified) wakeAfterCommit(tx);
 }

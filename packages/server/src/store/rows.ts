@@ -19,6 +19,8 @@ export interface OperatorSettings {
   allowed_origins?: string[];
   /** Apple Pay mobile: the merchant identifiers with a registered payment-processing certificate, the sheet's label. */
   apple_pay?: { merchant_identifiers?: string[]; total_label?: string; bt_application_key?: string; bt_merchant_registration_id?: string };
+  /** The hosted pages' branding: display name, https logo, `#rrggbb` accent, the URL "Back to …" goes to (domain/branding.ts). */
+  branding?: import('../domain/branding.js').BrandingSettings;
 }
 
 export interface IntentRow {
@@ -83,4 +85,8 @@ export interface StoredCredentialRow extends CredentialRow {
 export interface TransactionRow extends Omit<TransactionRecord, 'created_at'> {
   created_at: Date;
   intent_id?: string;
+  /** `intent` (a settlement), `refund`, `dispute` (a lost dispute's debit), `transfer`; migration 011. */
+  type?: 'intent' | 'refund' | 'dispute' | 'transfer';
+  /** The refund or dispute a transaction belongs to. */
+  source_id?: string | null;
 }

@@ -10,6 +10,7 @@ import type { Caller, Deps } from '../context.js';
 import { insertOnce } from '../idempotency.js';
 import { page, pageFilter } from '../pagination.js';
 import { userLimits } from '../users/users.js';
+import { post, resolveAccount } from '../accounts/accounts.js';
 
 export interface CreateIntentInput {
   direction: Direction;
@@ -305,15 +306,10 @@ export async function settleRows(deps: Deps, tx: Tx, intents: IntentRow[]): Prom
   for (const i of intents) {
     if (!transition(INTENT, i.status, 'settle')) throw conflict('settle', i);
     const { accountId } = await deps.rail.settle(i);
-    const t: TransactionRow = {
-      id: deps.ids.next('txn_'), amount: i.amount, currency: i.currency, status: 'settled',
-      date: now.toISOString().slice(0, 10), account_id: accountId, created_at: now,
-    };
-    await tx.query(
-      `INSERT INTO transactions (operator_id, id, intent_id, amount, currency, status, date, account_id, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [i.operator_id, t.id, i.id, t.amount, t.currency, t.status, t.date, t.account_id, now],
-    );
+    // The intent's account (checked when it was made); an intent of before accounts existed names none that exists.
+    const account = await resolveAccount(tx, i, 'settlement', accountId).catch(() => resolveAccount(tx, i, 'settlement'));
+    const t = await post(deps, tx, { operator_id: i.operator_id, environment: i.environment, account, type: 'intent', amount: i.amount, currency: i.currency,
+      intent_id: i.id, direction: i.direction });
     await moveIntent(deps, tx, i, 'settle', { settled_at: now }, t);
   }
 }

@@ -3,6 +3,7 @@ import type { Clock, IdGenerator } from '../../clock.js';
 import type { Db } from '../../db/pool.js';
 import type { Environment } from '../../domain/decision.js';
 import type { OperatorSettings } from '../../store/rows.js';
+import { createDefaultAccounts } from '../accounts/accounts.js';
 
 export function hashKey(raw: string): Buffer {
   return createHash('sha256').update(raw).digest();
@@ -17,6 +18,7 @@ interface Ctx { db: Db; clock: Clock; ids: IdGenerator }
 export async function createOperator(ctx: Ctx, name: string, settings: OperatorSettings = {}) {
   const id = ctx.ids.next('op_');
   await ctx.db.query('INSERT INTO operators (id, name, settings, created_at) VALUES ($1, $2, $3, $4)', [id, name, JSON.stringify(settings), ctx.clock.now()]);
+  await createDefaultAccounts({ ...ctx }, ctx.db, id);
   const sandbox = await createKey(ctx, id, 'sandbox', 'default');
   const production = await createKey(ctx, id, 'production', 'default');
   return { id, name, sandbox_key: sandbox.key, production_key: production.key };

@@ -1,0 +1,108 @@
+/**
+ * Accounts and their ledger: every statement on `accounts`, and every insert into `transactions`. A balance moves only
+ * with the transaction that explains it, in the caller's transaction (`post`).
+ *
+ * Transaction `amount`s are magnitudes (positive cents, as Push shows them); the direction is the transaction's:
+ * a cash_in settlement credits the settlement account, a cash_out settlement, a refund and a lost dispute debit theirs.
+ */
+import type { Environment } from '../../domain/decision.js';
+import { errors } from '../../domain/errors.js';
+import type { Queryable } from '../../db/pool.js';
+import type { TransactionRow } from '../../store/rows.js';
+import type { Caller, Deps } from '../context.js';
+
+export type AccountType = 'settlement' | 'dispute';
+
+export interface AccountRow {
+  operator_id: string;
+  environment: Environment;
+  id: string;
+  type: AccountType;
+  name: string;
+  balance: number;
+  created_at: Date;
+}
+
+interface Owner { operator_id: string; environment: Environment }
+
+/** A new operator's accounts: one settlement and one dispute account in each environment. */
+export async function createDefaultAccounts(deps: Pick<Deps, 'db' | 'ids' | 'clock'>, q: Queryable, operatorId: string): Promise<void> {
+  const rows: unknown[][] = [];
+  for (const environment of ['sandbox', 'production'] as const) {
+    rows.push([deps.ids.next('account_'), environment, 'settlement', 'Settlement'], [deps.ids.next('account_'), environment, 'dispute', 'Disputes']);
+  }
+  await q.query(
+    `INSERT INTO accounts (operator_id, environment, id, type, name, created_at)
+     SELECT $1, env, id, type, name, $2 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS u(id, env, type, name)`,
+    [operatorId, deps.clock.now(), rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])],
+  );
+}
+
+export async function accountsOf(q: Queryable, owner: Owner, type?: AccountType): Promise<AccountRow[]> {
+  const { rows } = await q.query<AccountRow>(
+    `SELECT * FROM accounts WHERE operator_id = $1 AND environment = $2 AND ($3::text IS NULL OR type = $3) ORDER BY created_at, id`,
+    [owner.operator_id, owner.environment, type ?? null],
+  );
+  return rows;
+}
+
+/**
+ * The account a movement goes to: `accountId` when given (it must be the owner's, of that type), else the owner's only
+ * account of the type. With several settlement accounts and none named, `account_required` (400).
+ */
+export async function resolveAccount(q: Queryable, owner: Owner, type: AccountType, accountId?: string | null): Promise<AccountRow> {
+  const all = await accountsOf(q, owner, type);
+  if (accountId) {
+    const a = all.find((x) => x.id === accountId);
+    if (!a) throw errors.notFound('account', accountId);
+    return a;
+  }
+  if (all.length > 1) {
+    throw errors.validation('account_id', `this operator has ${all.length} ${type} accounts: name one with account_id (GET /account/list)`, 'account_required');
+  }
+  return all[0]!;
+}
+
+/** The balance change a transaction makes, signed. */
+export function signedAmount(t: { type: TransactionRow['type']; amount: number; direction?: 'cash_in' | 'cash_out' }): number {
+  if (t.type === 'intent') return t.direction === 'cash_out' ? -t.amount : t.amount;
+  return -t.amount; // refunds and lost disputes leave the account
+}
+
+/** Writes a transaction and moves its account's balance by it, together. */
+export async function post(
+  deps: Pick<Deps, 'ids' | 'clock'>,
+  q: Queryable,
+  t: Owner & { account: AccountRow; type: NonNullable<TransactionRow['type']>; amount: number; currency: string; intent_id: string | null;
+    source_id?: string | null; direction?: 'cash_in' | 'cash_out' },
+): Promise<TransactionRow> {
+  const now = deps.clock.now();
+  const row: TransactionRow = {
+    id: deps.ids.next('txn_'), amount: t.amount, currency: t.currency, status: 'settled', date: now.toISOString().slice(0, 10),
+    account_id: t.account.id, created_at: now, intent_id: t.intent_id ?? undefined, type: t.type, source_id: t.source_id ?? null,
+  };
+  await q.query(
+    `WITH a AS (UPDATE accounts SET balance = balance + $11 WHERE operator_id = $1 AND id = $8 RETURNING 1)
+     INSERT INTO transactions (operator_id, id, intent_id, amount, currency, status, date, account_id, created_at, type, source_id, environment)
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13 FROM a`,
+    [t.operator_id, row.id, t.intent_id, t.amount, t.currency, row.status, row.date, t.account.id, now, t.type, signedAmount(t), t.source_id ?? null, t.environment],
+  );
+  return row;
+}
+
+export function publicAccount(a: AccountRow) {
+  return { id: a.id, type: a.type, name: a.name, balance: a.balance, currency: 'USD', created_at: a.created_at.toISOString() };
+}
+
+/** GET /account/list. */
+export async function listAccounts(deps: Deps, caller: Caller) {
+  const rows = await accountsOf(deps.db, { operator_id: caller.operatorId, environment: caller.environment });
+  return { data: rows.map(publicAccount), next_cursor: null };
+}
+
+/** GET /account/{id}. */
+export async function getAccount(deps: Deps, caller: Caller, id: string) {
+  const { rows } = await deps.db.query<AccountRow>('SELECT * FROM accounts WHERE operator_id = $1 AND environment = $2 AND id = $3', [caller.operatorId, caller.environment, id]);
+  if (!rows[0]) throw errors.notFound('account', id);
+  return publicAccount(rows[0]);
+}
