@@ -96,7 +96,7 @@ describe.each(Object.keys(harnesses))('%s adapter', (name) => {
     now = T0.getTime();
     const notJson = await signedBody('pushcash', '{"type":');
     expect(await refused(notJson.body, notJson.headers)).toEqual([400, 'malformed_json']);
-    const unknown = await signedBody('pushcash', JSON.stringify({ type: 'user.limits_request', data: {}, timestamp: T0.toISOString() }));
+    const unknown = await signedBody('pushcash', JSON.stringify({ type: 'user.kyc_review', data: {}, timestamp: T0.toISOString() }));
     expect(await refused(unknown.body, unknown.headers)).toEqual([400, 'unknown_type']);
 
     // a failed handler records nothing: the redelivery is processed, not taken for a duplicate

@@ -44,7 +44,24 @@ export const exhausted: EventRecord = {
 export const disabled: EventRecord = { id: 'evt_ops_2', type: 'endpoint.disabled', data: { endpoint_id: 'ep_1', url: 'https://m.example/wh', reason: 'gone', at: '2024-01-14T22:00:00.000Z' } };
 export const recovered: EventRecord = { id: 'evt_ops_3', type: 'endpoint.recovered', data: { endpoint_id: 'ep_1', url: 'https://m.example/wh', at: '2024-01-14T23:00:00.000Z' } };
 
-export const ALL_EVENTS = [approved, declined, canceled, settled, exhausted, disabled, recovered];
+const refund = { id: 'refund_1', intent_id: 'intent_sandbox_1', tag: 'txn_12345', idempotency_key: null, amount: 5025, currency: 'USD', created_at: '2024-01-15T10:00:00.000Z' };
+export const refundApproved: EventRecord = { id: 'evt_rf_1', type: 'refund.approved', data: { ...refund, status: 'approved' } };
+export const refundDeclined: EventRecord = { id: 'evt_rf_2', type: 'refund.declined', data: { ...refund, id: 'refund_2', status: 'declined' } };
+const dispute = { id: 'dispute_1', intent_id: 'intent_sandbox_1', tag: 'txn_12345', idempotency_key: null, amount: 5025, currency: 'USD', code: '10.4', type: 'card_only',
+  created_at: '2024-01-16T10:00:00.000Z' };
+export const disputeCreated: EventRecord = { id: 'evt_dp_1', type: 'dispute.created', data: { ...dispute, status: 'created' } };
+export const disputeWon: EventRecord = { id: 'evt_dp_2', type: 'dispute.won', data: { ...dispute, status: 'won' } };
+export const disputeLost: EventRecord = {
+  id: 'evt_dp_3', type: 'dispute.lost',
+  data: { ...dispute, id: 'dispute_2', status: 'lost', transaction: { id: 'txn_d1', amount: 5025, currency: 'USD', status: 'settled', date: '2024-01-17', account_id: 'account_d', created_at: '2024-01-17T10:00:00.000Z' } },
+};
+export const limitsRequest: EventRecord = { id: 'evt_lr_1', type: 'user.limits_request', data: { user_id: 'user_1', timestamp: '2024-01-18T10:00:00.000Z' } };
+export const limitsUpdated: EventRecord = { id: 'evt_lr_2', type: 'user.limits_request.updated', data: { user_id: 'user_1', approved_daily_limit: 150000, currency: 'USD', timestamp: '2024-01-18T11:00:00.000Z' } };
+export const limitsPartial: EventRecord = { id: 'evt_lr_3', type: 'user.limits_request.partial_approval', data: { user_id: 'user_1', approved_daily_limit: 75050, currency: 'USD', timestamp: '2024-01-18T12:00:00.000Z' } };
+export const limitsDeclined: EventRecord = { id: 'evt_lr_4', type: 'user.limits_request.declined', data: { user_id: 'user_1', currency: 'USD', timestamp: '2024-01-18T13:00:00.000Z' } };
+
+export const ALL_EVENTS = [approved, declined, canceled, settled, refundApproved, refundDeclined, disputeCreated, disputeWon, disputeLost,
+  limitsRequest, limitsUpdated, limitsPartial, limitsDeclined, exhausted, disabled, recovered];
 
 /** A Sendcash body as seed 004 documents it (with its missing opening brace restored). */
 export const paymentStatusBody = JSON.stringify({

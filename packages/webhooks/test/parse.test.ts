@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   EVENT_TYPES, PAYLOAD_VERSIONS, SENDCASH_EVENT_TYPES, TRANSACTION_STATUSES, amountInCents, checkSenderName, detectVersion, isFinalStatus, nextStatus,
-  normalizeName, parseEvent, renderPayload, statusOf, tagOf, type EventRecord, type IntentEvent, type IntentEventRecord, type TransactionStatus,
+  normalizeName, parseEvent, renderPayload, statusOf, tagOf, type DisputeEvent, type EventRecord, type IntentEvent, type IntentEventRecord, type RefundEvent,
+  type TransactionStatus, type UserEvent,
 } from '../src/index.js';
-import { ALL_EVENTS, T0, approved, paymentStatusBody, settled } from './fixtures.js';
+import { ALL_EVENTS, T0, approved, disputeLost, limitsPartial, limitsUpdated, paymentStatusBody, refundApproved, settled } from './fixtures.js';
 
 describe('parse: a discriminated union over the whole catalog, in both payload versions', () => {
   it('parses every catalog type rendered in every payload version, and detects the version', () => {
@@ -13,7 +14,8 @@ describe('parse: a discriminated union over the whole catalog, in both payload v
         const event = parseEvent(renderPayload(record, version, T0), { format: 'pushcash' });
         expect(event.type).toBe(record.type);
         expect(event.timestamp).toEqual(T0);
-        expect(event.version).toBe(record.type.startsWith('intent.') ? version : null);
+        const versioned = /^(intent|refund|dispute)\./.test(record.type);
+        expect(event.version).toBe(versioned ? version : null);
       }
     }
   });
@@ -60,8 +62,26 @@ describe('parse: a discriminated union over the whole catalog, in both payload v
     expect(statusOf(e)).toBe('settled');
   });
 
+  it('reads refunds and disputes in either version: amounts in cents, the intent\'s tag; limit events with the limit as a string', () => {
+    for (const version of PAYLOAD_VERSIONS) {
+      const r = parseEvent(renderPayload(refundApproved, version, T0), { format: 'pushcash' }) as RefundEvent;
+      expect(r).toMatchObject({ type: 'refund.approved', version, id: 'refund.approved:refund_1', data: { intent_id: 'intent_sandbox_1', status: 'approved' } });
+      expect(r.data.amount).toBe(version === '2024-05' ? 5025 : 50.25);
+      expect(amountInCents(r)).toBe(5025);
+      expect(version === '2024-05' ? r.data.tag : r.data.idempotency_key).toBe('txn_12345');
+      const d = parseEvent(renderPayload(disputeLost, version, T0), { format: 'pushcash' }) as DisputeEvent;
+      expect(d).toMatchObject({ type: 'dispute.lost', version, data: { code: '10.4', status: 'lost', type: 'card_only' } });
+      expect(amountInCents(d)).toBe(5025);
+      expect(d.data.transaction?.amount).toBe(version === '2024-05' ? 5025 : 50.25);
+      const u = parseEvent(renderPayload(limitsPartial, version, T0), { format: 'pushcash' }) as UserEvent;
+      expect(u.data).toEqual({ user_id: 'user_1', approved_daily_limit: version === '2024-05' ? '75050' : '750.50', currency: 'USD', timestamp: '2024-01-18T12:00:00.000Z' });
+    }
+    const updated = JSON.parse(renderPayload(limitsUpdated, '2024-05', T0));
+    expect(updated.data.approved_daily_limit).toBe('150000'); // the reference's example
+  });
+
   it('derives stable ids for operational events', () => {
-    const ids = ALL_EVENTS.filter((r) => !r.type.startsWith('intent.')).map((r) => parseEvent(renderPayload(r, '2024-05', T0), { format: 'pushcash' }).id);
+    const ids = ALL_EVENTS.filter((r) => /^(delivery|endpoint)\./.test(r.type)).map((r) => parseEvent(renderPayload(r, '2024-05', T0), { format: 'pushcash' }).id);
     expect(ids).toEqual(['delivery.exhausted:dlv_1', 'endpoint.disabled:ep_1:2024-01-14T22:00:00.000Z', 'endpoint.recovered:ep_1:2024-01-14T23:00:00.000Z']);
   });
 });
@@ -101,6 +121,9 @@ describe('nextStatus: a transaction status only moves forward', () => {
     const byType = Object.fromEntries(ALL_EVENTS.map((r) => [r.type, statusOf(parseEvent(renderPayload(r, '2023-01', T0), { format: 'pushcash' }))]));
     expect(byType).toEqual({
       'intent.approved': 'approved', 'intent.declined': 'declined', 'intent.canceled': 'canceled', 'intent.settled': 'settled',
+      // Refunds, disputes and limit requests are objects of their own: they do not move the payment's status.
+      'refund.approved': null, 'refund.declined': null, 'dispute.created': null, 'dispute.won': null, 'dispute.lost': null,
+      'user.limits_request': null, 'user.limits_request.updated': null, 'user.limits_request.partial_approval': null, 'user.limits_request.declined': null,
       'delivery.exhausted': null, 'endpoint.disabled': null, 'endpoint.recovered': null,
     });
     const failed = parseEvent(paymentStatusBody.replace('Completed', 'Failed'), { format: 'sendcash' });

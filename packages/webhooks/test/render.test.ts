@@ -24,6 +24,15 @@ describe('payload rendering', () => {
     expect(d).not.toHaveProperty('tag');
     expect(d).not.toHaveProperty('rail');
   });
+  it('renders refunds and disputes with the intent\'s tag and amounts in the version\'s unit, limit events with the limit as a string', () => {
+    const refund: EventRecord = { id: 'evt_r', type: 'refund.declined', data: { id: 'refund_1', intent_id: 'intent_1', tag: 'txn_1', idempotency_key: 'k_1', amount: 1999,
+      currency: 'USD', status: 'declined', created_at: '2024-01-15T10:00:00.000Z' } };
+    expect(renderData(refund, '2024-05')).toEqual({ id: 'refund_1', intent_id: 'intent_1', tag: 'txn_1', amount: 1999, currency: 'USD', status: 'declined', created_at: '2024-01-15T10:00:00.000Z' });
+    expect(renderData(refund, '2023-01')).toEqual({ id: 'refund_1', intent_id: 'intent_1', idempotency_key: 'k_1', amount: 19.99, currency: 'USD', status: 'declined', created_at: '2024-01-15T10:00:00.000Z' });
+    const limits: EventRecord = { id: 'evt_l', type: 'user.limits_request.updated', data: { user_id: 'user_1', approved_daily_limit: 150000, currency: 'USD', timestamp: '2024-01-18T11:00:00.000Z' } };
+    expect(renderData(limits, '2024-05')).toEqual({ user_id: 'user_1', approved_daily_limit: '150000', currency: 'USD', timestamp: '2024-01-18T11:00:00.000Z' });
+    expect(renderData(limits, '2023-01')).toMatchObject({ approved_daily_limit: '1500.00' });
+  });
   it('formats utilization in two decimals in either unit', () => {
     expect(formatUtilization(123456, 'cents')).toBe('123456.00');
     expect(formatUtilization(123456, 'dollars')).toBe('1234.56');

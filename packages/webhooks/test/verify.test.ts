@@ -175,7 +175,7 @@ describe('verify: every error code', () => {
 
   it('unknown_type (400)', async () => {
     for (const format of FORMATS) {
-      const { body, headers } = await signedBody(format, JSON.stringify({ type: 'user.limits_request', data: { id: 'u' }, timestamp: T0.toISOString() }));
+      const { body, headers } = await signedBody(format, JSON.stringify({ type: 'user.kyc_review', data: { id: 'u' }, timestamp: T0.toISOString() }));
       expect(await outcome(format, { body, headers, secrets: secretFor(format), now: T0 })).toBe('unknown_type');
     }
     const { body, headers } = await signedBody('sendcash', JSON.stringify({ event: 'Payment.Refund', data: {} }));
