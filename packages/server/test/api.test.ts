@@ -183,9 +183,11 @@ describe('intents: validation', () => {
     if (field) expect(r.body.error.field).toBe(field);
   });
   it('accepts the boundaries: a 32-character secret, a 255-character tag', async () => {
-    const r = await api.post('/intent', { ...valid(), webhook_secret: 's'.repeat(32), tag: 't'.repeat(255), account_id: 'account_1', display_limits: true, display_loyalty: false });
+    // account_id must name one of the operator's settlement accounts (GET /account/list).
+    const account = (await api.get('/account/list?type=settlement')).body.data[0].id;
+    const r = await api.post('/intent', { ...valid(), webhook_secret: 's'.repeat(32), tag: 't'.repeat(255), account_id: account, display_limits: true, display_loyalty: false });
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ account_id: 'account_1', display_limits: true, display_loyalty: false });
+    expect(r.body).toMatchObject({ account_id: account, display_limits: true, display_loyalty: false });
     expect(r.body).not.toHaveProperty('webhook_secret');
   });
   it('answers malformed JSON, a non-object body, the wrong media type and an oversized body with 4xx', async () => {

@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import { type BrowserContext, type Frame, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DECLINE_MESSAGES } from '../src/domain/decline-messages.js';
 import { client, newOperator, newUser, startTestServer, type Api, type Keys, type TestServer } from './helpers.js';
 import { launchChromium, listenOnLoopback } from './browser.js';
 
@@ -93,6 +94,9 @@ async function outcome(p: Page | Frame): Promise<string> {
 }
 
 const text = async (p: Page | Frame, selector: string) => ((await p.locator(selector).textContent()) ?? '').trim();
+
+/** What the result line says for a decline: the outcome, then the sentence for the payer (never the raw category). */
+const declineText = (category: keyof typeof DECLINE_MESSAGES) => `Payment declined ${DECLINE_MESSAGES[category]}`;
 
 /** Records every text the result line shows, outside the page, so it survives the page navigating away. */
 async function recordResults(p: Page): Promise<string[]> {
@@ -222,7 +226,7 @@ describe('hosted payment page', () => {
     await page.goto(i.url);
     await page.getByRole('button', { name: 'Decline (sandbox)' }).click();
 
-    expect(await outcome(page)).toBe('Payment declined: insufficient funds');
+    expect(await outcome(page)).toBe(declineText('insufficient_funds'));
     expect(await page.locator('#result').getAttribute('class')).toBe('declined');
     expect(await page.getByRole('button').count()).toBe(0);
     const after = await intent(i.id);
@@ -239,7 +243,7 @@ describe('hosted payment page', () => {
     expect(await text(page, '[data-testid=amount]')).toBe('$22.00');
     await page.getByRole('button', { name: 'Approve deposit' }).click();
 
-    expect(await outcome(page)).toBe('Payment declined: insufficient funds');
+    expect(await outcome(page)).toBe(declineText('insufficient_funds'));
     const after = await intent(i.id);
     expect(after.status).toBe('declined');
     expect(after.decline_category).toBe('insufficient_funds');
@@ -343,9 +347,9 @@ describe('hosted payment page', () => {
     const declined = await createIntent({ user_id: user, amount: 2200 });
     await again.goto(declined.url);
     await again.getByRole('button', { name: 'Approve deposit' }).click();
-    expect(await outcome(again)).toBe('Payment declined: insufficient funds');
+    expect(await outcome(again)).toBe(declineText('insufficient_funds'));
     await again.reload();
-    expect(await text(again, '#result')).toBe('Payment declined: insufficient funds');
+    expect(await text(again, '#result')).toBe(declineText('insufficient_funds'));
     expect(await again.getByRole('button').count()).toBe(0);
 
     // A page left open in another tab cannot decide it a second time.
@@ -425,7 +429,7 @@ describe('hosted payment page', () => {
     expect(await page.title()).toBe('Withdrawal $50.00 · Acme Casino');
     await page.getByRole('button', { name: 'Approve withdrawal' }).click();
 
-    expect(await outcome(page)).toBe('Payment declined: deposit required');
+    expect(await outcome(page)).toBe(declineText('deposit_required'));
     const after = await intent(i.id);
     expect(after.status).toBe('declined');
     expect(after.decline_category).toBe('deposit_required');

@@ -49,6 +49,7 @@ import { inFlight, send, type Outcome, type RawRequest, type RawResponse } from 
  *   route                        status  answer instead                                                    the error shape
  *   POST /authorize              401     the declined intent itself (id, status "declined")                also accepted
  *   POST /authorization          401     the same (the alias of /authorize)                                also accepted
+ *   POST /refund                 401     the declined refund itself (id refund_…, status "declined")       also accepted
  *   GET  /healthz                503     {"status": "unavailable", "error": {code, message}} (a 5xx)       -
  *   GET  /graphql                4xx     GraphQL's error body {"errors": [{"message": ...}, ...]}          NOT accepted
  *   POST /graphql                4xx     GraphQL's error body {"errors": [{"message": ...}, ...]}          NOT accepted
@@ -67,6 +68,8 @@ interface Exception { route: string; status: (s: number) => boolean; answer: str
 const EXCEPTIONS: Exception[] = [
   { route: 'POST /authorize', status: (s) => s === 401, answer: 'the declined intent', errorShapeAccepted: true, accepts: declinedIntent, notARejection: true },
   { route: 'POST /authorization', status: (s) => s === 401, answer: 'the declined intent', errorShapeAccepted: true, accepts: declinedIntent, notARejection: true },
+  // A declined refund answers 401 with the refund, as a declined authorization does (it writes the refund).
+  { route: 'POST /refund', status: (s) => s === 401, answer: 'the declined refund', errorShapeAccepted: true, accepts: declinedRefund, notARejection: true },
   { route: 'GET /healthz', status: (s) => s === 503, answer: '{status: "unavailable", error}', errorShapeAccepted: false, accepts: (r) => isObj(r.json) && r.json.status === 'unavailable' && errorObject(r.json.error) === null },
   // Readiness of the whole system: the campaign's server runs no worker, so it is not ready (no_worker).
   { route: 'GET /readyz', status: (s) => s === 503, answer: '{status: "not_ready", checks, error}', errorShapeAccepted: false, accepts: (r) => isObj(r.json) && r.json.status === 'not_ready' && isObj(r.json.checks) && errorObject(r.json.error) === null },
@@ -91,6 +94,7 @@ const CODE = /^[a-z][a-z0-9_]*$/;
 function is4xx(s: number) { return s >= 400 && s < 500; }
 function isObj(v: unknown): v is Record<string, any> { return !!v && typeof v === 'object' && !Array.isArray(v); }
 function declinedIntent(r: RawResponse): boolean { return isObj(r.json) && typeof r.json.id === 'string' && r.json.status === 'declined'; }
+function declinedRefund(r: RawResponse): boolean { return isObj(r.json) && typeof r.json.id === 'string' && r.json.id.startsWith('refund_') && r.json.status === 'declined'; }
 function htmlPage(r: RawResponse): boolean { return /^text\/html/i.test(String(r.headers['content-type'] ?? '')) && /^\s*<!doctype html>/i.test(r.text); }
 function graphqlErrors(r: RawResponse): boolean {
   return /^application\/(graphql-response\+)?json/i.test(String(r.headers['content-type'] ?? '')) && isObj(r.json) && Array.isArray(r.json.errors) && r.json.errors.length > 0
@@ -141,7 +145,8 @@ const ROUTES: Route[] = (() => {
 })();
 
 /** Routes whose valid-ish requests would lock the fuzzing operator out (rate limits, Sendcash key): a throwaway operator's key. */
-const SINK_ROUTES = ['PATCH /operator/settings', 'POST /sendcash/keys/rotate', 'POST /sendcash/onboarding'];
+// POST /account too: a second settlement account makes the operator's later intents need account_id.
+const SINK_ROUTES = ['PATCH /operator/settings', 'POST /sendcash/keys/rotate', 'POST /sendcash/onboarding', 'POST /account'];
 
 let world: World;
 let counter: Counter;

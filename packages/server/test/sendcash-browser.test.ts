@@ -113,7 +113,8 @@ async function fillPayer(page: Page, p: { name: string; account: string; type: '
   await page.getByLabel('Account name').fill(p.name);
   await page.getByLabel('Account number').fill(p.account);
   await page.getByLabel('Account type').selectOption(p.type);
-  await page.getByLabel('Bank code').fill(p.bank);
+  // The bank is picked by name; the page sends its code.
+  await page.getByLabel('Your bank').selectOption(p.bank);
 }
 
 async function checkWebhook(r: Received) {

@@ -9,6 +9,9 @@ import { payPageRoutes } from './routes/pay.js';
 import { endpointRoutes } from './routes/endpoints.js';
 import { sendcashRoutes } from './routes/sendcash.js';
 import { nativeRoutes } from './routes/native.js';
+import { limitRoutes } from './routes/limits.js';
+import { disputeRoutes } from './routes/disputes.js';
+import { moneyRoutes } from './routes/money.js';
 import { graphqlRoutes } from './graphql.js';
 import { instrumentFastify } from '../telemetry.js';
 
@@ -233,7 +236,10 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(payPageRoutes(deps));
   await app.register(endpointRoutes(deps));
   await app.register(nativeRoutes(deps));
+  await app.register(limitRoutes(deps));
   await app.register(sendcashRoutes(deps));
+  await app.register(disputeRoutes(deps));
+  await app.register(moneyRoutes(deps));
   await app.register(graphqlRoutes(deps, { pageSize: deps.config.graphqlPageSize, maxDepth: deps.config.graphqlMaxDepth }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -54,6 +54,13 @@ export const ERROR_CATALOG = {
   invalid_display_name: c(400, 'display_name must end in the last 4 digits of the card'),
   invalid_code: c(400, 'the one-time code must be 6 digits'),
   account_required: c(400, 'the operator has several settlement accounts: send account_id'),
+  // Refunds (payments/refunds)
+  refund_exceeds_intent: c(400, 'the refund is more than the intent it refunds'),
+  // Disputes (domain/dispute-codes.ts)
+  invalid_dispute_code: c(400, 'code must be a Visa (10.1–13.9), Mastercard (48xx, 4999) or ACH (Rnn) dispute reason code of the reference'),
+  // Limit requests (payments/users/limits.ts)
+  limit_not_higher: c(400, "requested_daily_limit must be more than the user's daily limit in force"),
+  invalid_partial_limit: c(400, 'a partial approval must be less than the daily limit the user asked for'),
   // 401
   unauthorized: c(401, 'missing or invalid API key: send Authorization: Bearer <key>'),
   unknown_public_key: c(401, 'no merchant has this publicKey'),
@@ -62,6 +69,7 @@ export const ERROR_CATALOG = {
   sandbox_only: c(403, 'this endpoint exists only in the sandbox environment: use a sandbox key'),
   nonce_invalid: c(403, 'the widget session (nonce) is unknown, expired or already used: get a new URL from POST /user/{id}/url'),
   apple_pay_not_enabled: c(403, 'Apple Pay mobile is not enabled for this merchant identifier'),
+  limits_not_displayed: c(403, 'this payment was not made with display_limits: true: its page offers no limit request'),
   // 404
   route_not_found: c(404, 'no such route'),
   user_not_found: c(404, 'no such user'),
@@ -76,6 +84,7 @@ export const ERROR_CATALOG = {
   account_not_found: c(404, 'no such account'),
   refund_not_found: c(404, 'no such refund'),
   dispute_not_found: c(404, 'no such dispute'),
+  limit_request_not_found: c(404, 'no such limit request'),
   // 409
   intent_already_decided: c(409, 'this payment is already decided'),
   intent_not_cancelable: c(409, 'the intent can no longer be canceled'),
@@ -86,6 +95,11 @@ export const ERROR_CATALOG = {
   not_onboarded: c(409, 'set your Sendcash webhook URL first: POST /sendcash/onboarding'),
   transfer_not_pending: c(409, 'the transfer is no longer pending'),
   nothing_to_resend: c(409, 'the event has no webhook destination to resend to'),
+  no_limit_request: c(409, 'the user has no open limit request'),
+  intent_not_refundable: c(409, 'only an approved deposit (cash_in) can be refunded'),
+  intent_not_disputable: c(409, 'only an approved deposit (cash_in) can be disputed'),
+  dispute_exists: c(409, 'the intent already has a dispute: one per intent'),
+  dispute_not_open: c(409, 'the dispute is already resolved (won or lost)'),
   // 408, 413, 414, 415, 422, 429, 431
   request_timeout: c(408, 'the request took too long to arrive'),
   body_too_large: c(413, 'the request body is larger than this server accepts'),
@@ -120,7 +134,7 @@ export class DomainError extends Error {
   }
 }
 
-export type NotFoundKind = 'user' | 'intent' | 'token' | 'credential' | 'endpoint' | 'event' | 'transfer' | 'payment_session' | 'script' | 'account' | 'refund' | 'dispute';
+export type NotFoundKind = 'user' | 'intent' | 'token' | 'credential' | 'endpoint' | 'event' | 'transfer' | 'payment_session' | 'script' | 'account' | 'refund' | 'dispute' | 'limit_request';
 export type ConflictCode = {
   [K in ErrorCode]: (typeof ERROR_CATALOG)[K]['status'] extends 409 ? K : never;
 }[ErrorCode];

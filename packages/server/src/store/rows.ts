@@ -15,6 +15,8 @@ export interface OperatorSettings {
   retry_schedules?: Partial<Record<'sandbox' | 'production' | 'sendcash', Partial<import('../domain/retry.js').RetrySchedule>>>;
   rate_limits?: { create?: number; read?: number };
   limits?: Partial<Record<'daily_cash_in' | 'daily_cash_out' | 'monthly_cash_in' | 'monthly_cash_out', number>>;
+  /** Set by POST /account: the environments where the operator has more than one settlement account (internal). */
+  extra_settlement_accounts?: Partial<Record<Environment, true>>;
   /** Origins (scheme://host[:port]) whose pages may embed the Widget. Unset: any in the sandbox, none in production. */
   allowed_origins?: string[];
   /** Apple Pay mobile: the merchant identifiers with a registered payment-processing certificate, the sheet's label. */

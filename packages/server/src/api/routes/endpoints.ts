@@ -62,6 +62,12 @@ export const SettingsBody = Type.Object({
     bt_application_key: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
     bt_merchant_registration_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   })),
+  branding: Type.Optional(Type.Object({
+    display_name: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()], { description: "shown on the hosted pages instead of the operator's name; null: the operator's name" })),
+    logo_url: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()], { description: 'an https image URL, shown at the top of the hosted pages; null: none' })),
+    accent_color: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 16 }), Type.Null()], { description: '#rrggbb: the primary button and accents; null: the default colours' })),
+    return_url: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()], { description: 'http(s): where "Back to <display name>" goes when a payment has no redirect_url; null: none' })),
+  }, { description: 'The hosted pages (payment page, step-up, Widget, Sendcash payer page). Changes merge; null removes a value.' })),
 });
 
 export const endpointRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
@@ -95,7 +101,7 @@ export const endpointRoutes = (deps: Deps): FastifyPluginAsync => async (app) =>
 
   app.get('/operator/settings', { schema: { summary: "The operator's settings, with the defaults in force" }, onRequest: read }, async (req) => getSettings(deps, req.caller));
   app.patch<{ Body: Static<typeof SettingsBody> }>('/operator/settings', {
-    schema: { body: SettingsBody, summary: 'Change the default payload version, retry schedules, rate limits, user limits, Widget origins or Apple Pay' }, onRequest: read,
+    schema: { body: SettingsBody, summary: 'Change the default payload version, retry schedules, rate limits, user limits, Widget origins, Apple Pay or the hosted pages\' branding' }, onRequest: read,
   }, async (req) => {
     const settings = await patchSettings(deps, req.caller, req.body);
     forgetOperatorKeys(deps, req.caller.operatorId); // the next request of any of its keys reads the new settings

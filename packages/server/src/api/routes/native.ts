@@ -5,11 +5,13 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static, type TSchema } from 'typebox';
+import { logoOrigin } from '../../domain/branding.js';
 import { DomainError } from '../../domain/errors.js';
 import type { Deps } from '../../payments/context.js';
 import {
   applePayConfig, applePayToken, createWidgetUrl, listCredentials, openNonce, saveCredential, tokenizeCard, widgetBank, widgetCard, WIDGET_TYPES,
 } from '../../payments/native/native.js';
+import { pageBranding } from '../../payments/operators/settings.js';
 import { authenticate } from '../auth.js';
 import { Direction, ErrorBody, IdParams } from '../schemas.js';
 import { widgetErrorPage, widgetPage } from './widget-page.js';
@@ -80,9 +82,11 @@ const ApplePayTokenResponse = Type.Object({ token_id: Type.String() });
 /** Browsers and phones call these without a key, from any origin: CORS allows them (no credentials). */
 const CORS = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, POST, OPTIONS', 'access-control-allow-headers': 'content-type', 'access-control-max-age': '600' };
 
-function cspFor(origins: string[] | null): string {
+/** The widget page's CSP: its parents (frame-ancestors) and, when the operator's branding has a logo, the logo's https origin. */
+function cspFor(origins: string[] | null, logoUrl: string | null = null): string {
   const ancestors = origins === null ? '*' : origins.length ? origins.join(' ') : "'none'";
-  return `default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors ${ancestors}`;
+  const logo = logoOrigin(logoUrl);
+  return `default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:${logo ? ` ${logo}` : ''}; base-uri 'none'; form-action 'none'; frame-ancestors ${ancestors}`;
 }
 
 export const nativeRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
@@ -131,8 +135,10 @@ export const nativeRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
       const n = await openNonce(deps, deps.db, req.query.nonce ?? '', { client: req.query.client });
       const sandbox = n.environment === 'sandbox';
       const origins = n.operator_settings.allowed_origins ?? (sandbox ? null : []);
-      return reply.header('Content-Security-Policy', cspFor(origins)).send(widgetPage({
+      const brand = pageBranding(n.operator_settings, n.operator_name);
+      return reply.header('Content-Security-Policy', cspFor(origins, brand.logo_url)).send(widgetPage({
         nonce: n.id, type: n.type, direction: n.direction, sandbox, operatorName: n.operator_name, allowedOrigins: origins,
+        branding: { displayName: brand.display_name, logoUrl: brand.logo_url, accentColor: brand.accent_color },
       }));
     } catch (err) {
       if (err instanceof DomainError && err.code === 'nonce_invalid') {

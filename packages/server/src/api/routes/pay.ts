@@ -2,16 +2,24 @@
  * The hosted payment session: the intent's `url`; for an authorization that requires authentication (202), its
  * step-up page, which asks for a one-time code first. The end user sees amount and direction and approves or cancels
  * (sandbox: also declines). Then the page sends them to `redirect_url?intent_id=…&status=…`, or, without one,
- * posts `{source: "cashwire", intent_id, status}` to the window that opened or embeds it.
+ * posts `{source: "cashwire", intent_id, status}` to the window that opened or embeds it; either way it shows a way
+ * back (hosted-brand.ts). The page wears the operator's branding (settings `branding`: display name, logo, accent)
+ * and tells a decline in a sentence for the payer (domain/decline-messages.ts), never the raw category.
  */
+import { limitsSection } from './limits.js';
+import { pageLimits, type PageLimits } from '../../payments/users/limits.js';
 import { constantTimeEqual } from '@cashwire/webhooks';
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { withTx, type Queryable } from '../../db/pool.js';
+import type { Branding } from '../../domain/branding.js';
+import { DECLINE_MESSAGES, GENERIC_DECLINE_MESSAGE, declineMessage } from '../../domain/decline-messages.js';
 import type { Deps } from '../../payments/context.js';
 import { cancelIntentRow, decideIntent } from '../../payments/intents/intents.js';
+import { pageBranding } from '../../payments/operators/settings.js';
 import type { IntentRow, OperatorSettings } from '../../store/rows.js';
 import { DomainError, errors } from '../errors.js';
+import { BRAND_CSS, LOGO_SCRIPT, WAY_BACK_SCRIPT, brandHeader, esc, paletteCss, scriptJson } from './hosted-brand.js';
 
 const Params = Type.Object({ op: Type.String({ minLength: 1, maxLength: 64 }), id: Type.String({ minLength: 1, maxLength: 128 }) });
 const Query = Type.Object({ s: Type.Optional(Type.String({ maxLength: 128 })) });
@@ -24,7 +32,6 @@ const DecisionBody = Type.Object({
 
 const sameToken = (given: string, expected: string): boolean => constantTimeEqual(given, expected);
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const dollars = (cents: number) => `$${(cents / 100).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
 
 export function redirectTarget(i: Pick<IntentRow, 'redirect_url' | 'id' | 'status'>): string | null {
@@ -42,12 +49,17 @@ const STYLE = `
  h1{font-size:1.1rem;margin:0 0 4px} p{margin:8px 0 0} .amount{font-size:2.2rem;font-weight:700;margin:16px 0 4px} .muted{color:#5c677d;font-size:.9rem}
  .sandbox{display:inline-block;background:#fff3cd;color:#7a5a00;border-radius:4px;padding:2px 8px;font-size:.75rem;font-weight:600;margin-bottom:12px}
  .actions{display:flex;gap:8px;margin-top:24px;flex-wrap:wrap} button{font:inherit;border-radius:8px;padding:10px 16px;border:1px solid #c5cbd8;background:#fff;color:#14213d;cursor:pointer;flex:1;white-space:nowrap}
- button.primary{background:#1d4ed8;border-color:#1d4ed8;color:#fff;flex-basis:100%;font-weight:600} button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px} button:disabled{opacity:.6;cursor:wait}
+ button.primary{background:var(--accent);border-color:var(--accent);color:var(--on-accent);flex-basis:100%;font-weight:600} button:focus-visible{outline:3px solid var(--ring);outline-offset:2px} button:disabled{opacity:.6;cursor:wait}
  h2{font-size:1rem;margin:20px 0 0} .label{display:block;font-weight:600;margin:14px 0 6px} .small{font-size:.8rem;margin-top:6px}
- #code{font:inherit;font-size:1.3rem;letter-spacing:.3em;width:100%;padding:10px 12px;border:1px solid #8792a2;border-radius:8px} #code:focus-visible{outline:3px solid #93c5fd;outline-offset:1px}
+ #code{font:inherit;font-size:1.3rem;letter-spacing:.3em;width:100%;padding:10px 12px;border:1px solid #8792a2;border-radius:8px} #code:focus-visible{outline:3px solid var(--ring);outline-offset:1px}
  .embedded body{padding:8px} .embedded main{box-shadow:none;border:1px solid #e3e7ef}
  #result{margin-top:20px;font-weight:600} #result:empty{margin:0} #result.declined,#result.error{color:#b91c1c} #result.approved{color:#15803d}
-`;
+ #result .outcome{display:block} #result .reason{display:block;margin-top:6px;font-weight:400;color:#14213d;line-height:1.45}
+ .way-back button.close{width:100%}
+${BRAND_CSS}`;
+
+/** The page's own colours, used when the operator sets no accent. */
+const DEFAULT_PALETTE = { accent: '#1d4ed8', onAccent: '#ffffff', ink: '#1d4ed8', tint: '#e8edfb', ring: '#93c5fd' };
 
 const OUTCOME: Record<string, string> = {
   approved: 'Payment approved',
@@ -58,30 +70,41 @@ const OUTCOME: Record<string, string> = {
 
 const NOT_FOUND = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Payment session not found</title><style>${STYLE}</style></head>
+<title>Payment session not found</title><style>${STYLE}${paletteCss({ display_name: '', logo_url: null, accent_color: null, return_url: null }, DEFAULT_PALETTE)}</style></head>
 <body><main><h1>Payment session not found</h1><p class="muted">This payment link is not valid. Go back to the site you came from and start the payment again.</p></main></body></html>`;
 
-function page(i: IntentRow & { credential_display?: string | null; operator_settings?: OperatorSettings }, operatorName: string, token: string): string {
+/** The outcome line: what happened, and for a decline what the payer can do (domain/decline-messages.ts). */
+function outcomeHtml(i: Pick<IntentRow, 'status' | 'decline_category'>): string {
+  const head = `<strong class="outcome">${esc(OUTCOME[i.status] ?? i.status)}</strong>`;
+  return i.status === 'declined' ? `${head} <span class="reason" data-testid="decline-message">${esc(declineMessage(i.decline_category))}</span>` : head;
+}
+
+function page(i: IntentRow & { credential_display?: string | null; operator_settings?: OperatorSettings }, brand: Branding, token: string, limits: PageLimits | null = null): string {
   const verb = i.direction === 'cash_in' ? 'Deposit' : 'Withdrawal';
   const open = i.status === 'created';
   const sandbox = i.environment === 'sandbox';
   const stepUp = open && i.step_up === true;
   // Where the outcome is posted: the operator's allowed_origins when set (the Widget's setting), else any window.
   const targets = i.operator_settings?.allowed_origins?.length ? i.operator_settings.allowed_origins : ['*'];
-  const state = { intent_id: i.id, status: i.status, redirect: redirectTarget(i), s: token, decision: `/pay/${i.operator_id}/${i.id}/decision`, step_up: stepUp, targets };
-  const stepUpForm = stepUp ? `
+  const state = {
+    intent_id: i.id, status: i.status, redirect: redirectTarget(i), s: token, decision: `/pay/${i.operator_id}/${i.id}/decision`, step_up: stepUp, targets,
+    // The way back after completion: the payment's redirect target, else the operator's return_url (branding).
+    back: { name: brand.display_name, return_url: brand.return_url },
+  };
+  const stepUpForm = stepUp ? `<div id="step-up-form">
  <h2 data-testid="step-up">Verify it's you</h2>
  <p class="muted">Your bank asks you to confirm this payment${i.credential_display ? ` with ${esc(i.credential_display)}` : ''}. Enter the 6-digit code sent to your phone.</p>
  <label for="code" class="label">One-time code</label>
  <input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="6" pattern="[0-9]{6}" placeholder="123456" aria-describedby="code-hint">
- <div id="code-hint" class="muted small">${sandbox ? 'Sandbox: any 6 digits.' : 'The code expires in 10 minutes.'}</div>` : '';
+ <div id="code-hint" class="muted small">${sandbox ? 'Sandbox: any 6 digits.' : 'The code expires in 10 minutes.'}</div>
+ </div>` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${verb} ${dollars(i.amount)} · ${esc(operatorName)}</title>
-<style>${STYLE}</style></head>
+<title>${verb} ${dollars(i.amount)} · ${esc(brand.display_name)}</title>
+<style>${STYLE}${paletteCss(brand, DEFAULT_PALETTE)}</style></head>
 <body><main>
  ${sandbox ? '<span class="sandbox" data-testid="sandbox-badge">SANDBOX</span>' : ''}
- <h1>${esc(operatorName)}</h1>
+ ${brandHeader(brand)}
  <div class="muted" data-testid="direction">${verb}</div>
  <div class="amount" data-testid="amount">${dollars(i.amount)}</div>
  <div class="muted">${esc(i.currency)} · ${verb === 'Deposit' ? 'from' : 'to'} your ${i.rail === 'card' ? 'card' : 'bank account'}</div>
@@ -91,23 +114,49 @@ function page(i: IntentRow & { credential_display?: string | null; operator_sett
   <button id="cancel" data-action="cancel">Cancel</button>
   ${sandbox ? `<button id="decline" data-action="decline">${stepUp ? 'Fail verification (sandbox)' : 'Decline (sandbox)'}</button>` : ''}
  </div>` : ''}
- <div id="result" role="status" aria-live="polite" class="${open ? '' : esc(i.status)}">${open ? '' : `${OUTCOME[i.status] ?? i.status}${i.decline_category ? `: ${esc(i.decline_category.replace(/_/g, ' '))}` : ''}`}</div>
+ <div id="result" role="status" aria-live="polite" class="${open ? '' : esc(i.status)}">${open ? '' : outcomeHtml(i)}</div>
+ <div id="way-back" class="way-back" hidden></div>
+ ${limitsSection(i, limits, sandbox)}
 </main>
 <script>
 (function(){
   // In an iframe (a step-up inside the operator's page) the page sits closer to the frame's edges.
   if (window.parent !== window) document.documentElement.className = 'embedded';
-  var state = ${JSON.stringify(state).replace(/</g, '\\u003c')};
-  var OUTCOME = ${JSON.stringify(OUTCOME)};
+  var state = ${scriptJson(state)};
+  var OUTCOME = ${scriptJson(OUTCOME)};
+  var DECLINE = ${scriptJson(DECLINE_MESSAGES)}, GENERIC = ${scriptJson(GENERIC_DECLINE_MESSAGE)};
   var result = document.getElementById('result');
-  function finish(r){
+  ${WAY_BACK_SCRIPT.trim()}
+  ${LOGO_SCRIPT.trim()}
+  function back(redirect){
+    // A redirect target is followed in this frame, like the redirect itself; the operator's return_url leaves the frame.
+    wayBack(document.getElementById('way-back'), redirect ? { name: state.back.name, href: redirect, top: false } : { name: state.back.name, href: state.back.return_url, top: true });
+  }
+  function show(r){
     result.className = r.status;
-    result.textContent = (OUTCOME[r.status] || r.status) + (r.decline_category ? ': ' + r.decline_category.replace(/_/g, ' ') : '');
-    var buttons = document.querySelectorAll('button'); for (var i = 0; i < buttons.length; i++) buttons[i].remove();
+    result.textContent = '';
+    var head = document.createElement('strong');
+    head.className = 'outcome'; head.textContent = OUTCOME[r.status] || r.status;
+    result.appendChild(head);
+    if (r.status === 'declined') {
+      var why = document.createElement('span');
+      why.className = 'reason'; why.setAttribute('data-testid', 'decline-message');
+      why.textContent = Object.prototype.hasOwnProperty.call(DECLINE, r.decline_category) ? DECLINE[r.decline_category] : GENERIC;
+      result.appendChild(document.createTextNode(' '));
+      result.appendChild(why);
+    }
+  }
+  function finish(r){
+    show(r);
+    // Decided: the buttons and the step-up form go, as when the page is opened again.
+    ['.actions', '#step-up-form'].forEach(function(sel){ var el = document.querySelector(sel); if (el) el.remove(); });
+    back(r.redirect);
     if (r.redirect) { setTimeout(function(){ window.location.assign(r.redirect); }, 600); return; }
     var target = window.opener || (window.parent !== window ? window.parent : null);
     if (target) state.targets.forEach(function(origin){ target.postMessage({ source: 'cashwire', intent_id: r.intent_id, status: r.status }, origin); });
   }
+  // Opened again once decided (a reload, the back button): the outcome is on the page already; show the way back.
+  if (state.status !== 'created') back(state.redirect);
   var code = document.getElementById('code');
   document.querySelectorAll('button[data-action]').forEach(function(b){
     b.addEventListener('click', function(){
@@ -125,6 +174,7 @@ function page(i: IntentRow & { credential_display?: string | null; operator_sett
             result.className = 'error'; result.textContent = (x.j.error && x.j.error.message) || 'Something went wrong';
             // A server-side failure decided nothing: let the user try again. A 4xx (already decided, bad link) is final.
             if (x.status >= 500) document.querySelectorAll('button').forEach(function(btn){ btn.disabled = false; });
+            else back(null);
             return;
           }
           finish(x.j);
@@ -155,10 +205,12 @@ export const payPageRoutes = (deps: Deps): FastifyPluginAsync => async (app) => 
   app.get<{ Params: Static<typeof Params>; Querystring: Static<typeof Query> }>('/pay/:op/:id', { schema: { params: Params, querystring: Query, hide: true } }, async (req, reply) => {
     try {
       const i = await load(deps, req.params.op, req.params.id, req.query.s, false);
+      // An intent made with display_limits: true shows the user's limit and lets them ask for more.
+      const limits = await pageLimits(deps.db, i, i.operator_settings);
       return reply.type('text/html; charset=utf-8').header('Cache-Control', 'no-store')
         // The URL carries the session token: never hand it to the redirect target (or anything else) as a Referer.
         .header('Referrer-Policy', 'no-referrer')
-        .send(page(i, i.operator_name, req.query.s!));
+        .send(page(i, pageBranding(i.operator_settings, i.operator_name), req.query.s!, limits));
     } catch (err) {
       if (err instanceof DomainError && err.code === 'payment_session_not_found') {
         return reply.status(404).type('text/html; charset=utf-8').header('Cache-Control', 'no-store').header('Referrer-Policy', 'no-referrer').send(NOT_FOUND);

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Static } from 'typebox';
+import { Type, type Static } from 'typebox';
+import { IntentListFilters } from './money.js';
 import { authorize, createToken } from '../../payments/intents/authorize.js';
 import type { Deps } from '../../payments/context.js';
 import { approveIntent, cancelIntent, createIntent, getIntent, listIntents, simulateSettle } from '../../payments/intents/intents.js';
@@ -17,6 +18,8 @@ function checkUrl(value: string | undefined, field: string): void {
 function listQuery(q: Static<typeof ListQuery>) {
   return { ...q, limit: q.limit ? Number(q.limit) : undefined };
 }
+
+const IntentListQuery = Type.Object({ ...ListQuery.properties, ...IntentListFilters });
 
 export const paymentRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
   const auth = (cls: 'create' | 'read') => async (req: FastifyRequest, reply: FastifyReply) => authenticate(deps, req, reply, cls);
@@ -45,7 +48,7 @@ export const paymentRoutes = (deps: Deps): FastifyPluginAsync => async (app) => 
     return sendOutcome(reply, await createIntent(deps, req.caller, req.body, req.headers['x-idempotency-key']));
   });
 
-  app.get<{ Querystring: Static<typeof ListQuery> }>('/intent/list', { schema: { querystring: ListQuery, summary: 'List intents, newest first' }, onRequest: auth('read') },
+  app.get<{ Querystring: Static<typeof IntentListQuery> }>('/intent/list', { schema: { querystring: IntentListQuery, summary: 'List intents, newest first; status[] and type filter them' }, onRequest: auth('read') },
     async (req) => listIntents(deps, req.caller, listQuery(req.query)));
 
   app.get<{ Params: Static<typeof IdParams> }>('/intent/:id', { schema: { params: IdParams, summary: 'Get an intent' }, onRequest: auth('read') },

@@ -3,7 +3,7 @@
  * an iframe that `window.PushCash.Widget` (packages/button) puts on the operator's page. Pure: state in, HTML out.
  *
  * Everything is inline (the page is served with `default-src 'none'; style-src 'unsafe-inline'; script-src
- * 'unsafe-inline'; connect-src 'self'`). Card data goes only to this page's own POST /widget/card; the parent window
+ * 'unsafe-inline'; connect-src 'self'`; `img-src` adds the origin of the operator's logo when its branding has one). Card data goes only to this page's own POST /widget/card; the parent window
  * gets the token, by postMessage, and only once it has proved its origin:
  *   parent → page  {source: 'pushcash-sdk', type: 'hello', styling} | {…, type: 'style', styling} | {…, type: 'tokenize', id}
  *   page → parent  {source: 'pushcash-widget', v: 1, type: 'ready', valid, method} | {…, 'resize', height} |
@@ -12,6 +12,8 @@
  * first such message fixes the parent's origin, and the page posts only to it. A parent whose origin is not allowed
  * gets no answer at all, and the page shows that the form is not enabled for that site.
  */
+import { logoOrigin, palette } from '../../domain/branding.js';
+
 export interface WidgetPageState {
   nonce: string;
   /** null: the user picks card or bank account. */
@@ -21,6 +23,32 @@ export interface WidgetPageState {
   operatorName: string;
   /** Parent origins allowed to talk to the widget; null = any (the sandbox, with no allowed_origins set). */
   allowedOrigins: string[] | null;
+  /**
+   * The operator's branding (operator settings `branding`): the name in the title, a small logo beside the form's
+   * note, the accent on the button, focus rings and the selected tab. None: the default look.
+   */
+  branding?: { displayName: string; logoUrl: string | null; accentColor: string | null };
+}
+
+/** The widget's own accent colours, used when the operator sets none (unchanged from before branding). */
+const DEFAULT_ACCENT = { accent: '#1d4ed8', onAccent: '#ffffff', ink: '#1d4ed8', tint: '#e8edfb' };
+
+/** The accent as CSS variables: `--ac` (button), `--on-ac` (its text), `--ac-ink` (focus rings, the selected tab's mark), `--ac-hover`. */
+function accentCss(accentColor: string | null | undefined): string {
+  const p = palette(accentColor, DEFAULT_ACCENT);
+  const hover = p === DEFAULT_ACCENT ? '#1a43b8' : darken(p.accent, 0.1);
+  return `:root{--ac:${p.accent};--on-ac:${p.onAccent};--ac-ink:${p.ink};--ac-hover:${hover}${p === DEFAULT_ACCENT ? '' : `;--ac-sel:${p.ink}`}}`;
+}
+
+function darken(hex: string, by: number): string {
+  const n = parseInt(hex.slice(1), 16);
+  return `#${[(n >> 16) & 255, (n >> 8) & 255, n & 255].map((v) => Math.round(v * (1 - by)).toString(16).padStart(2, '0')).join('')}`;
+}
+
+/** The logo, small: it shares the note's line under the form. */
+function logoHtml(b: WidgetPageState['branding']): string {
+  if (!b?.logoUrl || !logoOrigin(b.logoUrl)) return '';
+  return `<img class="logo" src="${esc(b.logoUrl)}" alt="${esc(b.displayName)}" data-testid="brand-logo" decoding="async" referrerpolicy="no-referrer">`;
 }
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -57,8 +85,8 @@ body{font-family:${FONT};font-size:var(--fs);line-height:1.25;color:var(--fg);-w
 .muted{color:#5c677d;color:color-mix(in srgb,var(--fg) 72%,var(--bg))}
 .tabs{display:flex;gap:4px;margin:0 0 6px;padding:3px;border-radius:calc(var(--r) + 2px);background:color-mix(in srgb,var(--fg) 7%,var(--bg));width:max-content;max-width:100%}
 .tab{font:inherit;font-size:.85em;font-weight:600;border:0;border-radius:var(--r);padding:.3em .9em;background:transparent;color:inherit;cursor:pointer;white-space:nowrap}
-.tab[aria-selected=true]{background:var(--bg);box-shadow:0 1px 3px #0002}
-.tab:focus-visible,.btn:focus-visible{outline:2px solid #1d4ed8;outline-offset:1px}
+.tab[aria-selected=true]{background:var(--bg);box-shadow:0 1px 3px #0002,inset 0 -2px 0 var(--ac-sel,transparent)}
+.tab:focus-visible,.btn:focus-visible{outline:2px solid var(--ac-ink,#1d4ed8);outline-offset:1px}
 .grid{display:flex;flex-wrap:wrap;column-gap:8px}
 .f{min-width:0}
 .f-num{flex:1 1 100%}.f-exp{flex:1 1 0}.f-cvv{flex:1 1 0}
@@ -69,7 +97,7 @@ label{display:block;font-size:.8em;font-weight:600;margin:0 0 2px;white-space:no
 .box{position:relative}
 input{display:block;width:100%;font:inherit;font-size:1em;line-height:1.25;height:2.4em;margin:0;padding:0 .7em;border:1px solid #8792a2;border:1px solid color-mix(in srgb,var(--fg) 42%,var(--bg));border-radius:var(--r);background:var(--bg);color:var(--fg);outline:none;-webkit-appearance:none;appearance:none}
 input::placeholder{color:#5c677d;color:color-mix(in srgb,var(--fg) 55%,var(--bg));opacity:1}
-input:focus{border-color:#1d4ed8;box-shadow:0 0 0 2px #1d4ed833}
+input:focus{border-color:var(--ac-ink,#1d4ed8);box-shadow:0 0 0 2px #1d4ed833;box-shadow:0 0 0 2px color-mix(in srgb,var(--ac-ink,#1d4ed8) 20%,transparent)}
 input[aria-invalid=true]{border-color:#b91c1c}
 input[aria-invalid=true]:focus{box-shadow:0 0 0 2px #b91c1c33}
 input:disabled{opacity:.75;cursor:default}
@@ -82,8 +110,10 @@ input:disabled{opacity:.75;cursor:default}
 .sandbox{flex:none;display:inline-block;line-height:1.3;background:#fff3cd;color:#7a5a00;border-radius:4px;padding:1px 6px;font-size:.9em;font-weight:700;letter-spacing:.03em}
 .note{min-width:0;overflow-wrap:anywhere}
 .note.ok{color:#15803d;font-weight:600}.note.bad{color:#b91c1c;font-weight:600}
-.btn{display:block;width:100%;font:inherit;font-size:.95em;font-weight:600;height:2.4em;padding:0 1em;border-radius:var(--r);border:1px solid #1d4ed8;background:#1d4ed8;color:#fff;cursor:pointer;white-space:nowrap}
-.btn:hover{background:#1a43b8}.btn:disabled{opacity:.6;cursor:wait}
+.btn{display:block;width:100%;font:inherit;font-size:.95em;font-weight:600;height:2.4em;padding:0 1em;border-radius:var(--r);border:1px solid var(--ac,#1d4ed8);background:var(--ac,#1d4ed8);color:var(--on-ac,#fff);cursor:pointer;white-space:nowrap}
+.btn:hover{background:var(--ac-hover,#1a43b8)}.btn:disabled{opacity:.6;cursor:wait}
+.logo{flex:none;display:block;margin-left:auto;height:auto;width:auto;max-height:1.3em;max-width:6em;object-fit:contain}
+.bar{display:flex;align-items:center;gap:8px;margin:0 0 6px}.bar .tabs{margin:0}.bar .logo{max-height:22px;max-width:120px}
 .linked{display:flex;align-items:center;gap:.6em;padding:.55em .8em;border:1px solid #15803d;border-radius:var(--r);margin:2px 0 6px}
 .linked .tick{flex:none;display:inline-flex;align-items:center;justify-content:center;width:1.4em;height:1.4em;border-radius:50%;background:#15803d;color:#fff;font-size:.8em;font-weight:700}
 .linked strong{font-weight:600}
@@ -92,7 +122,7 @@ input:disabled{opacity:.75;cursor:default}
 [hidden]{display:none!important}
 `;
 
-function cardPanel(sandbox: boolean, tabs: boolean): string {
+function cardPanel(sandbox: boolean, tabs: boolean, logo: string): string {
   return `<section id="p-card" class="panel"${tabs ? ' role="tabpanel" aria-labelledby="t-card"' : ''}>
  <form id="card-form" novalidate autocomplete="on" aria-label="Card details">
   <div class="grid">
@@ -107,11 +137,11 @@ function cardPanel(sandbox: boolean, tabs: boolean): string {
     <div class="err" id="cc-cvv-err" aria-live="polite"></div></div>
   </div>
  </form>
- <div class="foot">${sandbox ? '<span class="sandbox" data-testid="sandbox-badge">SANDBOX</span>' : ''}<span class="note muted" id="card-note" role="status" aria-live="polite">${sandbox ? 'Test card 5555 5555 5555 4444 · any future date · any 3 digits' : ''}</span></div>
+ <div class="foot">${sandbox ? '<span class="sandbox" data-testid="sandbox-badge">SANDBOX</span>' : ''}<span class="note muted" id="card-note" role="status" aria-live="polite">${sandbox ? 'Test card 5555 5555 5555 4444 · any future date · any 3 digits' : ''}</span>${logo}</div>
 </section>`;
 }
 
-function bankPanel(sandbox: boolean, tabs: boolean): string {
+function bankPanel(sandbox: boolean, tabs: boolean, logo: string): string {
   return `<section id="p-bank" class="panel"${tabs ? ' role="tabpanel" aria-labelledby="t-bank" hidden' : ''}>
  <form id="bank-form" novalidate aria-label="Bank sign-in">
   <div class="grid">
@@ -122,7 +152,7 @@ function bankPanel(sandbox: boolean, tabs: boolean): string {
   <button class="btn" id="bank-submit" type="submit">Sign in to your bank</button>
  </form>
  <div id="bank-linked" class="linked" hidden><span class="tick" aria-hidden="true">✓</span><span><strong id="bank-account"></strong> <span class="muted">linked</span></span></div>
- <div class="foot">${sandbox ? '<span class="sandbox">SANDBOX</span>' : ''}<span class="note muted" id="bank-note" role="status" aria-live="polite">${sandbox ? 'Sandbox bank: username mxuser · password password' : ''}</span></div>
+ <div class="foot">${sandbox ? '<span class="sandbox">SANDBOX</span>' : ''}<span class="note muted" id="bank-note" role="status" aria-live="polite">${sandbox ? 'Sandbox bank: username mxuser · password password' : ''}</span>${logo}</div>
 </section>`;
 }
 
@@ -140,8 +170,11 @@ export function widgetPage(state: WidgetPageState): string {
     tabs,
     allowed: state.allowedOrigins === null ? null : state.allowedOrigins.map(normalizeOrigin),
   };
+  // The logo sits beside the tabs when there are tabs, else on the note's line under the form: never a line of its own.
+  const logo = logoHtml(state.branding);
+  const footLogo = tabs ? '' : logo;
   const panels =
-    method === 'apple_pay' ? APPLE_PAY_PANEL : method === 'bank' ? bankPanel(state.sandbox, false) : cardPanel(state.sandbox, tabs) + (tabs ? bankPanel(state.sandbox, true) : '');
+    method === 'apple_pay' ? APPLE_PAY_PANEL : method === 'bank' ? bankPanel(state.sandbox, false, footLogo) : cardPanel(state.sandbox, tabs, footLogo) + (tabs ? bankPanel(state.sandbox, true, footLogo) : '');
   const tabBar = tabs
     ? `<div class="tabs" role="tablist" aria-label="Payment method">
   <button class="tab" type="button" role="tab" id="t-card" aria-controls="p-card" aria-selected="true" data-method="card">Card</button>
@@ -151,12 +184,12 @@ export function widgetPage(state: WidgetPageState): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta name="referrer" content="no-referrer">
-<title>Payment details · ${esc(state.operatorName)}</title>
-<style>${STYLE}</style></head>
+<title>Payment details · ${esc(state.branding?.displayName ?? state.operatorName)}</title>
+<style>${STYLE}${accentCss(state.branding?.accentColor)}</style></head>
 <body><div class="w" id="w" data-method="${method}">
  <div id="blocked" class="msg" role="alert" hidden><strong>This payment form is not enabled for this site.</strong><span class="muted" id="blocked-why"></span></div>
  <div id="form">
- ${tabBar}
+ ${tabs && logo ? `<div class="bar">${tabBar}${logo}</div>` : tabBar}
  ${panels}
  </div>
 </div>
@@ -175,6 +208,11 @@ export function widgetPage(state: WidgetPageState): string {
   var parentOrigin = null, blocked = false, method = S.method;
   var token = null, dead = null, cardBusy = null, bankBusy = null, lastValid = null;
   function $(id){ return document.getElementById(id); }
+  // A logo that does not load is taken away rather than shown broken.
+  Array.prototype.forEach.call(document.querySelectorAll('img.logo'), function(l){
+    function gone(){ if (l.parentNode) l.parentNode.removeChild(l); }
+    if (l.complete && !l.naturalWidth) gone(); else l.addEventListener('error', gone);
+  });
 
   // ---- the parent: learn its origin from the first valid message, then talk only to it ----
   function allowed(o){ return S.allowed === null || S.allowed.indexOf(String(o).toLowerCase()) >= 0; }

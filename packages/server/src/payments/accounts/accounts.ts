@@ -40,7 +40,7 @@ export async function createDefaultAccounts(deps: Pick<Deps, 'db' | 'ids' | 'clo
 
 export async function accountsOf(q: Queryable, owner: Owner, type?: AccountType): Promise<AccountRow[]> {
   const { rows } = await q.query<AccountRow>(
-    `SELECT * FROM accounts WHERE operator_id = $1 AND environment = $2 AND ($3::text IS NULL OR type = $3) ORDER BY created_at, id`,
+    `SELECT * FROM accounts WHERE operator_id = $1 AND environment = $2 AND ($3::text IS NULL OR type = $3) ORDER BY created_at, type DESC, id`,
     [owner.operator_id, owner.environment, type ?? null],
   );
   return rows;
@@ -94,9 +94,9 @@ export function publicAccount(a: AccountRow) {
   return { id: a.id, type: a.type, name: a.name, balance: a.balance, currency: 'USD', created_at: a.created_at.toISOString() };
 }
 
-/** GET /account/list. */
-export async function listAccounts(deps: Deps, caller: Caller) {
-  const rows = await accountsOf(deps.db, { operator_id: caller.operatorId, environment: caller.environment });
+/** GET /account/list, optionally of one type; oldest first (the default accounts lead). */
+export async function listAccounts(deps: Deps, caller: Caller, type?: AccountType) {
+  const rows = await accountsOf(deps.db, { operator_id: caller.operatorId, environment: caller.environment }, type);
   return { data: rows.map(publicAccount), next_cursor: null };
 }
 
@@ -105,4 +105,65 @@ export async function getAccount(deps: Deps, caller: Caller, id: string) {
   const { rows } = await deps.db.query<AccountRow>('SELECT * FROM accounts WHERE operator_id = $1 AND environment = $2 AND id = $3', [caller.operatorId, caller.environment, id]);
   if (!rows[0]) throw errors.notFound('account', id);
   return publicAccount(rows[0]);
+}
+
+/**
+ * POST /account {name}: another settlement account of the caller's operator, in the key's environment (either one).
+ * From then on POST /intent and POST /authorize need `account_id` (checkAccountId).
+ */
+export async function createAccount(deps: Deps, caller: Caller, input: { name: string }) {
+  const name = input.name.trim();
+  if (!name) throw errors.validation('name', 'name must not be blank', 'invalid_value');
+  const { rows } = await deps.db.query<AccountRow>(
+    `INSERT INTO accounts (operator_id, environment, id, type, name, created_at) VALUES ($1, $2, $3, 'settlement', $4, $5) RETURNING *`,
+    [caller.operatorId, caller.environment, deps.ids.next('account_'), name, deps.clock.now()],
+  );
+  // Marks the environment as one with several settlement accounts, so that POST /intent and /authorize (which read the
+  // settings with the key) look the accounts up only for such operators (the route forgets the cached keys).
+  await deps.db.query(
+    `UPDATE operators SET settings = jsonb_set(settings, '{extra_settlement_accounts}', coalesce(settings->'extra_settlement_accounts', '{}'::jsonb) || jsonb_build_object($2::text, true))
+      WHERE id = $1`,
+    [caller.operatorId, caller.environment],
+  );
+  return publicAccount(rows[0]!);
+}
+
+/**
+ * The account check of POST /intent and POST /authorize, before anything is written: an `account_id` must be one of
+ * the operator's settlement accounts in the key's environment (404 `account_not_found`); without one, the operator
+ * must have a single settlement account (400 `account_required`). One indexed read, when an account is named or the
+ * operator has made more than one.
+ */
+export async function checkAccountId(deps: Pick<Deps, 'db'>, caller: Pick<Caller, 'operatorId' | 'environment' | 'settings'>, accountId: string | null | undefined): Promise<void> {
+  // The common case costs nothing: no account named, and the operator never made a second settlement account here.
+  if (!accountId && !caller.settings.extra_settlement_accounts?.[caller.environment]) return;
+  const { rows } = await deps.db.query<{ id: string }>({
+    name: 'cw_settlement_account_ids',
+    text: `SELECT id FROM accounts WHERE operator_id = $1 AND environment = $2 AND type = 'settlement'`,
+    values: [caller.operatorId, caller.environment],
+  });
+  if (accountId) {
+    if (!rows.some((r) => r.id === accountId)) throw errors.notFound('account', accountId);
+    return;
+  }
+  if (rows.length > 1) {
+    throw errors.validation('account_id', `this operator has ${rows.length} settlement accounts: name one with account_id (GET /account/list?type=settlement)`, 'account_required');
+  }
+}
+
+/**
+ * The settlement account a refund of intent `i` comes out of: the one its settlement went to; before it settled, the
+ * account it names; else the operator's first (default) settlement account of its environment.
+ */
+export async function refundAccountOf(q: Queryable, i: { operator_id: string; environment: Environment; id: string; account_id: string | null }): Promise<AccountRow> {
+  const { rows } = await q.query<AccountRow>(
+    `SELECT a.* FROM accounts a
+      WHERE a.operator_id = $1 AND a.environment = $2 AND a.type = 'settlement'
+      ORDER BY (a.id = (SELECT t.account_id FROM transactions t WHERE t.operator_id = $1 AND t.intent_id = $3 AND t.type = 'intent')) IS TRUE DESC,
+               (a.id = $4) IS TRUE DESC, a.created_at, a.id
+      LIMIT 1`,
+    [i.operator_id, i.environment, i.id, i.account_id],
+  );
+  if (!rows[0]) throw errors.notFound('account', i.account_id ?? 'settlement');
+  return rows[0];
 }

@@ -8,6 +8,7 @@ import { decisionFor, intentUrl, publicIntent, renderIntent, type Verdict } from
 import { decisionAction, INTENT, transition } from '../../domain/state-machine.js';
 import { methodCredential, TOKEN_TTL_MS } from '../native/native.js';
 import { insertEvents } from '../../store/events.js';
+import { checkAccountId } from '../accounts/accounts.js';
 
 export const TOKEN_TYPES = ['card_only', 'secure_debit', 'apple_pay'] as const;
 export type TokenType = (typeof TOKEN_TYPES)[number];
@@ -67,6 +68,7 @@ function stepUpBody(deps: Deps, i: IntentRow) {
  * first answer. A cash_out with a deposit-only credential (card_only_*) is declined `credential_not_withdrawable`.
  */
 export async function authorize(deps: Deps, caller: Caller, input: AuthorizeInput): Promise<{ statusCode: number; body: unknown }> {
+  await checkAccountId(deps, caller, input.account_id);
   if ((input.token === undefined) === (input.credential_id === undefined)) {
     throw errors.validation(input.token === undefined ? 'token' : 'credential_id', 'send exactly one of token or credential_id', 'token_or_credential_required');
   }

@@ -6,11 +6,14 @@ import { allowedFrom, decisionAction, INTENT, transition, type IntentAction } fr
 import { insertEvents } from '../../store/events.js';
 import type { CredentialRow, IntentRow, StoredCredentialRow, TransactionRow } from '../../store/rows.js';
 import { paymentCredential } from '../native/native.js';
+import { refundsOfIntents, type PublicRefund } from '../refunds/refunds.js';
+import { disputesOfIntents, type PublicDispute } from '../disputes/disputes.js';
+import { intentsWithLimitRequests } from '../users/limits.js';
 import type { Caller, Deps } from '../context.js';
 import { insertOnce } from '../idempotency.js';
 import { page, pageFilter } from '../pagination.js';
-import { userLimits } from '../users/users.js';
-import { post, resolveAccount } from '../accounts/accounts.js';
+import { limitsFor, type UserRow } from '../users/users.js';
+import { checkAccountId, post, resolveAccount, refundAccountOf } from '../accounts/accounts.js';
 
 export interface CreateIntentInput {
   direction: Direction;
@@ -34,7 +37,10 @@ export function intentUrl(deps: Deps, i: Pick<IntentRow, 'operator_id' | 'id' | 
   return `${deps.config.publicUrl}/pay/${i.operator_id}/${i.id}?s=${i.session_token}`;
 }
 
-export function publicIntent(deps: Deps, i: IntentRow, txns: TransactionRow[] = [], credential?: CredentialRow | null) {
+/** What GET /intent shows beside the intent's own row: its refund, its dispute, whether its user asked for a higher limit. */
+export interface IntentExtras { refund?: PublicRefund | null; dispute?: PublicDispute | null; limits_requested?: boolean }
+
+export function publicIntent(deps: Deps, i: IntentRow, txns: TransactionRow[] = [], credential?: CredentialRow | null, extras: IntentExtras = {}) {
   return {
     id: i.id,
     url: intentUrl(deps, i),
@@ -44,6 +50,8 @@ export function publicIntent(deps: Deps, i: IntentRow, txns: TransactionRow[] = 
     direction: i.direction,
     user_id: i.user_id,
     amount: i.amount,
+    // What Push guarantees of a deposit: all of an approved one (cash_in only).
+    guarantee_amount: i.direction === 'cash_in' ? (i.status === 'approved' ? i.amount : 0) : null,
     currency: i.currency,
     status: i.status,
     decline_category: i.decline_category,
@@ -60,9 +68,11 @@ export function publicIntent(deps: Deps, i: IntentRow, txns: TransactionRow[] = 
     limits_utilization: i.limits_utilization
       ? Object.fromEntries(Object.entries(i.limits_utilization).map(([k, v]) => [k, (v as number).toFixed(2)]))
       : null,
-    transactions: txns.map((t) => ({ id: t.id, amount: t.amount, currency: t.currency, created_at: t.created_at.toISOString(), date: t.date, status: t.status, account_id: t.account_id })),
-    refund: null,
-    dispute: null,
+    transactions: txns.map((t) => ({ id: t.id, amount: t.amount, currency: t.currency, created_at: t.created_at.toISOString(), date: t.date, status: t.status,
+      account_id: t.account_id, type: t.type ?? 'intent', source_id: t.source_id ?? null })),
+    refund: extras.refund ?? null,
+    dispute: extras.dispute ?? null,
+    limits_requested: extras.limits_requested ?? false,
   };
 }
 
@@ -84,6 +94,7 @@ function userNotFound(err: unknown, userId: string): never {
  * same statement (see insertOnce).
  */
 export async function createIntent(deps: Deps, caller: Caller, input: CreateIntentInput, idemKey: string | undefined) {
+  await checkAccountId(deps, caller, input.account_id);
   const now = deps.clock.now();
   const intent: IntentRow = {
     operator_id: caller.operatorId, environment: caller.environment, id: deps.ids.next(`intent_${caller.environment}_`), user_id: input.user_id,
@@ -118,19 +129,28 @@ async function loadIntent(q: Queryable, operatorId: string, id: string, lock = f
   return rows[0];
 }
 
-async function details(q: Queryable, i: IntentRow): Promise<{ txns: TransactionRow[]; credential: CredentialRow | null }> {
-  const [t, c] = await Promise.all([
+async function details(q: Queryable, i: IntentRow): Promise<{ txns: TransactionRow[]; credential: CredentialRow | null; extras: IntentExtras }> {
+  const [t, c, extras] = await Promise.all([
     q.query<TransactionRow>('SELECT * FROM transactions WHERE operator_id = $1 AND intent_id = $2 ORDER BY created_at', [i.operator_id, i.id]),
     i.credential_id
       ? q.query<CredentialRow>('SELECT * FROM credentials WHERE operator_id = $1 AND id = $2', [i.operator_id, i.credential_id])
       : Promise.resolve({ rows: [] as CredentialRow[] }),
+    extrasOf(q, i.operator_id, [i.id]),
   ]);
-  return { txns: t.rows, credential: c.rows[0] ?? null };
+  return { txns: t.rows, credential: c.rows[0] ?? null, extras: extras.get(i.id) ?? {} };
+}
+
+/** The refunds, disputes and limit requests of some intents, by intent id (three indexed reads in all). */
+async function extrasOf(q: Queryable, operatorId: string, ids: string[]): Promise<Map<string, IntentExtras>> {
+  const [refunds, disputes, asked] = await Promise.all([
+    refundsOfIntents(q, operatorId, ids), disputesOfIntents(q, operatorId, ids), intentsWithLimitRequests(q, operatorId, ids),
+  ]);
+  return new Map(ids.map((id) => [id, { refund: refunds.get(id) ?? null, dispute: disputes.get(id) ?? null, limits_requested: asked.has(id) }]));
 }
 
 export async function renderIntent(deps: Deps, q: Queryable, i: IntentRow) {
   const d = await details(q, i);
-  return publicIntent(deps, i, d.txns, d.credential);
+  return publicIntent(deps, i, d.txns, d.credential, d.extras);
 }
 
 export async function getIntent(deps: Deps, caller: Caller, id: string) {
@@ -140,20 +160,26 @@ export async function getIntent(deps: Deps, caller: Caller, id: string) {
   return renderIntent(deps, deps.db, i);
 }
 
-export async function listIntents(deps: Deps, caller: Caller, q: { cursor?: string; limit?: number; 'created_at.after'?: string; 'created_at.before'?: string }) {
+export async function listIntents(deps: Deps, caller: Caller, q: { cursor?: string; limit?: number; 'created_at.after'?: string; 'created_at.before'?: string;
+  'status[]'?: string | string[]; status?: string | string[]; type?: string }) {
   const limit = q.limit ?? 25;
   const params: unknown[] = [caller.operatorId, caller.environment];
-  const where = pageFilter({ after: q['created_at.after'], before: q['created_at.before'], cursor: q.cursor }, params);
+  let where = pageFilter({ after: q['created_at.after'], before: q['created_at.before'], cursor: q.cursor }, params);
+  // status[] (repeatable; also status=) and type (the intent's `type`: push, card_only, secure_debit).
+  const statuses = [q['status[]'] ?? [], q.status ?? []].flat();
+  if (statuses.length) where += ` AND status = ANY($${params.push(statuses)}::text[])`;
+  if (q.type !== undefined) where += ` AND type = $${params.push(q.type)}`;
   const { rows } = await deps.db.query<IntentRow>(
     `SELECT * FROM intents WHERE operator_id = $1 AND environment = $2 ${where} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`,
     params,
   );
   const p = page(rows, limit);
-  const { rows: txns } = await deps.db.query<TransactionRow>(
-    'SELECT * FROM transactions WHERE operator_id = $1 AND intent_id = ANY($2::text[])',
-    [caller.operatorId, p.rows.map((r) => r.id)],
-  );
-  return { data: p.rows.map((i) => publicIntent(deps, i, txns.filter((t) => t.intent_id === i.id))), next_cursor: p.next_cursor };
+  const ids = p.rows.map((r) => r.id);
+  const [{ rows: txns }, extras] = await Promise.all([
+    deps.db.query<TransactionRow>('SELECT * FROM transactions WHERE operator_id = $1 AND intent_id = ANY($2::text[]) ORDER BY created_at', [caller.operatorId, ids]),
+    extrasOf(deps.db, caller.operatorId, ids),
+  ]);
+  return { data: p.rows.map((i) => publicIntent(deps, i, txns.filter((t) => t.intent_id === i.id), undefined, extras.get(i.id))), next_cursor: p.next_cursor };
 }
 
 function startOfDay(d: Date): Date {
@@ -163,10 +189,13 @@ function startOfMonth(d: Date): Date {
   return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1));
 }
 
+type UserLimitRow = Pick<UserRow, 'daily_limit' | 'daily_limit_request_id'>;
+
 /** A user's approved and pending usage in the current UTC day and month, and whether they ever deposited. */
-async function userFacts(tx: Tx, operatorId: string, userId: string, now: Date): Promise<{ usage: LimitsUtilizationCents; hasDeposit: boolean }> {
-  // The lock serialises decisions for one user, so two concurrent intents cannot both fit under a limit.
-  await tx.query('SELECT 1 FROM users WHERE operator_id = $1 AND id = $2 FOR UPDATE', [operatorId, userId]);
+async function userFacts(tx: Tx, operatorId: string, userId: string, now: Date): Promise<{ usage: LimitsUtilizationCents; hasDeposit: boolean; user?: UserLimitRow }> {
+  // The lock serialises decisions for one user, so two concurrent intents cannot both fit under a limit. The row
+  // carries a daily limit set by a limit request's decision (users/limits.ts), if any.
+  const { rows: [user] } = await tx.query<UserLimitRow>('SELECT daily_limit, daily_limit_request_id FROM users WHERE operator_id = $1 AND id = $2 FOR UPDATE', [operatorId, userId]);
   const { rows } = await tx.query<LimitsUtilizationCents & { has_deposit: boolean }>(
     `SELECT coalesce(sum(amount) FILTER (WHERE direction = 'cash_in'  AND decided_at >= $3), 0)::bigint AS daily_cash_in,
             coalesce(sum(amount) FILTER (WHERE direction = 'cash_out' AND decided_at >= $3), 0)::bigint AS daily_cash_out,
@@ -181,6 +210,7 @@ async function userFacts(tx: Tx, operatorId: string, userId: string, now: Date):
   return {
     usage: { daily_cash_in: r.daily_cash_in, daily_cash_out: r.daily_cash_out, monthly_cash_in: r.monthly_cash_in, monthly_cash_out: r.monthly_cash_out },
     hasDeposit: r.has_deposit,
+    user,
   };
 }
 
@@ -226,7 +256,7 @@ export async function decisionFor(
       approvalMode: intent.approval_mode,
       hasDeposit: facts.hasDeposit,
       usage: facts.usage,
-      limits: userLimits({ settings } as Caller),
+      limits: limitsFor(settings, facts.user),
     });
     status = d.status;
     if (d.status === 'declined') declineCategory = d.declineCategory;
@@ -306,8 +336,9 @@ export async function settleRows(deps: Deps, tx: Tx, intents: IntentRow[]): Prom
   for (const i of intents) {
     if (!transition(INTENT, i.status, 'settle')) throw conflict('settle', i);
     const { accountId } = await deps.rail.settle(i);
-    // The intent's account (checked when it was made); an intent of before accounts existed names none that exists.
-    const account = await resolveAccount(tx, i, 'settlement', accountId).catch(() => resolveAccount(tx, i, 'settlement'));
+    // The intent's account (checked when it was made); one made before accounts existed, or before the operator had a
+    // second one, goes to the first settlement account (the settlement job must never stop on it).
+    const account = await resolveAccount(tx, i, 'settlement', accountId).catch(() => refundAccountOf(tx, i));
     const t = await post(deps, tx, { operator_id: i.operator_id, environment: i.environment, account, type: 'intent', amount: i.amount, currency: i.currency,
       intent_id: i.id, direction: i.direction });
     await moveIntent(deps, tx, i, 'settle', { settled_at: now }, t);

@@ -6,6 +6,7 @@
 import { transition, TRANSFER } from '../../domain/state-machine.js';
 import { randomBytes } from 'node:crypto';
 import { constantTimeEqual } from '@cashwire/webhooks';
+import { payerDetailsProblem } from '../../domain/banks.js';
 import { DomainError, errors } from '../../domain/errors.js';
 import { withTx, type Queryable } from '../../db/pool.js';
 import { chargeSignatureBase, fromKobo, sandboxOutcome, SANDBOX_PAYER, signatureMatches, toKobo } from '../../domain/sendcash.js';
@@ -259,6 +260,10 @@ export async function payerDecision(deps: Deps, operatorId: string, id: string, 
         if (!payer[field]?.trim()) throw errors.validation(field, `${field} is required`, 'missing_field');
       }
     }
+    // What the payer typed must look right: a 10-digit account number (NUBAN), a bank code of digits. A transfer
+    // the payer can no longer decide answers its 409 (below), whatever was typed.
+    const bad = transition(TRANSFER, t.status, action) ? payerDetailsProblem(payer) : undefined;
+    if (bad) throw errors.validation(bad.field, bad.message, 'invalid_format');
     return publicTransfer(deps, await settleTransfer(deps, tx, t, action === 'complete' ? 'Completed' : 'Failed', payer));
   });
 }
