@@ -230,10 +230,10 @@ export const sendcashRoutes = (deps: Deps): FastifyPluginAsync => async (app) =>
     return reply.status(r.statusCode).send(r.transfer);
   });
 
-  for (const [path, status] of [['complete', 'Completed'], ['fail', 'Failed']] as const) {
+  for (const path of ['complete', 'fail'] as const) {
     app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof PayerBody> }>(`/simulate/transfer/:id/${path}`, {
-      schema: { params: IdParams, body: PayerBody, summary: `Sandbox: mark a pending transfer ${status}` }, onRequest: read,
-    }, async (req) => simulateTransfer(deps, req.caller, req.params.id, status, req.body ?? {}));
+      schema: { params: IdParams, body: PayerBody, summary: `Sandbox: ${path} a pending transfer (${path === 'complete' ? 'Completed' : 'Failed'})` }, onRequest: read,
+    }, async (req) => simulateTransfer(deps, req.caller, req.params.id, path, req.body ?? {}));
   }
 
   app.get<{ Params: Static<typeof PageParams>; Querystring: { t?: string } }>('/sendcash/pay/:op/:id', { schema: { params: PageParams, hide: true } }, async (req, reply) => {

@@ -208,7 +208,7 @@ export async function createTransfer(deps: Deps, keys: Tenant & { secretKey: str
     }
     if (keys.environment === 'sandbox') {
       const outcome = sandboxOutcome(amountKobo);
-      if (outcome) t = await settleTransfer(deps, tx, t, outcome, SANDBOX_PAYER as Payer);
+      if (outcome) t = await settleTransfer(deps, tx, t, outcome === 'Completed' ? 'complete' : 'fail', SANDBOX_PAYER as Payer);
     }
     // The payer page, also once decided (it then shows the outcome): what initiateTransferRequest returns.
     return { statusCode: 201, transfer: publicTransfer(deps, t), authorizationUrl: payerUrl(deps, t) };
@@ -216,9 +216,9 @@ export async function createTransfer(deps: Deps, keys: Tenant & { secretKey: str
 }
 
 /** Completes or fails a pending transfer with the payer's bank details, and writes its Payment.Status event. */
-export async function settleTransfer(deps: Deps, tx: Queryable, t: TransferRow, status: 'Completed' | 'Failed', payer: Partial<Payer>): Promise<TransferRow> {
+export async function settleTransfer(deps: Deps, tx: Queryable, t: TransferRow, action: 'complete' | 'fail', payer: Partial<Payer>): Promise<TransferRow> {
   // The one place a transfer changes state: the move comes from the TRANSFER table, with its event.
-  const m = transition(TRANSFER, t.status, status === 'Completed' ? 'complete' : 'fail');
+  const m = transition(TRANSFER, t.status, action);
   if (!m) throw errors.conflict('transfer_not_pending', `transfer ${t.id} is already ${t.status}`);
   const p = { ...SANDBOX_PAYER, ...payer };
   const { rows } = await tx.query<TransferRow>(
@@ -238,9 +238,9 @@ async function lockTransfer(q: Queryable, tenant: Tenant, id: string): Promise<T
 }
 
 /** POST /simulate/transfer/{id}/complete|fail (sandbox). */
-export async function simulateTransfer(deps: Deps, caller: Caller, id: string, status: 'Completed' | 'Failed', payer: Partial<Payer>) {
+export async function simulateTransfer(deps: Deps, caller: Caller, id: string, action: 'complete' | 'fail', payer: Partial<Payer>) {
   if (caller.environment !== 'sandbox') throw errors.sandboxOnly();
-  return withTx(deps.db, async (tx) => publicTransfer(deps, await settleTransfer(deps, tx, await lockTransfer(tx, { operator_id: caller.operatorId, environment: 'sandbox' }, id), status, payer)));
+  return withTx(deps.db, async (tx) => publicTransfer(deps, await settleTransfer(deps, tx, await lockTransfer(tx, { operator_id: caller.operatorId, environment: 'sandbox' }, id), action, payer)));
 }
 
 export async function getTransfer(deps: Deps, caller: Caller, id: string) {
@@ -264,7 +264,7 @@ export async function payerDecision(deps: Deps, operatorId: string, id: string, 
     // the payer can no longer decide answers its 409 (below), whatever was typed.
     const bad = transition(TRANSFER, t.status, action) ? payerDetailsProblem(payer) : undefined;
     if (bad) throw errors.validation(bad.field, bad.message, 'invalid_format');
-    return publicTransfer(deps, await settleTransfer(deps, tx, t, action === 'complete' ? 'Completed' : 'Failed', payer));
+    return publicTransfer(deps, await settleTransfer(deps, tx, t, action, payer));
   });
 }
 
