@@ -1,3 +1,4 @@
+import pg from 'pg';
 import type { Direction, LimitsUtilizationCents } from '@cashwire/webhooks';
 import { errors, type ConflictCode } from '../../domain/errors.js';
 import { withTx, type Queryable, type Tx } from '../../db/pool.js';
@@ -130,21 +131,32 @@ async function loadIntent(q: Queryable, operatorId: string, id: string, lock = f
 }
 
 async function details(q: Queryable, i: IntentRow): Promise<{ txns: TransactionRow[]; credential: CredentialRow | null; extras: IntentExtras }> {
-  const [t, c, extras] = await Promise.all([
-    q.query<TransactionRow>('SELECT * FROM transactions WHERE operator_id = $1 AND intent_id = $2 ORDER BY created_at', [i.operator_id, i.id]),
-    i.credential_id
+  const [t, c, extras] = await inTurn(q, [
+    () => q.query<TransactionRow>('SELECT * FROM transactions WHERE operator_id = $1 AND intent_id = $2 ORDER BY created_at', [i.operator_id, i.id]),
+    () => i.credential_id
       ? q.query<CredentialRow>('SELECT * FROM credentials WHERE operator_id = $1 AND id = $2', [i.operator_id, i.credential_id])
       : Promise.resolve({ rows: [] as CredentialRow[] }),
-    extrasOf(q, i.operator_id, [i.id]),
-  ]);
+    () => extrasOf(q, i.operator_id, [i.id]),
+  ] as const);
   return { txns: t.rows, credential: c.rows[0] ?? null, extras: extras.get(i.id) ?? {} };
+}
+
+/**
+ * Runs the reads at once on a pool (each on a connection of its own), one after another on a transaction's client
+ * (one connection answers one query at a time).
+ */
+async function inTurn<T extends readonly (() => Promise<unknown>)[]>(q: Queryable, reads: T): Promise<{ [K in keyof T]: Awaited<ReturnType<T[K]>> }> {
+  if (q instanceof pg.Pool) return Promise.all(reads.map((r) => r())) as never;
+  const out: unknown[] = [];
+  for (const r of reads) out.push(await r());
+  return out as never;
 }
 
 /** The refunds, disputes and limit requests of some intents, by intent id (three indexed reads in all). */
 async function extrasOf(q: Queryable, operatorId: string, ids: string[]): Promise<Map<string, IntentExtras>> {
-  const [refunds, disputes, asked] = await Promise.all([
-    refundsOfIntents(q, operatorId, ids), disputesOfIntents(q, operatorId, ids), intentsWithLimitRequests(q, operatorId, ids),
-  ]);
+  const [refunds, disputes, asked] = await inTurn(q, [
+    () => refundsOfIntents(q, operatorId, ids), () => disputesOfIntents(q, operatorId, ids), () => intentsWithLimitRequests(q, operatorId, ids),
+  ] as const);
   return new Map(ids.map((id) => [id, { refund: refunds.get(id) ?? null, dispute: disputes.get(id) ?? null, limits_requested: asked.has(id) }]));
 }
 
