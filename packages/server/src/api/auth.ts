@@ -187,3 +187,8 @@ export async function authenticate(deps: Deps, req: FastifyRequest, reply: Fasti
   }
   req.caller = { keyId: k.id, operatorId: k.operator_id, operatorName: k.name, environment: k.environment, settings: k.settings };
 }
+
+/** The onRequest hook of a route that needs an API key, counted against the key's `cls` budget. */
+export function keyAuth(deps: Deps) {
+  return (cls: 'create' | 'read') => async (req: FastifyRequest, reply: FastifyReply) => authenticate(deps, req, reply, cls);
+}

@@ -1,4 +1,4 @@
-import { Type } from 'typebox';
+import { Type, type TSchema } from 'typebox';
 
 const Str = (max: number, extra: Record<string, unknown> = {}) => Type.String({ minLength: 1, maxLength: max, ...extra });
 
@@ -103,3 +103,9 @@ export const EventsQuery = Type.Object({
 export const IdempotencyHeaders = Type.Object({
   'x-idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
 });
+
+/** `T` or null, in a response schema. */
+export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+/** The error shape as the response schema of these statuses. */
+export const errorsOf = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorBody]));

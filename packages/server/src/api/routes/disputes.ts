@@ -2,16 +2,14 @@
  * Disputes: GET /dispute/{id}, GET /dispute/list; the sandbox's POST /simulate/dispute and
  * POST /simulate/dispute/resolve (403 sandbox_only with a production key).
  */
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static, type TSchema } from 'typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import { Type, type Static } from 'typebox';
 import type { Deps } from '../../payments/context.js';
 import { getDispute, listDisputes, resolveDispute, simulateDispute } from '../../payments/disputes/disputes.js';
-import { authenticate } from '../auth.js';
-import { ErrorBody, IdParams, ListQuery } from '../schemas.js';
+import { keyAuth } from '../auth.js';
+import { errorsOf, IdParams, ListQuery, Nullable } from '../schemas.js';
 
 const Str = (max: number, extra: Record<string, unknown> = {}) => Type.String({ minLength: 1, maxLength: max, ...extra });
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
-const errorsOf = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorBody]));
 
 const DisputeStatus = Type.Union([Type.Literal('created'), Type.Literal('won'), Type.Literal('lost')]);
 const StatusFilter = Type.Union([DisputeStatus, Type.Array(DisputeStatus, { minItems: 1, maxItems: 3 })], { description: 'repeat for several; none: all' });
@@ -56,7 +54,7 @@ type StatusQuery = Static<typeof StatusFilter> | undefined;
 const statuses = (...qs: StatusQuery[]) => qs.flatMap((q) => (q === undefined ? [] : Array.isArray(q) ? q : [q]));
 
 export const disputeRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
-  const auth = (cls: 'create' | 'read') => async (req: FastifyRequest, reply: FastifyReply) => authenticate(deps, req, reply, cls);
+  const auth = keyAuth(deps);
 
   app.get<{ Querystring: Static<typeof DisputeListQuery> }>('/dispute/list', {
     schema: {

@@ -4,20 +4,18 @@
  * payment page's session token instead: POST /pay/{op}/{id}/limits_request, which the page's "Request a higher limit"
  * form (limitsSection, below) posts to.
  */
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static, type TSchema } from 'typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import { Type, type Static } from 'typebox';
 import type { Deps } from '../../payments/context.js';
 import {
   latestLimitRequest, requestLimitForUser, requestLimitFromPage, simulateLimitsDecision, updateUser, type PageLimits,
 } from '../../payments/users/limits.js';
 import type { IntentRow } from '../../store/rows.js';
-import { authenticate } from '../auth.js';
-import { CreateUserBody, ErrorBody, IdParams } from '../schemas.js';
+import { keyAuth } from '../auth.js';
+import { CreateUserBody, errorsOf, IdParams, Nullable } from '../schemas.js';
 import { esc, scriptJson } from './hosted-brand.js';
 
 const Str = (max: number) => Type.String({ minLength: 1, maxLength: max });
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
-const errorsOf = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorBody]));
 const Cents = (description: string) => Type.Integer({ minimum: 1, maximum: 10_000_000_00, description: `integer cents; ${description}` });
 const Count = (description: string, maximum = 1e15) => Type.Integer({ minimum: 0, maximum, description });
 
@@ -83,7 +81,7 @@ const User = Type.Object({
 const PageParams = Type.Object({ op: Type.String({ minLength: 1, maxLength: 64 }), id: Type.String({ minLength: 1, maxLength: 128 }) });
 
 export const limitRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
-  const auth = (cls: 'create' | 'read') => async (req: FastifyRequest, reply: FastifyReply) => authenticate(deps, req, reply, cls);
+  const auth = keyAuth(deps);
   type P = { Params: Static<typeof IdParams> };
 
   app.patch<P & { Body: Static<typeof PatchUserBody> }>('/user/:id', {

@@ -3,19 +3,17 @@
  * POST /account) and two sandbox helpers: POST /simulate/settlement and POST /sandbox/credential (403 sandbox_only with
  * a production key).
  */
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static, type TSchema } from 'typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import { Type, type Static } from 'typebox';
 import type { Deps } from '../../payments/context.js';
 import { createAccount, getAccount, listAccounts } from '../../payments/accounts/accounts.js';
 import { createRefund, getRefund, listRefunds, REFUND_STATUSES } from '../../payments/refunds/refunds.js';
 import { sandboxCredential, SANDBOX_CREDENTIAL_TYPES, simulateSettlement } from '../../payments/accounts/sandbox.js';
-import { authenticate, forgetOperatorKeys } from '../auth.js';
-import { ErrorBody, IdParams, ListQuery } from '../schemas.js';
+import { forgetOperatorKeys, keyAuth } from '../auth.js';
+import { ErrorBody, errorsOf, IdParams, ListQuery, Nullable } from '../schemas.js';
 import { Credential } from './native.js';
 
 const Str = (max: number, extra: Record<string, unknown> = {}) => Type.String({ minLength: 1, maxLength: max, ...extra });
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
-const errorsOf = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorBody]));
 const Cursor = Type.Union([Type.String(), Type.Null()]);
 
 // ---- Refunds ------------------------------------------------------------------------------------------------------
@@ -87,7 +85,7 @@ const SandboxCredentialBody = Type.Object({
 });
 
 export const moneyRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
-  const auth = (cls: 'create' | 'read') => async (req: FastifyRequest, reply: FastifyReply) => authenticate(deps, req, reply, cls);
+  const auth = keyAuth(deps);
   type P = { Params: Static<typeof IdParams> };
 
   app.post<{ Body: Static<typeof CreateRefundBody> }>('/refund', {

@@ -4,7 +4,7 @@
  * phone calls them): GET /widget/, POST /widget/card, POST /widget/bank, GET /applepay/config, POST /applepay/token.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static, type TSchema } from 'typebox';
+import { Type, type Static } from 'typebox';
 import { logoOrigin } from '../../domain/branding.js';
 import { DomainError } from '../../domain/errors.js';
 import type { Deps } from '../../payments/context.js';
@@ -12,15 +12,13 @@ import {
   applePayConfig, applePayToken, createWidgetUrl, listCredentials, openNonce, saveCredential, tokenizeCard, widgetBank, widgetCard, WIDGET_TYPES,
 } from '../../payments/native/native.js';
 import { pageBranding } from '../../payments/operators/settings.js';
-import { authenticate } from '../auth.js';
-import { Direction, ErrorBody, IdParams } from '../schemas.js';
+import { keyAuth } from '../auth.js';
+import { Direction, errorsOf, IdParams, Nullable } from '../schemas.js';
 import { widgetErrorPage, widgetPage } from './widget-page.js';
 
 const Str = (max: number, extra: Record<string, unknown> = {}) => Type.String({ minLength: 1, maxLength: max, ...extra });
 const WidgetType = Type.Union(WIDGET_TYPES.map((t) => Type.Literal(t)));
 const CredentialType = Type.Union(['secure_debit', 'card_only_credit', 'card_only_debit', 'apple_pay_debit'].map((t) => Type.Literal(t)));
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
-const errorsOf = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorBody]));
 
 const UrlBody = Type.Object({
   direction: Direction,
@@ -90,7 +88,7 @@ function cspFor(origins: string[] | null, logoUrl: string | null = null): string
 }
 
 export const nativeRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
-  const auth = (cls: 'create' | 'read') => async (req: FastifyRequest, reply: FastifyReply) => authenticate(deps, req, reply, cls);
+  const auth = keyAuth(deps);
   type P = { Params: Static<typeof IdParams> };
 
   app.post<P & { Body: Static<typeof UrlBody> }>('/user/:id/url', {

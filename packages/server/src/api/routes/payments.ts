@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { IntentListFilters } from './money.js';
 import { authorize, createToken } from '../../payments/intents/authorize.js';
@@ -6,7 +6,7 @@ import type { Deps } from '../../payments/context.js';
 import { approveIntent, cancelIntent, createIntent, getIntent, listIntents, simulateSettle } from '../../payments/intents/intents.js';
 import { createUser, getUser, listUsers } from '../../payments/users/users.js';
 import { checkResolvedDestination, parseHttpUrl } from '../../delivery/endpoints.js';
-import { authenticate } from '../auth.js';
+import { keyAuth } from '../auth.js';
 import { AuthorizeBody, CreateIntentBody, CreateUserBody, IdempotencyHeaders, IdParams, ListQuery, StepUpResponse, TokenBody } from '../schemas.js';
 
 type Body<T> = { Body: T; Headers: Static<typeof IdempotencyHeaders> };
@@ -22,7 +22,7 @@ function listQuery(q: Static<typeof ListQuery>) {
 const IntentListQuery = Type.Object({ ...ListQuery.properties, ...IntentListFilters });
 
 export const paymentRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
-  const auth = (cls: 'create' | 'read') => async (req: FastifyRequest, reply: FastifyReply) => authenticate(deps, req, reply, cls);
+  const auth = keyAuth(deps);
   const sendOutcome = (reply: FastifyReply, o: { statusCode: number; body: unknown; replayed: boolean }) => {
     if (o.replayed) void reply.header('Idempotent-Replayed', 'true');
     return reply.status(o.statusCode).send(o.body);
