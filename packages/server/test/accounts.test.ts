@@ -138,6 +138,20 @@ describe('several settlement accounts', () => {
     expect(await balanceOf(api, main!.id)).toBe(300);
   });
 
+  it('a repeat of an authorization made before a second account answers as the first did; a new one needs account_id', async () => {
+    const { api } = await fresh('Replay Casino');
+    const user = await newUser(api);
+    const token = (await api.post('/token', { user_id: user, type: 'card_only' })).body.token;
+    const first = await api.post('/authorize', { amount: 700, currency: 'USD', direction: 'cash_in', token });
+    expect(first.status).toBe(200);
+    expect((await api.post('/account', { name: 'Second' })).status).toBe(200);
+    const again = await api.post('/authorize', { amount: 700, currency: 'USD', direction: 'cash_in', token });
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+    const fresh2 = (await api.post('/token', { user_id: user, type: 'card_only' })).body.token;
+    expect((await api.post('/authorize', { amount: 700, currency: 'USD', direction: 'cash_in', token: fresh2 })).body.error.code).toBe('account_required');
+  });
+
   it("answers 404 account_not_found on both routes for an account_id that is not one of the operator's settlement accounts", async () => {
     const { api, prod } = await fresh();
     const other = await fresh('Other');

@@ -134,10 +134,11 @@ export async function createAccount(deps: Deps, caller: Caller, input: { name: s
  * must have a single settlement account (400 `account_required`). One indexed read, when an account is named or the
  * operator has made more than one.
  */
-export async function checkAccountId(deps: Pick<Deps, 'db'>, caller: Pick<Caller, 'operatorId' | 'environment' | 'settings'>, accountId: string | null | undefined): Promise<void> {
+export async function checkAccountId(q: Queryable | Pick<Deps, 'db'>, caller: Pick<Caller, 'operatorId' | 'environment' | 'settings'>, accountId: string | null | undefined): Promise<void> {
+  const db: Queryable = 'db' in q ? q.db : q;
   // The common case costs nothing: no account named, and the operator never made a second settlement account here.
   if (!accountId && !caller.settings.extra_settlement_accounts?.[caller.environment]) return;
-  const { rows } = await deps.db.query<{ id: string }>({
+  const { rows } = await db.query<{ id: string }>({
     name: 'cw_settlement_account_ids',
     text: `SELECT id FROM accounts WHERE operator_id = $1 AND environment = $2 AND type = 'settlement'`,
     values: [caller.operatorId, caller.environment],

@@ -68,7 +68,6 @@ function stepUpBody(deps: Deps, i: IntentRow) {
  * first answer. A cash_out with a deposit-only credential (card_only_*) is declined `credential_not_withdrawable`.
  */
 export async function authorize(deps: Deps, caller: Caller, input: AuthorizeInput): Promise<{ statusCode: number; body: unknown }> {
-  await checkAccountId(deps, caller, input.account_id);
   if ((input.token === undefined) === (input.credential_id === undefined)) {
     throw errors.validation(input.token === undefined ? 'token' : 'credential_id', 'send exactly one of token or credential_id', 'token_or_credential_required');
   }
@@ -90,10 +89,13 @@ export async function authorize(deps: Deps, caller: Caller, input: AuthorizeInpu
         return { statusCode: t.response_code!, body: await renderIntent(deps, tx, prior[0]!) };
       }
       if (t.expires_at && t.expires_at.getTime() <= deps.clock.now().getTime()) throw new DomainError('token_expired', undefined, 'token');
+      // After the replay: a repeat answers as the first did, even if the operator has added accounts since.
+      await checkAccountId(tx, caller, input.account_id);
       userId = t.user_id;
       method = t.type;
       credential = t.credential_id ? (await storedCredential(tx, caller.operatorId, t.credential_id))! : await methodCredential(deps, tx, { operator_id: caller.operatorId, environment: caller.environment, user_id: userId }, method);
     } else {
+      await checkAccountId(tx, caller, input.account_id);
       const c = await storedCredential(tx, caller.operatorId, input.credential_id!);
       if (!c || c.environment !== caller.environment) throw errors.notFound('credential', input.credential_id!);
       userId = c.user_id;
