@@ -6,6 +6,10 @@ import { loadConfig } from './config.js';
 import { createKey, createOperator, ensureSandboxOperator, listKeys, revokeKey, updateSettings } from './payments/operators/operators.js';
 import { watchParent } from './delivery/supervisor.js';
 import { installProcessGuard, openDatabase, start } from './server.js';
+import { register as registerCommands } from './cli/commands.js';
+import { register as registerListen } from './cli/listen.js';
+import { register as registerTrigger } from './cli/trigger.js';
+import { register as registerClock } from './cli/clock.js';
 
 const program = new Command('cashwire').description('Cashwire: payments API and webhook delivery').version('0.1.0');
 
@@ -120,6 +124,12 @@ key
       return { revoked: keyId };
     }),
   );
+
+// Commands that talk to a running Cashwire (--api-url / --api-key).
+registerCommands(program);
+registerListen(program);
+registerTrigger(program);
+registerClock(program);
 
 program.parseAsync().catch((err: Error) => {
   process.stderr.write(`cashwire: ${err.message}\n`);
