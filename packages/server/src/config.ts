@@ -5,6 +5,8 @@ export interface RateLimitConfig {
   create: number;
   /** All other requests per key per sliding hour. Default 1000. */
   read: number;
+  /** Requests of the CLI (`X-Cashwire-Client: cli`), any class, per key per sliding hour: a budget of their own. Default 1000. */
+  cli?: number;
 }
 
 export interface Config {
@@ -118,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimits: {
       create: int('CASHWIRE_RATE_LIMIT_CREATE', 100, env),
       read: int('CASHWIRE_RATE_LIMIT_READ', 1000, env),
+      cli: int('CASHWIRE_RATE_LIMIT_CLI', 1000, env),
     },
     authCacheMs: int('CASHWIRE_AUTH_CACHE_MS', 1000, env),
     nonceSuffixes: nonceSuffixes(env),

@@ -56,6 +56,8 @@ import { inFlight, send, type Outcome, type RawRequest, type RawResponse } from 
  *   GET  /pay/:op/:id            404     an HTML page (text/html): "Payment session not found"             also accepted
  *   GET  /sendcash/pay/:op/:id   404     an HTML page (text/html): "Transfer not found"                    also accepted
  *   GET  /widget/ (and /widget)  403     an HTML page (text/html): "This payment form has expired"         also accepted
+ *   GET  /docs/static/index.html 302     a redirect to the API reference, /docs/ (Swagger UI's own route)  -
+ *   HEAD /docs/                  4xx     no body: a HEAD answer has none (the GET twin is /docs's)        also accepted
  *   (the HTTP layer, any path)   431,400 the error shape, also on /graphql (see below)                     required
  * The HTML pages answer as HTML only the 404 (403) of their handler (routes/pay.ts, sendcash.ts, native.ts); a param or
  * query that fails their schema goes through the app's error handler, as JSON. The decision POSTs are JSON.
@@ -80,6 +82,10 @@ const EXCEPTIONS: Exception[] = [
   // The widget page (an iframe's document): a bad, expired or spent nonce is a page that says so.
   { route: 'GET /widget/', status: (s) => s === 403, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
   { route: 'GET /widget', status: (s) => s === 403, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
+  // The API reference (Swagger UI, routes/meta.ts): its index.html redirects to the page itself.
+  { route: 'GET /docs/static/index.html', status: (s) => s === 302, answer: 'a redirect to /docs/', errorShapeAccepted: false, accepts: (r) => r.headers.location === '/docs/' && r.body.length === 0 },
+  // Fastify adds HEAD /docs/ for the trailing-slash form of GET /docs; an answer to HEAD has no body to be in the error shape.
+  { route: 'HEAD /docs/', status: is4xx, answer: 'no body (HEAD)', errorShapeAccepted: true, accepts: (r) => r.body.length === 0 },
 ];
 
 const SEED = Number(process.env.CASHWIRE_FUZZ_SEED ?? 20261201);

@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import { DomainError, errorBody, httpStatus, rawErrorResponse, type ErrorCode } from './errors.js';
 import { paymentRoutes } from './routes/payments.js';
 import { metaRoutes } from './routes/meta.js';
+import { feedRoutes } from './routes/feed.js';
 import { payPageRoutes } from './routes/pay.js';
 import { endpointRoutes } from './routes/endpoints.js';
 import { sendcashRoutes } from './routes/sendcash.js';
@@ -12,6 +13,8 @@ import { nativeRoutes } from './routes/native.js';
 import { limitRoutes } from './routes/limits.js';
 import { disputeRoutes } from './routes/disputes.js';
 import { moneyRoutes } from './routes/money.js';
+import { clockRoutes } from './routes/clock.js';
+import { cliRoutes } from './routes/cli.js';
 import { graphqlRoutes } from './graphql.js';
 import { instrumentFastify } from '../telemetry.js';
 
@@ -231,6 +234,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     void reply.status(404).send(errorBody(new DomainError('route_not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
   });
 
+  await app.register(feedRoutes(deps)); // /events/feed, /events/stream: static segments, before meta's /events/:id
   await app.register(metaRoutes(deps));
   await app.register(paymentRoutes(deps));
   await app.register(payPageRoutes(deps));
@@ -240,6 +244,8 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(sendcashRoutes(deps));
   await app.register(disputeRoutes(deps));
   await app.register(moneyRoutes(deps));
+  await app.register(clockRoutes(deps));
+  await app.register(cliRoutes(deps));
   await app.register(graphqlRoutes(deps, { pageSize: deps.config.graphqlPageSize, maxDepth: deps.config.graphqlMaxDepth }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -5,7 +5,20 @@ import type { OperatorSettings } from '../store/rows.js';
 import { errors } from './errors.js';
 
 export type RequestClass = 'create' | 'read';
+/**
+ * The budget a request is counted in: its class, or `cli` for every request of the CLI (`X-Cashwire-Client: cli`,
+ * cli/remote.ts), so that a developer's `listen` and `trigger` never use up the backend's budget, and the reverse.
+ */
+export type Budget = RequestClass | 'cli';
+/** The CLI's requests per key per sliding hour, unless CASHWIRE_RATE_LIMIT_CLI or the operator's `rate_limits.cli` says otherwise. */
+export const DEFAULT_CLI_RATE_LIMIT = 1000;
 const WINDOW_S = 3600;
+
+/** The budget of a request of class `cls`: the CLI's own when the request says it comes from the CLI. */
+export function budgetOf(req: FastifyRequest, cls: RequestClass): Budget {
+  const client = req.headers['x-cashwire-client'];
+  return typeof client === 'string' && client.trim().toLowerCase() === 'cli' ? 'cli' : cls;
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -20,7 +33,7 @@ interface CachedKey {
   environment: 'sandbox' | 'production';
   name: string;
   settings: OperatorSettings;
-  cls: RequestClass;
+  cls: Budget;
   /** The counts of the hour window `windowStart` and of the one before, as the database had them at `fetchedAt`. */
   windowStart: number;
   current: number;
@@ -69,7 +82,7 @@ const AUTH_SQL = `WITH k AS (
        FROM k`;
 
 /** Adds `n` requests to a key's counter of one window (what this process counted without the database). */
-function addCount(deps: Deps, keyId: string, cls: RequestClass, windowStart: number, n: number): Promise<unknown> {
+function addCount(deps: Deps, keyId: string, cls: Budget, windowStart: number, n: number): Promise<unknown> {
   return deps.db.query(
     `INSERT INTO rate_counters (key_id, class, window_start, count) VALUES ($1, $2, $3, $4)
      ON CONFLICT (key_id, class, window_start) DO UPDATE SET count = rate_counters.count + $4`,
@@ -97,7 +110,8 @@ function startFlushing(deps: Deps, c: KeyCache, ttl: number): void {
 }
 
 /**
- * Authenticates the key and counts the request. The counters live in PostgreSQL, so the limit holds across every
+ * Authenticates the key and counts the request, in the budget of its class (`create` or `read`), or in the CLI's own
+ * (`cli`) when it says it comes from the CLI (budgetOf). The counters live in PostgreSQL, so the limit holds across every
  * API process. The window slides: the previous hour's count is weighted by how much of it still overlaps the last
  * 3600 s (the two-window approximation).
  *
@@ -110,7 +124,8 @@ function startFlushing(deps: Deps, c: KeyCache, ttl: number): void {
  * it, every request is looked up and counted in the database again). 0 turns the cache off: every request is looked
  * up and counted in the database.
  */
-export async function authenticate(deps: Deps, req: FastifyRequest, reply: FastifyReply, cls: RequestClass): Promise<void> {
+export async function authenticate(deps: Deps, req: FastifyRequest, reply: FastifyReply, requestClass: RequestClass): Promise<void> {
+  const cls = budgetOf(req, requestClass);
   const header = req.headers.authorization;
   const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
   if (!m) throw errors.unauthorized();
@@ -124,7 +139,7 @@ export async function authenticate(deps: Deps, req: FastifyRequest, reply: Fasti
   let k = cache?.keys.get(ck);
   let fromCache = false;
   const elapsed = (nowS - windowStart) / WINDOW_S;
-  const limitOf = (x: CachedKey) => x.settings.rate_limits?.[cls] ?? deps.config.rateLimits[cls];
+  const limitOf = (x: CachedKey) => x.settings.rate_limits?.[cls] ?? deps.config.rateLimits[cls] ?? DEFAULT_CLI_RATE_LIMIT;
   const usedBy = (x: CachedKey) => Math.floor((x.previous ?? 0) * (1 - elapsed)) + x.current + x.pending;
   // Near its limit a key is looked up and counted in the database at every request, so that a limit holds exactly
   // across processes where it matters: the cache serves a key only while more than a tenth of its limit (at least

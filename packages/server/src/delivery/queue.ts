@@ -121,7 +121,7 @@ export async function resendDeliveries(db: Queryable, key: { operator_id: string
   const latest = await db.query<{ endpoint_id: string | null; url: string; secret: string | null; pending: boolean }>(
     `SELECT DISTINCT ON (coalesce(endpoint_id, 'url:' || url)) endpoint_id, url, secret,
             bool_or(status = 'pending') OVER (PARTITION BY coalesce(endpoint_id, 'url:' || url)) AS pending
-       FROM deliveries WHERE operator_id = $1 AND event_id = $2
+       FROM deliveries WHERE operator_id = $1 AND event_id = $2 AND lane IS DISTINCT FROM 'cli' -- a listen's forwards are the CLI's, not the engine's
       ORDER BY coalesce(endpoint_id, 'url:' || url), created_at DESC, id DESC`,
     [key.operator_id, key.event_id],
   );
@@ -712,3 +712,105 @@ export async function pruneIdleLanes(db: Queryable, batch: number): Promise<numb
 
 /** A WHERE fragment for retention of events: the event `e` has no delivery left. */
 export const EVENT_HAS_NO_DELIVERY = `NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.operator_id = e.operator_id AND d.event_id = e.id)`;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Test clocks (sandbox only: payments/clock/clock.ts)
+
+/**
+ * A test clock's advance (POST /sandbox/clock/advance): the operator's pending deliveries of `env` come due `seconds`
+ * earlier, as if that much time had passed, in the caller's transaction:
+ * - `next_attempt_at` moves, so a retry due in 10 minutes is due now after a 10-minute advance; except a delivery in
+ *   flight (leased, its lease not run out at `now`: moving it would let another worker take it while it is being
+ *   sent) and one held by a 410 ({@link HELD}: it waits for its endpoint to be enabled, not for a time).
+ * - `created_at` moves for every pending one: the schedule's age limit counts from it (retry.ts nextStep), so expiries
+ *   come as early too, and a fifo lane keeps its order (all of its pending deliveries move alike).
+ * - An open circuit whose wait is not over at `now` (a payment URL's origin in `delivery_lanes`, a registered
+ *   endpoint's in `endpoints`) comes to its probe as early, and a rotated endpoint secret's grace period ends as early.
+ * Fairness is untouched: a lane's head is read from its deliveries at each claim (no lane row caches a due time),
+ * round robin (`served`) is a sequence, not a clock, and rate-limit buckets refill by the worker's clock. Signatures
+ * and body timestamps are the worker's own clock at each attempt: nothing here changes them. Every lock is taken with
+ * SKIP LOCKED, so the advance never waits on (or deadlocks with) a claim: a row a claim holds at that instant is being
+ * taken now anyway and is left as it is. Wakes sleeping workers after the commit when a due time moved.
+ */
+export async function advanceOperatorDeliveries(
+  tx: Queryable, operatorId: string, env: 'sandbox' | 'production', seconds: number, now: Date,
+): Promise<{ deliveries: number; circuits: number; secret_rotations: number }> {
+  const iv = `($3::double precision * interval '1 second')`;
+  const { rows } = await tx.query<{ deliveries: number; circuits: number; secret_rotations: number }>(
+    `WITH lanes AS (
+       UPDATE delivery_lanes l SET circuit_retry_at = l.circuit_retry_at - ${iv}
+         FROM (SELECT operator_id, lane FROM delivery_lanes
+                WHERE operator_id = $1 AND starts_with(lane, 'url:' || $2 || ':') AND circuit_state = 'open' AND circuit_retry_at > $4
+                  FOR UPDATE SKIP LOCKED) k
+        WHERE l.operator_id = k.operator_id AND l.lane = k.lane
+       RETURNING 1
+     ), eps AS (
+       UPDATE endpoints e
+          SET circuit_retry_at = CASE WHEN k.circuit THEN e.circuit_retry_at - ${iv} ELSE e.circuit_retry_at END,
+              previous_expires_at = CASE WHEN k.rotation THEN e.previous_expires_at - ${iv} ELSE e.previous_expires_at END
+         FROM (SELECT operator_id, id, coalesce(circuit_state = 'open' AND circuit_retry_at > $4, false) AS circuit,
+                      coalesce(previous_expires_at > $4, false) AS rotation
+                 FROM endpoints
+                WHERE operator_id = $1 AND environment = $2 AND deleted_at IS NULL
+                  AND ((circuit_state = 'open' AND circuit_retry_at > $4) OR previous_expires_at > $4)
+                  FOR UPDATE SKIP LOCKED) k
+        WHERE e.operator_id = k.operator_id AND e.id = k.id
+       RETURNING k.circuit, k.rotation
+     ), moved AS (
+       UPDATE deliveries d
+          SET created_at = d.created_at - ${iv},
+              next_attempt_at = CASE WHEN k.due_moves THEN d.next_attempt_at - ${iv} ELSE d.next_attempt_at END
+         FROM (SELECT operator_id, id, (next_attempt_at < ${HELD_SQL} AND NOT (leased_by IS NOT NULL AND next_attempt_at > $4)) AS due_moves
+                 FROM deliveries
+                WHERE operator_id = $1 AND environment = $2 AND status = 'pending'
+                  FOR UPDATE SKIP LOCKED) k
+        WHERE d.operator_id = k.operator_id AND d.id = k.id
+       RETURNING k.due_moves
+     )
+     SELECT (SELECT count(*) FILTER (WHERE due_moves)::int FROM moved) AS deliveries,
+            (SELECT count(*)::int FROM lanes) + (SELECT count(*) FILTER (WHERE circuit)::int FROM eps) AS circuits,
+            (SELECT count(*) FILTER (WHERE rotation)::int FROM eps) AS secret_rotations`,
+    [operatorId, env, seconds, now],
+  );
+  const r = rows[0]!;
+  if (r.deliveries + r.circuits > 0) wakeAfterCommit(tx);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Attempts made outside the engine
+
+/**
+ * Records an attempt that something other than a worker made (`cashwire listen` forwarding an event to a developer's
+ * machine): one delivery of the event to `url` (endpoint_id NULL, the lane `lane`, e.g. 'cli'), written already ended
+ * (`succeeded` for a 2xx status, else `failed`) with its one attempt row, in one statement. Never pending, so no
+ * worker ever claims, retries or dead-letters it; GET /events/{id} shows it with its attempt. The event must be the
+ * operator's and of `environment`: otherwise nothing is written and null is returned. Idempotent on `id`: a repeat
+ * (the caller retrying after a lost answer) writes nothing and returns the delivery made first (`made: false`).
+ */
+export async function recordExternalAttempt(db: Queryable, a: {
+  operator_id: string; environment: string; event_id: string; id: string; lane: string; worker: string; url: string; format: Format;
+  payload_version: PayloadVersion; status_code: number | null; error_code: string | null; latency_ms: number; started_at: Date; ended_at: Date;
+}): Promise<{ id: string; status: 'succeeded' | 'failed'; made: boolean } | null> {
+  const status = a.status_code !== null && a.status_code >= 200 && a.status_code < 300 ? 'succeeded' : 'failed';
+  const { rows } = await db.query<{ id: string; status: 'succeeded' | 'failed'; made: boolean }>(
+    `WITH d AS (
+       INSERT INTO deliveries (operator_id, id, environment, event_id, endpoint_id, lane, url, format, payload_version, secret, schedule, status, attempts,
+                               next_attempt_at, last_status, last_error, created_at, completed_at)
+       SELECT ev.operator_id, $2, ev.environment, ev.id, NULL, $4, $5, $6, $7, NULL, NULL, $8, 1, $12, $9, $10, $11, $12
+         FROM events ev WHERE ev.operator_id = $1 AND ev.id = $3 AND ev.environment = $13
+       ON CONFLICT DO NOTHING
+       RETURNING operator_id, id, status
+     ), att AS (
+       INSERT INTO delivery_attempts (operator_id, delivery_id, attempt, worker, started_at, latency_ms, status_code, error_code, response_excerpt, outcome)
+       SELECT operator_id, id, 1, $14, $11, $15, $9, $10, NULL, $8 FROM d
+     )
+     SELECT id, status, true AS made FROM d
+     UNION ALL
+     SELECT x.id, x.status, false FROM deliveries x
+      WHERE x.operator_id = $1 AND x.id = $2 AND x.event_id = $3 AND x.environment = $13 AND x.lane = $4 AND NOT EXISTS (SELECT 1 FROM d)`,
+    [a.operator_id, a.id, a.event_id, a.lane, a.url, a.format, a.payload_version, status, a.status_code, a.error_code, a.started_at, a.ended_at,
+      a.environment, a.worker, a.latency_ms],
+  );
+  return rows[0] ? { id: rows[0].id, status: rows[0].status, made: rows[0].made } : null;
+}

@@ -320,7 +320,13 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     if (step.kind === 'succeeded') stats.succeeded++;
     deps.metrics?.deliveries.inc({ outcome: step.kind });
     deps.metrics?.attemptSeconds.observe({ result: resultClass(out.status) }, out.latencyMs / 1000);
-    if (step.kind !== 'succeeded') log.debug({ delivery: d.id, event: d.event.id, status: out.status, error: out.errorCode, next: step.kind }, 'attempt failed');
+    // One info line per failed attempt, readable as it is in a terminal: what, where, why, and what happens next.
+    if (step.kind !== 'succeeded') {
+      log.info(
+        { delivery: d.id, event: d.event.id, type: d.event.type, host: URL.canParse(d.url) ? new URL(d.url).host : d.url.slice(0, 100), status: out.status, error: out.errorCode, attempt: d.attempts, next: step.kind, ...(step.kind === 'retry' ? { retry_at: step.at.toISOString() } : {}) },
+        `attempt ${d.attempts} of ${d.event.type} ${d.id} to ${URL.canParse(d.url) ? new URL(d.url).host : '(invalid url)'} failed: ${out.status ?? out.errorCode ?? 'no answer'}; ${step.kind === 'retry' ? `next retry at ${step.at.toISOString()}` : step.kind === 'held' ? 'held (410 Gone)' : 'no more retries'}`,
+      );
+    }
     const written: Written = {
       claimed: d,
       completion: {

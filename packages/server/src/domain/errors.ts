@@ -61,6 +61,9 @@ export const ERROR_CATALOG = {
   // Limit requests (payments/users/limits.ts)
   limit_not_higher: c(400, "requested_daily_limit must be more than the user's daily limit in force"),
   invalid_partial_limit: c(400, 'a partial approval must be less than the daily limit the user asked for'),
+  // Test clocks (payments/clock/clock.ts)
+  invalid_duration: c(400, 'duration must be whole seconds ("90") or units like "90s", "2m", "1h", "1d", "1h30m", from 1 second to 365 days'),
+  seconds_or_duration: c(400, 'send exactly one of seconds or duration'),
   // 401
   unauthorized: c(401, 'missing or invalid API key: send Authorization: Bearer <key>'),
   unknown_public_key: c(401, 'no merchant has this publicKey'),

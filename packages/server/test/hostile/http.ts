@@ -80,6 +80,12 @@ export function send(base: string, r: RawRequest, opts: { timeoutMs?: number; st
     let answered = false;
     req.on('response', (res) => {
       answered = true;
+      // A server-sent events stream (GET /events/stream) stays open by design: its answer is its status and headers.
+      // The connection is closed then (done destroys it), which ends the stream on the server.
+      if (/^text\/event-stream/i.test(String(res.headers['content-type'] ?? ''))) {
+        done({ ok: true, res: finish(res.statusCode ?? 0, res.headers, [], started) });
+        return;
+      }
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {

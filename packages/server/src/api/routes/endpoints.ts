@@ -48,7 +48,10 @@ const Schedule = Type.Object({
 export const SettingsBody = Type.Object({
   payload_version: Type.Optional(PayloadVersion),
   retry_schedules: Type.Optional(Type.Object({ sandbox: Type.Optional(Schedule), production: Type.Optional(Schedule), sendcash: Type.Optional(Schedule) })),
-  rate_limits: Type.Optional(Type.Object({ create: Type.Optional(Type.Integer({ minimum: 1 })), read: Type.Optional(Type.Integer({ minimum: 1 })) })),
+  rate_limits: Type.Optional(Type.Object({
+    create: Type.Optional(Type.Integer({ minimum: 1 })), read: Type.Optional(Type.Integer({ minimum: 1 })),
+    cli: Type.Optional(Type.Integer({ minimum: 1, description: 'requests of the CLI (X-Cashwire-Client: cli) per key per sliding hour, a budget of their own; default 1000' })),
+  })),
   limits: Type.Optional(Type.Object({
     daily_cash_in: Type.Optional(Type.Integer({ minimum: 0 })), daily_cash_out: Type.Optional(Type.Integer({ minimum: 0 })),
     monthly_cash_in: Type.Optional(Type.Integer({ minimum: 0 })), monthly_cash_out: Type.Optional(Type.Integer({ minimum: 0 })),

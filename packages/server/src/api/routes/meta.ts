@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { constantTimeEqual } from '@cashwire/webhooks';
+import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
 import { readiness, type Readiness } from '../../delivery/heartbeat.js';
@@ -9,6 +10,66 @@ import { getEvent, listEvents, resendEvent } from '../../payments/events/events.
 import { authenticate } from '../auth.js';
 import { DomainError, errorBody, errors } from '../errors.js';
 import { EventsQuery, IdParams } from '../schemas.js';
+import { esc } from './hosted-brand.js';
+
+/** Where the API reference is served (README: "The API"). */
+export const DOCS_PATH = '/docs';
+
+/**
+ * The API reference's page and assets (Swagger UI, from @fastify/swagger-ui's own files): everything from this
+ * server, nothing from a CDN, so it works offline. Swagger UI sets inline styles, hence style-src 'unsafe-inline'.
+ */
+const DOCS_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'";
+
+/** The landing page's look: that of the hosted pages (routes/pay.ts), wider. */
+const HOME_STYLE = `
+ *{box-sizing:border-box}
+ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f4f6fb;margin:0;display:flex;justify-content:center;padding:48px 16px;color:#14213d}
+ main{background:#fff;border-radius:12px;box-shadow:0 2px 12px #0001;max-width:720px;width:100%;padding:28px}
+ h1{font-size:1.3rem;margin:0 0 4px} h2{font-size:1rem;margin:24px 0 8px} p{margin:8px 0 0} .muted{color:#5c677d;font-size:.9rem}
+ ul{margin:8px 0 0;padding-left:20px} li{margin:4px 0} a{color:#1d4ed8} code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85em}
+ pre{background:#f4f6fb;border-radius:8px;padding:12px;overflow-x:auto;font-size:.8rem;line-height:1.5;margin:8px 0 0}
+ .soon{color:#5c677d}`;
+
+/** GET /: what a newcomer who opens http://localhost:4000 needs (links, and the first commands of the README). */
+function homePage(base: string): string {
+  const b = esc(base);
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Cashwire</title><style>${HOME_STYLE}</style></head>
+<body><main>
+ <h1>Cashwire</h1>
+ <p class="muted">A self-hostable, Push Cash-compatible payments API with webhook delivery. This server is running.</p>
+ <h2>Links</h2>
+ <ul>
+  <li><a href="${DOCS_PATH}" data-testid="docs">API reference</a> (rendered from <a href="/openapi.json">/openapi.json</a>, the OpenAPI 3.1 document)</li>
+  <li><a href="/healthz">/healthz</a>: the database answers · <a href="/readyz">/readyz</a>: deliveries are flowing</li>
+  <li><a href="/metrics">/metrics</a>: Prometheus metrics (a bearer token only when <code>CASHWIRE_METRICS_TOKEN</code> is set)</li>
+  <li class="soon" data-testid="dashboard">Dashboard: coming</li>
+ </ul>
+ <h2>Quick start</h2>
+ <p>With the sandbox key <code>npm start</code> printed (lost it? <code>npx cashwire operator list</code>, then <code>npx cashwire key create &lt;operator id&gt;</code>):</p>
+ <pre>export CW=${b} KEY=&lt;your sandbox key&gt;
+
+# 1. Check the key: answers the operator's name.
+curl -s -X POST $CW/keys/verify -H "Authorization: Bearer $KEY"
+
+# 2. Register a user.
+curl -s -X POST $CW/user -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '{
+  "name": {"first": "Ada", "last": "Lovelace"}, "email": "ada@example.com", "phone_number": "+12125550123",
+  "address": {"address_line_1": "1 Main St", "locality": "Albany", "administrative_area": "NY", "postal_code": "12207", "country": "US"},
+  "date_of_birth": "1990-12-10", "government_id": {"type": "drivers_license", "last4": "1234", "state": "NY"},
+  "identity_verified": true}'
+
+# 3. Create a deposit intent for that user, and open its url to approve it.
+curl -s -X POST $CW/intent -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
+  -d '{"direction": "cash_in", "user_id": "user_…", "amount": 5000, "currency": "USD"}'
+
+# 4. Every state change is an event.
+curl -s "$CW/events" -H "Authorization: Bearer $KEY"</pre>
+ <p class="muted">The README's walkthrough goes on from here (webhooks, endpoints, the CLI, local webhook development).</p>
+</main></body></html>`;
+}
 
 let script: Promise<string | undefined> | undefined;
 function buttonScript(): Promise<string | undefined> {
@@ -23,6 +84,29 @@ function buttonScript(): Promise<string | undefined> {
 }
 
 export const metaRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
+  // The landing page. Every other unknown path still answers the JSON 404 (route_not_found).
+  app.get('/', { schema: { hide: true } }, async (_req, reply) => {
+    return reply
+      .type('text/html; charset=utf-8')
+      .header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+      .header('X-Content-Type-Options', 'nosniff')
+      .send(homePage(deps.config.publicUrl));
+  });
+
+  // The API reference: Swagger UI over the OpenAPI document (its /docs/json is the document /openapi.json serves).
+  await app.register(swaggerUi, {
+    routePrefix: DOCS_PATH,
+    staticCSP: DOCS_CSP,
+    theme: { title: 'Cashwire API reference' },
+    uiConfig: { docExpansion: 'list', deepLinking: true, tryItOutEnabled: false },
+    uiHooks: {
+      // Swagger UI's own redirect of /docs/static/index.html keeps a query string and then points at itself (a loop).
+      onRequest: async (req, reply) => {
+        if (req.url.split('?')[0] === `${DOCS_PATH}/static/index.html`) return reply.redirect(`${DOCS_PATH}/`);
+      },
+    },
+  });
+
   app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
     try {
       await deps.db.query('SELECT 1');

@@ -1,6 +1,7 @@
 import { DEFAULT_PAYLOAD_VERSION } from '@cashwire/webhooks';
 import { checkBranding, effectiveBranding, type Branding, type BrandingSettings } from '../../domain/branding.js';
 import { DEFAULT_SCHEDULES } from '../../domain/retry.js';
+import { DEFAULT_CLI_RATE_LIMIT } from '../../api/auth.js';
 import { errors } from '../../domain/errors.js';
 import type { OperatorSettings } from '../../store/rows.js';
 import type { Caller, Deps } from '../context.js';
@@ -13,7 +14,7 @@ export function effectiveSettings(deps: Deps, settings: OperatorSettings, operat
     retry_schedules: Object.fromEntries(
       Object.entries(DEFAULT_SCHEDULES).map(([name, s]) => [name, { ...s, ...(settings.retry_schedules?.[name as keyof typeof DEFAULT_SCHEDULES] ?? {}) }]),
     ),
-    rate_limits: { ...deps.config.rateLimits, ...(settings.rate_limits ?? {}) },
+    rate_limits: { cli: DEFAULT_CLI_RATE_LIMIT, ...deps.config.rateLimits, ...(settings.rate_limits ?? {}) },
     limits: userLimits({ settings } as Caller),
     allowed_origins: settings.allowed_origins ?? null,
     apple_pay: { merchant_identifiers: settings.apple_pay?.merchant_identifiers ?? [], total_label: settings.apple_pay?.total_label ?? null,
