@@ -30,6 +30,8 @@ export interface Remote {
   readonly apiUrl: string;
   /** JSON in, JSON out; a non-2xx answer throws a RemoteError with the API's error code and message. */
   request<T = any>(method: string, path: string, body?: unknown): Promise<T>;
+  /** JSON in, status and JSON out, whatever the status (a declined authorization or refund answers 401 with a body). */
+  call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
   /** The raw response (for streams). */
   fetch(path: string, init?: RequestInit): Promise<Response>;
 }
@@ -48,24 +50,32 @@ export function remote(o: RemoteOptions): Remote {
       throw new Error(`cannot reach Cashwire at ${apiUrl}: ${(err as Error).message} (is it running? --api-url / CASHWIRE_API_URL)`, { cause: err });
     }
   };
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await doFetch(path, {
+      method,
+      ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+    });
+    const text = await res.text();
+    let json: any = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.status, body: json, text };
+  };
   return {
     apiUrl,
     fetch: doFetch,
+    call: async (method, path, body) => {
+      const { status, body: json } = await call(method, path, body);
+      return { status, body: json };
+    },
     async request(method, path, body) {
-      const res = await doFetch(path, {
-        method,
-        ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
-      });
-      const text = await res.text();
-      let json: any = null;
-      try {
-        json = text ? JSON.parse(text) : null;
-      } catch {
-        /* not JSON */
-      }
-      if (!res.ok) {
+      const { status, body: json, text } = await call(method, path, body);
+      if (status < 200 || status > 299) {
         const e = json?.error;
-        throw new RemoteError(res.status, e?.code ?? `http_${res.status}`, e?.message ?? (text.slice(0, 200) || `HTTP ${res.status}`));
+        throw new RemoteError(status, e?.code ?? `http_${status}`, e?.message ?? (text.slice(0, 200) || `HTTP ${status}`));
       }
       return json;
     },

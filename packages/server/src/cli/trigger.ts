@@ -42,19 +42,8 @@ const DEMO_TAG = 'cli-trigger';
 // HTTP helpers
 
 /** A request whose non-2xx answer is a result, not an error (a declined authorization or refund answers 401 with a body). */
-async function call(r: Remote, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await r.fetch(path, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
-  });
-  const text = await res.text();
-  let json: any = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, body: json };
+function call(r: Remote, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  return r.call(method, path, body);
 }
 
 /** `call`, where anything but one of `ok` is the API's error. */
