@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, newOperator, newUser, payThroughPage, startTestServer, type Api, type TestServer } from './helpers.js';
+import { createKey, ensureSandboxOperator } from '../src/payments/operators/operators.js';
 
 let s: TestServer;
 
@@ -343,5 +344,33 @@ describe('GET /intent/list filters', () => {
     const bad = await api.get('/intent/list?status[]=settled');
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('invalid_value');
+  });
+});
+
+describe('the first start\'s sandbox operator', () => {
+  it('has its accounts: a deposit settles and refunds (an operator made without accounts gets them on first use)', async () => {
+    const t = await startTestServer();
+    try {
+      // What `cashwire start` makes on a new database, and an operator row made by hand with no accounts at all.
+      const first = await ensureSandboxOperator({ db: t.running.deps.db, clock: t.clock, ids: t.running.deps.ids });
+      const api = client(t.url, first.key!);
+      expect((await accounts(api, '?type=settlement'))).toHaveLength(1);
+      const user = await newUser(api);
+      const token = (await api.post('/token', { user_id: user, type: 'card_only' })).body.token;
+      const i = await api.post('/authorize', { amount: 1500, currency: 'USD', direction: 'cash_in', token });
+      expect((await api.post('/simulate/settlement', { intent_id: i.body.id })).status).toBe(200);
+      expect((await api.post('/refund', { intent_id: i.body.id })).status).toBe(200);
+
+      await t.running.deps.db.query("INSERT INTO operators (id, name, settings, created_at) VALUES ('op_bare', 'Bare', '{}', now())");
+      const bare = await createKey({ db: t.running.deps.db, clock: t.clock, ids: t.running.deps.ids }, 'op_bare', 'sandbox', null);
+      const b = client(t.url, bare.key);
+      const bu = await newUser(b);
+      const bt = (await b.post('/token', { user_id: bu, type: 'card_only' })).body.token;
+      const bi = await b.post('/authorize', { amount: 900, currency: 'USD', direction: 'cash_in', token: bt });
+      expect((await b.post('/simulate/settlement', { intent_id: bi.body.id })).status).toBe(200);
+      expect((await accounts(b)).map((a) => a.type).sort()).toEqual(['dispute', 'settlement']);
+    } finally {
+      await t.stop();
+    }
   });
 });

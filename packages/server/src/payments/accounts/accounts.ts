@@ -26,24 +26,34 @@ export interface AccountRow {
 interface Owner { operator_id: string; environment: Environment }
 
 /** A new operator's accounts: one settlement and one dispute account in each environment. */
-export async function createDefaultAccounts(deps: Pick<Deps, 'db' | 'ids' | 'clock'>, q: Queryable, operatorId: string): Promise<void> {
-  const rows: unknown[][] = [];
-  for (const environment of ['sandbox', 'production'] as const) {
-    rows.push([deps.ids.next('account_'), environment, 'settlement', 'Settlement'], [deps.ids.next('account_'), environment, 'dispute', 'Disputes']);
-  }
+/**
+ * An operator's default accounts: one settlement and one dispute account in each environment. Their ids are derived
+ * from the operator (as migration 011 made them for the operators it found), so making them again, or two processes
+ * making them at once, makes nothing more.
+ */
+export async function createDefaultAccounts(q: Queryable, operatorId: string): Promise<void> {
+  // Dated as the operator: they are its from the start.
   await q.query(
     `INSERT INTO accounts (operator_id, environment, id, type, name, created_at)
-     SELECT $1, env, id, type, name, $2 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS u(id, env, type, name)`,
-    [operatorId, deps.clock.now(), rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])],
+     SELECT o.id, e.env, 'account_' || substr(md5(o.id || ':' || e.env || ':' || t.type), 1, 22), t.type,
+            CASE t.type WHEN 'settlement' THEN 'Settlement' ELSE 'Disputes' END, o.created_at
+       FROM operators o CROSS JOIN (VALUES ('sandbox'), ('production')) AS e(env) CROSS JOIN (VALUES ('settlement'), ('dispute')) AS t(type)
+      WHERE o.id = $1
+     ON CONFLICT (operator_id, id) DO NOTHING`,
+    [operatorId],
   );
 }
 
+/** The owner's accounts (of a type), oldest first. An operator made without its accounts gets them now, once. */
 export async function accountsOf(q: Queryable, owner: Owner, type?: AccountType): Promise<AccountRow[]> {
-  const { rows } = await q.query<AccountRow>(
+  const read = () => q.query<AccountRow>(
     `SELECT * FROM accounts WHERE operator_id = $1 AND environment = $2 AND ($3::text IS NULL OR type = $3) ORDER BY created_at, type DESC, id`,
     [owner.operator_id, owner.environment, type ?? null],
   );
-  return rows;
+  const { rows } = await read();
+  if (rows.length > 0) return rows;
+  await createDefaultAccounts(q, owner.operator_id);
+  return (await read()).rows;
 }
 
 /**
@@ -165,6 +175,6 @@ export async function refundAccountOf(q: Queryable, i: { operator_id: string; en
       LIMIT 1`,
     [i.operator_id, i.environment, i.id, i.account_id],
   );
-  if (!rows[0]) throw errors.notFound('account', i.account_id ?? 'settlement');
+  if (!rows[0]) return resolveAccount(q, i, 'settlement'); // none yet: the default, made now
   return rows[0];
 }

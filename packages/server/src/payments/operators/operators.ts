@@ -18,7 +18,7 @@ interface Ctx { db: Db; clock: Clock; ids: IdGenerator }
 export async function createOperator(ctx: Ctx, name: string, settings: OperatorSettings = {}) {
   const id = ctx.ids.next('op_');
   await ctx.db.query('INSERT INTO operators (id, name, settings, created_at) VALUES ($1, $2, $3, $4)', [id, name, JSON.stringify(settings), ctx.clock.now()]);
-  await createDefaultAccounts({ ...ctx }, ctx.db, id);
+  await createDefaultAccounts(ctx.db, id);
   const sandbox = await createKey(ctx, id, 'sandbox', 'default');
   const production = await createKey(ctx, id, 'production', 'default');
   return { id, name, sandbox_key: sandbox.key, production_key: production.key };
@@ -71,6 +71,7 @@ export async function ensureSandboxOperator(ctx: Ctx, fixedKey?: string): Promis
   }
   const id = ctx.ids.next('op_');
   await ctx.db.query('INSERT INTO operators (id, name, settings, created_at) VALUES ($1, $2, $3, $4)', [id, 'Sandbox Operator', '{}', ctx.clock.now()]);
+  await createDefaultAccounts(ctx.db, id);
   const key = await createKey(ctx, id, 'sandbox', 'first start', fixedKey ?? newRawKey('sandbox'));
   return { operatorId: id, key: key.key, created: true };
 }
