@@ -58,9 +58,21 @@ import { inFlight, send, type Outcome, type RawRequest, type RawResponse } from 
  *   GET  /widget/ (and /widget)  403     an HTML page (text/html): "This payment form has expired"         also accepted
  *   GET  /docs/static/index.html 302     a redirect to the API reference, /docs/ (Swagger UI's own route)  -
  *   HEAD /docs/                  4xx     no body: a HEAD answer has none (the GET twin is /docs's)        also accepted
+ *   GET  /dashboard              303     a redirect to /dashboard/events, no body                          -
+ *   GET  /dashboard/events       303     without a session: a redirect to /dashboard/sign-in, no body      -
+ *                                400     signed in, a made-up cursor: an HTML page                         also accepted
+ *   GET  /dashboard/events/:id   303     without a session: a redirect to /dashboard/sign-in, no body      -
+ *                                404     signed in, no such event here: an HTML page                       also accepted
+ *   POST /dashboard/sign-in      401,403 an HTML page: the form with its error; another Origin's POST      also accepted
+ *   POST /dashboard/sign-out     303     a redirect to /dashboard/sign-in (without a session, or done)     -
+ *                                403     an HTML page: no or a wrong CSRF token, or another Origin         also accepted
+ *   POST /dashboard/events/:id/resend  303 a redirect: to /dashboard/sign-in without a session            -
+ *                                403,404 an HTML page (CSRF or Origin refused; no such event)              also accepted
  *   (the HTTP layer, any path)   431,400 the error shape, also on /graphql (see below)                     required
  * The HTML pages answer as HTML only the 404 (403) of their handler (routes/pay.ts, sendcash.ts, native.ts); a param or
- * query that fails their schema goes through the app's error handler, as JSON. The decision POSTs are JSON.
+ * query that fails their schema goes through the app's error handler, as JSON. The dashboard (routes/dashboard.ts) is a
+ * browser's: its answers are HTML pages and redirects (303), never the error shape, except the app's own errors
+ * (body too large, a bad JSON body) that come before its handlers. The decision POSTs are JSON.
  * The HTTP layer answers before any route is chosen (a 431, or HTTP it cannot parse: an unknown method, a bad
  * Content-Length, no Host): there the error shape is accepted on every path, /graphql's too.
  * 2xx answers are not checked for shape. An exception applies to the route that answers: same URL, the method sent.
@@ -86,6 +98,17 @@ const EXCEPTIONS: Exception[] = [
   { route: 'GET /docs/static/index.html', status: (s) => s === 302, answer: 'a redirect to /docs/', errorShapeAccepted: false, accepts: (r) => r.headers.location === '/docs/' && r.body.length === 0 },
   // Fastify adds HEAD /docs/ for the trailing-slash form of GET /docs; an answer to HEAD has no body to be in the error shape.
   { route: 'HEAD /docs/', status: is4xx, answer: 'no body (HEAD)', errorShapeAccepted: true, accepts: (r) => r.body.length === 0 },
+  // The dashboard (routes/dashboard.ts): a browser's pages, so redirects and HTML pages, never the error shape.
+  { route: 'GET /dashboard', status: (s) => s === 303, answer: 'a redirect to /dashboard/events', errorShapeAccepted: false, accepts: redirectTo('/dashboard/events') },
+  { route: 'GET /dashboard/events', status: (s) => s === 303, answer: 'a redirect to the sign-in', errorShapeAccepted: false, accepts: redirectTo('/dashboard/sign-in') },
+  { route: 'GET /dashboard/events', status: (s) => s === 400, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
+  { route: 'GET /dashboard/events/:id', status: (s) => s === 303, answer: 'a redirect to the sign-in', errorShapeAccepted: false, accepts: redirectTo('/dashboard/sign-in') },
+  { route: 'GET /dashboard/events/:id', status: (s) => s === 404, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
+  { route: 'POST /dashboard/sign-in', status: (s) => s === 401 || s === 403, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
+  { route: 'POST /dashboard/sign-out', status: (s) => s === 303, answer: 'a redirect to the sign-in', errorShapeAccepted: false, accepts: redirectTo('/dashboard/sign-in') },
+  { route: 'POST /dashboard/sign-out', status: (s) => s === 403, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
+  { route: 'POST /dashboard/events/:id/resend', status: (s) => s === 303, answer: 'a redirect to the sign-in', errorShapeAccepted: false, accepts: redirectTo('/dashboard/sign-in') },
+  { route: 'POST /dashboard/events/:id/resend', status: (s) => s === 403 || s === 404, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
 ];
 
 const SEED = Number(process.env.CASHWIRE_FUZZ_SEED ?? 20261201);
@@ -101,6 +124,7 @@ function is4xx(s: number) { return s >= 400 && s < 500; }
 function isObj(v: unknown): v is Record<string, any> { return !!v && typeof v === 'object' && !Array.isArray(v); }
 function declinedIntent(r: RawResponse): boolean { return isObj(r.json) && typeof r.json.id === 'string' && r.json.status === 'declined'; }
 function declinedRefund(r: RawResponse): boolean { return isObj(r.json) && typeof r.json.id === 'string' && r.json.id.startsWith('refund_') && r.json.status === 'declined'; }
+function redirectTo(location: string) { return (r: RawResponse): boolean => r.headers.location === location && r.body.length === 0; }
 function htmlPage(r: RawResponse): boolean { return /^text\/html/i.test(String(r.headers['content-type'] ?? '')) && /^\s*<!doctype html>/i.test(r.text); }
 function graphqlErrors(r: RawResponse): boolean {
   return /^application\/(graphql-response\+)?json/i.test(String(r.headers['content-type'] ?? '')) && isObj(r.json) && Array.isArray(r.json.errors) && r.json.errors.length > 0

@@ -15,6 +15,7 @@ import { disputeRoutes } from './routes/disputes.js';
 import { moneyRoutes } from './routes/money.js';
 import { clockRoutes } from './routes/clock.js';
 import { cliRoutes } from './routes/cli.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { graphqlRoutes } from './graphql.js';
 import { instrumentFastify } from '../telemetry.js';
 
@@ -246,6 +247,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(moneyRoutes(deps));
   await app.register(clockRoutes(deps));
   await app.register(cliRoutes(deps));
+  await app.register(dashboardRoutes(deps));
   await app.register(graphqlRoutes(deps, { pageSize: deps.config.graphqlPageSize, maxDepth: deps.config.graphqlMaxDepth }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
