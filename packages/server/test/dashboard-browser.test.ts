@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real headless Chromium, real clicks: sign in with a key, see an event in the list, filter by
  * type, open it, see its delivery's failed attempt (a real receiver answering 500), Resend, see the second attempt
- * succeed, sign out. Screenshots at 1280 and 390 px go to /tmp/dashboard-shots/.
+ * succeed, sign out. Then the endpoints page (create with the secret shown once, disable, enable) and the sandbox clock
+ * (advance, a retry coming due). Screenshots at 1280 and 390 px go to /tmp/dashboard-shots/.
  */
 import { mkdirSync } from 'node:fs';
 import type { BrowserContext, Page } from 'playwright-core';
@@ -127,6 +128,71 @@ describe('the dashboard in Chromium', () => {
     await page.waitForURL('**/dashboard/sign-in');
     await page.goto(`${s.url}/dashboard/events`);
     expect(new URL(page.url()).pathname).toBe('/dashboard/sign-in');
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('creates an endpoint and sees its secret once, disables and enables it, advances the clock', async () => {
+    const page = await browser.newPage();
+    const problems = watch(page);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${s.url}/dashboard/sign-in`);
+    await page.fill('#key', keys.sandbox);
+    await page.click('#sign-in');
+    await page.waitForURL('**/dashboard/events');
+    await page.click('#nav-endpoints');
+    await page.waitForURL('**/dashboard/endpoints');
+
+    await page.fill('#ep-url', `${rx.url}/endpoint-hook`);
+    await page.fill('#ep-events', 'intent.approved, intent.declined');
+    await page.selectOption('#ep-format', 'standard');
+    await page.click('#create-endpoint');
+    await page.waitForSelector('[data-testid=secret]');
+    const secret = (await page.textContent('[data-testid=secret]'))!;
+    expect(secret).toMatch(/^whsec_/);
+    expect(await page.textContent('[data-testid=notice]')).toContain('added');
+    const row = page.locator('[data-testid=endpoint-row]', { hasText: `${rx.url}/endpoint-hook` });
+    expect(await row.count()).toBe(1);
+    expect(await row.textContent()).toContain('intent.approved');
+    await shots(page, 'endpoints-created');
+    // Once: the list, loaded again, does not show it.
+    await page.click('#nav-endpoints');
+    await page.waitForURL('**/dashboard/endpoints');
+    expect(await page.locator('[data-testid=secret]').count()).toBe(0);
+    expect(await page.content()).not.toContain(secret);
+
+    await row.locator('[data-testid=disable]').click();
+    await page.waitForURL((u) => u.searchParams.get('done') === 'disabled');
+    expect(await row.locator('[data-testid=endpoint-status]').textContent()).toBe('disabled');
+    expect(await row.locator('[data-testid=disabled-reason]').textContent()).toContain('operator');
+    await shots(page, 'endpoints');
+    await row.locator('[data-testid=enable]').click();
+    await page.waitForURL((u) => u.searchParams.get('done') === 'enabled');
+    expect(await row.locator('[data-testid=endpoint-status]').textContent()).toBe('enabled');
+
+    // The clock: a payment whose webhook fails waits for its retry; advancing from the page makes it due.
+    const userId = await newUser(api);
+    rx.setResponder(() => ({ status: 500, body: 'down' }));
+    await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 700, webhook_url: `${rx.url}/clock-hook` });
+    const worker = harness.make();
+    const received = rx.received.length;
+    expect(await worker.tick()).toBeGreaterThan(0);
+    expect(rx.received.length).toBeGreaterThan(received);
+    expect(await worker.tick()).toBe(0); // the retry is not due yet
+    rx.setResponder(() => ({ status: 200, body: 'ok' }));
+    await page.click('#nav-clock');
+    await page.waitForURL('**/dashboard/clock');
+    const total = (await page.textContent('[data-testid=clock-total]'))!;
+    await page.fill('#duration', '1h');
+    await page.click('#advance');
+    await page.waitForSelector('[data-testid=advanced]');
+    expect(await page.textContent('[data-testid=advanced] h2')).toContain('Advanced by 1h');
+    expect(Number(await page.textContent('[data-testid=moved-deliveries]'))).toBeGreaterThan(0);
+    expect(await page.textContent('[data-testid=clock-total]')).not.toBe(total);
+    await shots(page, 'clock');
+    const n = rx.received.length;
+    expect(await worker.tick()).toBeGreaterThan(0);
+    expect(rx.received.length).toBeGreaterThan(n);
     expect(problems).toEqual([]);
     await page.close();
   });

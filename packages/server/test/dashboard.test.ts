@@ -1,6 +1,7 @@
 /**
  * The dashboard over HTTP (api/routes/dashboard.ts): sign-in with a good, a wrong and a revoked key, the cookie's
- * flags, CSRF, sign-out, and a production key not seeing sandbox events.
+ * flags, CSRF, sign-out, and a production key not seeing sandbox events; the endpoints page (the secret shown once,
+ * disable, enable, rotate) and the sandbox clock page.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { revokeKey } from '../src/payments/operators/operators.js';
@@ -186,5 +187,147 @@ describe('dashboard environments and filters', () => {
     expect(xss).not.toContain('<script>alert(1)</script>');
     expect(xss).toContain('&#60;script&#62;');
     expect((await get('/dashboard/events?cursor=abc', cookie)).status).toBe(400);
+  });
+});
+
+describe('dashboard endpoints', () => {
+  const secretOf = (html: string) => /<pre data-testid="secret">([^<]+)<\/pre>/.exec(html)?.[1];
+
+  it('create shows the secret once; the list never shows it; rotate shows the new one once', async () => {
+    const { cookie } = await signIn(keys.sandbox);
+    const list = await get('/dashboard/endpoints', cookie);
+    expect(list.status).toBe(200);
+    const csrf = csrfOf(await list.text());
+    const r = await post('/dashboard/endpoints', { csrf, url: 'http://127.0.0.1:9/dash-hook', events: 'intent.approved, intent.declined', format: 'standard' }, cookie);
+    expect(r.status).toBe(200);
+    const html = await r.text();
+    const secret = secretOf(html)!;
+    expect(secret).toMatch(/^whsec_/);
+    expect(html).toContain('shown this once');
+    const id = /Endpoint (ep_[A-Za-z0-9_]+) added/.exec(html)![1]!;
+    const api2 = await api.get(`/webhook/endpoints/${id}`);
+    expect(api2.body.events).toEqual(['intent.approved', 'intent.declined']);
+    expect(api2.body.format).toBe('standard');
+    const again = await (await get('/dashboard/endpoints', cookie)).text();
+    expect(again).toContain(id);
+    expect(again).toContain('http://127.0.0.1:9/dash-hook');
+    expect(again).not.toContain(secret);
+    expect(again).not.toContain('data-testid="secret"');
+
+    // Disable, enable: back to the list, the status says so.
+    const dis = await post(`/dashboard/endpoints/${id}/disable`, { csrf }, cookie);
+    expect(dis.status).toBe(303);
+    expect(dis.headers.get('location')).toBe('/dashboard/endpoints?done=disabled');
+    expect((await api.get(`/webhook/endpoints/${id}`)).body).toMatchObject({ status: 'disabled', disabled_reason: 'operator' });
+    expect(await (await get('/dashboard/endpoints?done=disabled', cookie)).text()).toContain('data-testid="disabled-reason">operator');
+    expect((await post(`/dashboard/endpoints/${id}/enable`, { csrf }, cookie)).status).toBe(303);
+    expect((await api.get(`/webhook/endpoints/${id}`)).body.status).toBe('enabled');
+
+    const rot = await post(`/dashboard/endpoints/${id}/rotate`, { csrf }, cookie);
+    expect(rot.status).toBe(200);
+    const rotHtml = await rot.text();
+    const rotated = secretOf(rotHtml)!;
+    expect(rotated).toMatch(/^whsec_/);
+    expect(rotated).not.toBe(secret);
+    expect((await api.get(`/webhook/endpoints/${id}/secret`)).body.secret).toBe(rotated);
+    const after = await (await get('/dashboard/endpoints', cookie)).text();
+    expect(after).not.toContain(rotated);
+    expect(after).not.toContain(secret);
+  });
+
+  it('a bad form is the page again with the error, escaped, and nothing made', async () => {
+    const { cookie } = await signIn(keys.sandbox);
+    const csrf = csrfOf(await (await get('/dashboard/endpoints', cookie)).text());
+    const before = (await api.get('/webhook/endpoints')).body.data.length;
+    for (const fields of [{ url: 'not a url', events: '*' }, { url: 'http://127.0.0.1:9/x', events: 'no.such"><b>' }, { url: 'http://127.0.0.1:9/x', events: ' , ' }, { url: 'http://127.0.0.1:9/x', events: '*', format: 'xml' }]) {
+      const r = await post('/dashboard/endpoints', { csrf, ...fields }, cookie);
+      expect(r.status).toBe(400);
+      const html = await r.text();
+      expect(html).toContain('data-testid="error"');
+      expect(html).not.toContain('<b>');
+      expect(html).not.toContain('data-testid="secret"');
+    }
+    expect((await api.get('/webhook/endpoints')).body.data.length).toBe(before);
+  });
+
+  it('refuses create, disable, rotate and advance without the CSRF token or from another origin', async () => {
+    const { cookie } = await signIn(keys.sandbox);
+    const made = await api.post('/webhook/endpoints', { url: 'http://127.0.0.1:9/csrf', events: ['*'] });
+    const id = made.body.id;
+    const csrf = csrfOf(await (await get('/dashboard/endpoints', cookie)).text());
+    const before = (await api.get('/webhook/endpoints')).body.data.length;
+    for (const fields of [{}, { csrf: 'wrong' }]) {
+      expect((await post('/dashboard/endpoints', { ...fields, url: 'http://127.0.0.1:9/y', events: '*' }, cookie)).status).toBe(403);
+      expect((await post(`/dashboard/endpoints/${id}/disable`, fields, cookie)).status).toBe(403);
+      const rot = await post(`/dashboard/endpoints/${id}/rotate`, fields, cookie);
+      expect(rot.status).toBe(403);
+      expect(await rot.text()).not.toContain('data-testid="secret"');
+      expect((await post('/dashboard/clock/advance', { ...fields, duration: '1h' }, cookie)).status).toBe(403);
+    }
+    expect((await post(`/dashboard/endpoints/${id}/disable`, { csrf }, cookie, { origin: 'https://evil.example' })).status).toBe(403);
+    expect((await api.get('/webhook/endpoints')).body.data.length).toBe(before);
+    expect((await api.get(`/webhook/endpoints/${id}`)).body.status).toBe('enabled');
+    expect((await api.get(`/webhook/endpoints/${id}/secret`)).body.secret).toBe(made.body.secret);
+    expect((await api.get('/sandbox/clock')).body.total_advanced_seconds).toBe(0);
+  });
+
+  it('a production key sees its own endpoints only, and cannot act on a sandbox one', async () => {
+    const sandboxEp = (await api.post('/webhook/endpoints', { url: 'http://127.0.0.1:9/sandbox-only', events: ['*'] })).body.id;
+    const prodApi = client(s.url, keys.production);
+    const prodEp = await prodApi.post('/webhook/endpoints', { url: 'https://93.184.216.34/prod-hook', events: ['*'] });
+    expect(prodEp.status).toBe(201);
+    const { cookie } = await signIn(keys.production);
+    const html = await (await get('/dashboard/endpoints', cookie)).text();
+    expect(html).toContain('PRODUCTION');
+    expect(html).toContain(prodEp.body.id);
+    expect(html).toContain('https://93.184.216.34/prod-hook');
+    expect(html).not.toContain(sandboxEp);
+    expect(html).not.toContain('127.0.0.1');
+    const csrf = csrfOf(html);
+    expect((await post(`/dashboard/endpoints/${sandboxEp}/disable`, { csrf }, cookie)).status).toBe(404);
+    expect((await post(`/dashboard/endpoints/${sandboxEp}/rotate`, { csrf }, cookie)).status).toBe(404);
+    expect((await api.get(`/webhook/endpoints/${sandboxEp}`)).body.status).toBe('enabled');
+    // A production endpoint must be https: the page says so.
+    const bad = await post('/dashboard/endpoints', { csrf, url: 'http://93.184.216.34/x', events: '*' }, cookie);
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain('https');
+  });
+});
+
+describe('dashboard sandbox clock', () => {
+  it('a production session sees a notice, and its advance is refused', async () => {
+    const { cookie } = await signIn(keys.production);
+    const page = await get('/dashboard/clock', cookie);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('data-testid="clock-notice"');
+    expect(html).not.toContain('id="advance"');
+    expect((await post('/dashboard/clock/advance', { csrf: csrfOf(html), duration: '1h' }, cookie)).status).toBe(403);
+  });
+
+  it('advancing from the page moves a due time and shows what moved', async () => {
+    const other = await newOperator(s, 'Clock Co');
+    const otherApi = client(s.url, other.sandbox);
+    const userId = await newUser(otherApi);
+    const { intent } = await payThroughPage(s, otherApi, { direction: 'cash_in', user_id: userId, amount: 500 });
+    const db = s.running.deps.db;
+    const settleAt = async () => (await db.query<{ settle_at: Date | null }>('SELECT settle_at FROM intents WHERE id = $1', [intent.id])).rows[0]!.settle_at;
+    const before = await settleAt();
+    expect(before).not.toBeNull();
+    const { cookie } = await signIn(other.sandbox);
+    const page = await (await get('/dashboard/clock', cookie)).text();
+    expect(page).toContain('data-testid="clock-total">0s');
+    const csrf = csrfOf(page);
+    const bad = await post('/dashboard/clock/advance', { csrf, duration: '2 weeks' }, cookie);
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain('not a duration');
+    const r = await post('/dashboard/clock/advance', { csrf, duration: '2m' }, cookie);
+    expect(r.status).toBe(200);
+    const html = await r.text();
+    expect(html).toContain('Advanced by 2m');
+    expect(html).toContain('data-testid="moved-settlements">1<');
+    expect(html).toContain('data-testid="clock-total">2m');
+    expect((await settleAt())!.getTime()).toBe(before!.getTime() - 120_000);
+    expect((await otherApi.get('/sandbox/clock')).body).toMatchObject({ total_advanced_seconds: 120, advances: 1 });
   });
 });

@@ -68,6 +68,15 @@ import { inFlight, send, type Outcome, type RawRequest, type RawResponse } from 
  *                                403     an HTML page: no or a wrong CSRF token, or another Origin         also accepted
  *   POST /dashboard/events/:id/resend  303 a redirect: to /dashboard/sign-in without a session            -
  *                                403,404 an HTML page (CSRF or Origin refused; no such event)              also accepted
+ *   GET  /dashboard/endpoints    303     without a session: a redirect to /dashboard/sign-in, no body      -
+ *   POST /dashboard/endpoints    303     without a session: a redirect to /dashboard/sign-in               -
+ *                                400,403 an HTML page (the form with its error; CSRF or Origin refused)    also accepted
+ *   POST /dashboard/endpoints/:id/{disable,enable,rotate}  303 a redirect: to the sign-in without a session, -
+ *                                        or (disable, enable) done, back to the list
+ *                                403,404 an HTML page (CSRF or Origin refused; no such endpoint)           also accepted
+ *   GET  /dashboard/clock        303     without a session: a redirect to /dashboard/sign-in, no body      -
+ *   POST /dashboard/clock/advance 303    without a session: a redirect to /dashboard/sign-in               -
+ *                                400,403 an HTML page (not a duration; CSRF, Origin or production refused) also accepted
  *   (the HTTP layer, any path)   431,400 the error shape, also on /graphql (see below)                     required
  * The HTML pages answer as HTML only the 404 (403) of their handler (routes/pay.ts, sendcash.ts, native.ts); a param or
  * query that fails their schema goes through the app's error handler, as JSON. The dashboard (routes/dashboard.ts) is a
@@ -109,6 +118,16 @@ const EXCEPTIONS: Exception[] = [
   { route: 'POST /dashboard/sign-out', status: (s) => s === 403, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
   { route: 'POST /dashboard/events/:id/resend', status: (s) => s === 303, answer: 'a redirect to the sign-in', errorShapeAccepted: false, accepts: redirectTo('/dashboard/sign-in') },
   { route: 'POST /dashboard/events/:id/resend', status: (s) => s === 403 || s === 404, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
+  { route: 'GET /dashboard/endpoints', status: (s) => s === 303, answer: 'a redirect to the sign-in', errorShapeAccepted: false, accepts: redirectTo('/dashboard/sign-in') },
+  { route: 'POST /dashboard/endpoints', status: (s) => s === 303, answer: 'a redirect to the sign-in', errorShapeAccepted: false, accepts: redirectTo('/dashboard/sign-in') },
+  { route: 'POST /dashboard/endpoints', status: (s) => s === 400 || s === 403, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
+  ...(['disable', 'enable', 'rotate'] as const).flatMap((a): Exception[] => [
+    { route: `POST /dashboard/endpoints/:id/${a}`, status: (s) => s === 303, answer: 'a redirect to the sign-in', errorShapeAccepted: false, accepts: redirectTo('/dashboard/sign-in') },
+    { route: `POST /dashboard/endpoints/:id/${a}`, status: (s) => s === 403 || s === 404, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
+  ]),
+  { route: 'GET /dashboard/clock', status: (s) => s === 303, answer: 'a redirect to the sign-in', errorShapeAccepted: false, accepts: redirectTo('/dashboard/sign-in') },
+  { route: 'POST /dashboard/clock/advance', status: (s) => s === 303, answer: 'a redirect to the sign-in', errorShapeAccepted: false, accepts: redirectTo('/dashboard/sign-in') },
+  { route: 'POST /dashboard/clock/advance', status: (s) => s === 400 || s === 403, answer: 'an HTML page', errorShapeAccepted: true, accepts: htmlPage },
 ];
 
 const SEED = Number(process.env.CASHWIRE_FUZZ_SEED ?? 20261201);

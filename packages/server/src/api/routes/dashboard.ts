@@ -14,12 +14,24 @@
  * Rate limits: the dashboard never calls authenticate() (api/auth.ts), so none of its requests is counted in the
  * key's `create`, `read` or `cli` budgets: an open tab cannot push the operator's backend into 429s. (A budget of its
  * own is still to come: issue 16.)
+ *
+ * Second slice: /dashboard/endpoints lists the session's endpoints (status and disabled reason, format, events,
+ * health) through delivery/endpoints.ts's services, the same the API's /webhook/endpoints routes call. Creating one
+ * (url, events comma-separated or `*`, format) and rotating a secret answer with a page (200, no redirect) that shows
+ * the new secret that one time: it is not kept anywhere for a later page, and the list never shows a secret (reveal on
+ * an explicit click is still to come). Disable and enable redirect back to the list. "Send a test event" is not here:
+ * no service for it exists yet. /dashboard/clock (sandbox only; a production session gets a notice, and its POST a 403
+ * page) shows the total advanced (clockState) and advances by a duration ("2m", parseDuration) through advanceClock,
+ * the service of POST /sandbox/clock/advance, and shows what moved.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constantTimeEqual } from '@cashwire/webhooks';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Caller, Deps } from '../../payments/context.js';
 import { getEvent, listEvents, resendEvent } from '../../payments/events/events.js';
+import { advanceClock, clockState, parseDuration, type ClockAdvance } from '../../payments/clock/clock.js';
+import { createEndpoint, listEndpoints, rotateSecret, setEnabled } from '../../delivery/endpoints.js';
+import { errors } from '../../domain/errors.js';
 import { hashKey } from '../../payments/operators/operators.js';
 import type { OperatorSettings } from '../../store/rows.js';
 import { DomainError, httpStatus } from '../errors.js';
@@ -30,6 +42,9 @@ const SESSION_MS = 12 * 3600 * 1000;
 const PAGE_SIZE = 50;
 const DELIVERY_STATUSES = ['pending', 'succeeded', 'failed', 'expired', 'dead'] as const;
 const HIDE = { schema: { hide: true } } as const;
+/** The only form fields the dashboard reads; any other is dropped by the parser. */
+const FORM_FIELDS = new Set(['key', 'csrf', 'url', 'events', 'format', 'duration']);
+const FORMATS = ['pushcash', 'standard', 'sendcash'] as const;
 
 interface Session { caller: Caller; csrf: string; idHash: Buffer }
 
@@ -56,17 +71,17 @@ const STYLE = `
  th,td{padding:8px 6px;border-bottom:1px solid #eef1f6;vertical-align:top} tr:last-child td{border-bottom:0}
  code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85rem}
  pre{background:#f6f8fc;border:1px solid #e3e7ef;border-radius:8px;padding:12px;overflow:auto;max-height:480px;white-space:pre-wrap;word-break:break-all}
- .status{display:inline-block;border-radius:4px;padding:1px 6px;font-size:.8rem;font-weight:600;background:#eef1f6}
+ .status{display:inline-block;border-radius:4px;padding:1px 6px;font-size:.8rem;font-weight:600;background:#eef1f6;white-space:nowrap}
  .status.succeeded{background:#dcfce7;color:#166534} .status.failed,.status.dead,.status.expired{background:#fee2e2;color:#991b1b}
  .status.pending{background:#fff3cd;color:#7a5a00}
  .row{display:flex;gap:12px;align-items:center;flex-wrap:wrap;justify-content:space-between}
  dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0} dt{color:#5c677d;font-size:.85rem} dd{margin:0}
- .pager{margin-top:12px}
+ .pager{margin-top:12px} .nw{white-space:nowrap}
  @media (max-width:640px){
   .wrap{padding:12px 8px} .card{padding:14px}
   table.stack thead{display:none} table.stack tr{display:block;border-bottom:1px solid #eef1f6;padding:6px 0}
   table.stack td{display:flex;gap:8px;border:0;padding:3px 4px} table.stack td::before{content:attr(data-label);color:#5c677d;font-size:.8rem;min-width:80px}
-  dl{grid-template-columns:1fr} dd{margin-bottom:6px}
+  dl{grid-template-columns:1fr} dd{margin-bottom:6px} .filters{grid-template-columns:1fr}
  }`;
 
 const CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -86,7 +101,7 @@ function layout(title: string, body: string, s?: Session): string {
   const head = s
     ? `<header><a class="brand" href="/dashboard/events">Cashwire</a>
  <span class="env ${esc(s.caller.environment)}" data-testid="environment">${esc(s.caller.environment.toUpperCase())}</span>
- <nav><a href="/dashboard/events">Events</a></nav>
+ <nav><a href="/dashboard/events">Events</a> · <a href="/dashboard/endpoints" id="nav-endpoints">Endpoints</a> · <a href="/dashboard/clock" id="nav-clock">Clock</a></nav>
  <span class="who">${esc(s.caller.operatorName)}</span>
  <form method="post" action="/dashboard/sign-out"><input type="hidden" name="csrf" value="${esc(s.csrf)}"><button type="submit" id="sign-out">Sign out</button></form>
 </header>`
@@ -193,7 +208,7 @@ export function dashboardRoutes(deps: Deps): FastifyPluginAsync {
     app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 16 * 1024 }, (_req, body, done) => {
       const out: Record<string, string> = {};
       for (const [k, v] of new URLSearchParams(body as string)) {
-        if ((k === 'key' || k === 'csrf') && !(k in out)) out[k] = v.replace(/\u0000/g, '');
+        if (FORM_FIELDS.has(k) && !(k in out)) out[k] = v.replace(/\u0000/g, '');
       }
       done(null, out);
     });
@@ -334,6 +349,174 @@ export function dashboardRoutes(deps: Deps): FastifyPluginAsync {
         throw e;
       }
       return reply.status(303).header('location', `${back}?resent=1`).send();
+    });
+    // ---- Endpoints ----------------------------------------------------------------------------------------------
+
+    type Ep = Awaited<ReturnType<typeof listEndpoints>>['data'][number];
+    const hidden = (s: Session) => `<input type="hidden" name="csrf" value="${esc(s.csrf)}">`;
+    const epAction = (s: Session, e: Ep, action: 'disable' | 'enable' | 'rotate', label: string) =>
+      `<form method="post" action="/dashboard/endpoints/${encodeURIComponent(e.id)}/${action}" style="display:inline">${hidden(s)}<button type="submit" data-testid="${action}">${esc(label)}</button></form>`;
+
+    function secretCard(title: string, id: string, secret: string): string {
+      return `<div class="card" data-testid="secret-card"><h2>${esc(title)}</h2>
+  <p>The signing secret of <code>${esc(id)}</code>. <strong>Copy it now: it is shown this once</strong>, never again on these pages.</p>
+  <pre data-testid="secret">${esc(secret)}</pre></div>`;
+    }
+
+    async function endpointsPage(reply: FastifyReply, s: Session, status: number, opts: { notice?: string; error?: string; secret?: string; form?: Record<string, string> } = {}) {
+      const { data } = await listEndpoints(deps, s.caller);
+      const f = opts.form ?? {};
+      const rowsHtml = data.map((e) => {
+        const health = e.health.circuit === 'open'
+          ? `<span class="status failed">circuit open</span>${e.health.circuit_retry_at ? ` <span class="muted">probe ${when(e.health.circuit_retry_at)}</span>` : ''}`
+          : '<span class="status">circuit closed</span>';
+        const failing = e.health.consecutive_failures > 0
+          ? `<br><span class="muted">${esc(String(e.health.consecutive_failures))} failures${e.health.failing_since ? `, since ${when(e.health.failing_since)}` : ''}</span>` : '';
+        return `<tr data-testid="endpoint-row" data-endpoint-id="${esc(e.id)}">
+  <td data-label="URL"><div><code>${esc(e.url)}</code><br><span class="muted"><code>${esc(e.id)}</code></span></div></td>
+  <td data-label="Status"><div><span class="status ${e.status === 'enabled' ? 'succeeded' : 'failed'}" data-testid="endpoint-status">${esc(e.status)}</span>${e.disabled_reason ? `<br><span class="muted" data-testid="disabled-reason">${esc(e.disabled_reason)}${e.disabled_at ? `, ${when(e.disabled_at)}` : ''}</span>` : ''}</div></td>
+  <td data-label="Format" class="nw"><div>${esc(e.format)}${e.ordering === 'fifo' ? ' <span class="muted">(fifo)</span>' : ''}</div></td>
+  <td data-label="Events"><div>${e.events.map((t) => `<code>${esc(t)}</code>`).join(', ')}</div></td>
+  <td data-label="Health"><div>${health}${failing}</div></td>
+  <td data-label="Actions"><div>${e.status === 'enabled' ? epAction(s, e, 'disable', 'Disable') : epAction(s, e, 'enable', 'Enable')} ${epAction(s, e, 'rotate', 'Rotate secret')}</div></td></tr>`;
+      }).join('\n');
+      const opt = (v: string) => `<option value="${v}"${(f.format ?? 'pushcash') === v ? ' selected' : ''}>${v}</option>`;
+      const body = `${opts.secret ?? ''}
+ <div class="card"><h1>Endpoints</h1>
+ ${opts.notice ? `<p class="notice" role="status" data-testid="notice">${esc(opts.notice)}</p>` : ''}
+ ${data.length === 0 ? '<p class="muted" data-testid="no-endpoints">No endpoint yet.</p>' : `<table class="stack"><thead><tr><th>URL</th><th>Status</th><th class="nw">Format</th><th>Events</th><th>Health</th><th></th></tr></thead><tbody>
+ ${rowsHtml}</tbody></table>`}
+ <p class="muted">Sending a test event from here is not available yet.</p></div>
+ <div class="card"><h2>Add an endpoint</h2>
+ <form method="post" action="/dashboard/endpoints" data-testid="create-endpoint">${hidden(s)}
+  <div class="filters">
+   <div><label for="ep-url">URL</label><input id="ep-url" name="url" required maxlength="2048" placeholder="https://example.com/webhooks" value="${esc(f.url ?? '')}"></div>
+   <div><label for="ep-events">Events (comma-separated, or *)</label><input id="ep-events" name="events" required maxlength="4000" value="${esc(f.events ?? '*')}"></div>
+   <div><label for="ep-format">Format</label><select id="ep-format" name="format">${FORMATS.map(opt).join('')}</select></div>
+   <div><button class="primary" type="submit" id="create-endpoint">Add endpoint</button></div>
+  </div>
+  ${opts.error ? `<p class="error" role="alert" data-testid="error">${esc(opts.error)}</p>` : ''}
+ </form></div>`;
+      return send(reply, status, layout('Endpoints', body, s));
+    }
+
+    app.get('/dashboard/endpoints', HIDE, async (req, reply) => {
+      const s = await sessionOf(req);
+      if (!s) return toSignIn(reply);
+      const done = str(((req.query ?? {}) as Record<string, unknown>).done);
+      const notice = done === 'disabled' ? 'Disabled: its deliveries are held until it is enabled.' : done === 'enabled' ? 'Enabled: held deliveries are on their way.' : undefined;
+      return endpointsPage(reply, s, 200, { notice });
+    });
+
+    app.post('/dashboard/endpoints', HIDE, async (req, reply) => {
+      const s = await postSession(req, reply);
+      if (!s) return reply;
+      const b = (req.body ?? {}) as Record<string, unknown>;
+      const form = { url: str(b.url)?.trim() ?? '', events: str(b.events) ?? '', format: str(b.format) ?? 'pushcash' };
+      try {
+        const events = form.events.split(',').map((t) => t.trim()).filter((t) => t.length > 0);
+        if (form.url.length === 0 || form.url.length > 2048) throw errors.validation('url', 'url must be an absolute http(s) URL of at most 2048 characters', 'invalid_url');
+        if (events.length === 0 || events.length > 50 || events.some((t) => t.length > 64)) throw errors.validation('events', 'events: one to 50 event types, comma-separated, or *', 'invalid_value');
+        const format = FORMATS.find((x) => x === form.format);
+        if (!format) throw errors.validation('format', 'format must be pushcash, standard or sendcash', 'invalid_format');
+        const made = await createEndpoint(deps, s.caller, { url: form.url, events, format });
+        return endpointsPage(reply, s, 200, { notice: `Endpoint ${made.id} added.`, secret: secretCard('Endpoint added', made.id, made.secret) });
+      } catch (e) {
+        if (e instanceof DomainError) return endpointsPage(reply, s, httpStatus(e), { error: e.message, form });
+        throw e;
+      }
+    });
+
+    const idOf = (req: FastifyRequest) => String((req.params as { id?: unknown }).id ?? '');
+    const checkId = (id: string) => {
+      if (id.length === 0 || id.length > 128) throw errors.notFound('endpoint', id.slice(0, 128));
+    };
+
+    for (const action of ['disable', 'enable'] as const) {
+      app.post(`/dashboard/endpoints/:id/${action}`, HIDE, async (req, reply) => {
+        const s = await postSession(req, reply);
+        if (!s) return reply;
+        const id = idOf(req);
+        try {
+          checkId(id);
+          await setEnabled(deps, s.caller, id, action === 'enable');
+        } catch (e) {
+          if (e instanceof DomainError) return errorPage(reply, httpStatus(e), `Cannot ${action}`, e.message, s);
+          throw e;
+        }
+        return reply.status(303).header('location', `/dashboard/endpoints?done=${action}d`).header('cache-control', 'no-store').send();
+      });
+    }
+
+    app.post('/dashboard/endpoints/:id/rotate', HIDE, async (req, reply) => {
+      const s = await postSession(req, reply);
+      if (!s) return reply;
+      const id = idOf(req);
+      try {
+        checkId(id);
+        const r = await rotateSecret(deps, s.caller, id);
+        const until = r.secret_rotation ? ` The previous secret stays valid until ${r.secret_rotation.previous_valid_until.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}.` : '';
+        return endpointsPage(reply, s, 200, { notice: `Secret of ${r.id} rotated.${until}`, secret: secretCard('New secret', r.id, r.secret) });
+      } catch (e) {
+        if (e instanceof DomainError) return errorPage(reply, httpStatus(e), 'Cannot rotate', e.message, s);
+        throw e;
+      }
+    });
+
+    // ---- Sandbox clock ------------------------------------------------------------------------------------------
+
+    const seconds = (n: number) => {
+      const parts: string[] = [];
+      for (const [u, k] of [['d', 86_400], ['h', 3_600], ['m', 60], ['s', 1]] as const) {
+        if (n >= k || (u === 's' && parts.length === 0)) { parts.push(`${Math.floor(n / k)}${u}`); n %= k; }
+      }
+      return parts.join(' ');
+    };
+
+    async function clockPage(reply: FastifyReply, s: Session, status: number, opts: { error?: string; advanced?: ClockAdvance; duration?: string } = {}) {
+      if (s.caller.environment !== 'sandbox') {
+        return send(reply, status, layout('Sandbox clock', `<div class="card"><h1>Sandbox clock</h1>
+ <p class="notice" data-testid="clock-notice">The test clock exists in the sandbox only: sign in with a sandbox key to advance it. Production always runs on real time.</p></div>`, s));
+      }
+      const st = await clockState(deps, s.caller);
+      const a = opts.advanced;
+      const moved = a ? `<div class="card" data-testid="advanced"><h2>Advanced by ${esc(seconds(a.advanced_by_seconds))}</h2>
+  <p class="notice" role="status">What came due earlier:</p>
+  <dl data-testid="moved">${Object.entries(a.moved).map(([k, v]) => `<dt>${esc(k.replace(/_/g, ' '))}</dt><dd data-testid="moved-${esc(k)}">${esc(String(v))}</dd>`).join('')}</dl></div>` : '';
+      const body = `${moved}<div class="card"><h1>Sandbox clock</h1>
+ <dl><dt>Advanced in all</dt><dd data-testid="clock-total">${esc(seconds(st.total_advanced_seconds))}</dd>
+  <dt>Advances</dt><dd>${esc(String(st.advances))}</dd>
+  ${st.last_advanced_at ? `<dt>Last advanced</dt><dd>${when(st.last_advanced_at)}</dd>` : ''}</dl>
+ <p class="muted">Advancing moves this sandbox's pending retries, settlements and expiries earlier, as if the time had passed. Production and other operators are untouched.</p>
+ <form method="post" action="/dashboard/clock/advance" data-testid="advance-form">${hidden(s)}
+  <div class="filters">
+   <div><label for="duration">Advance by</label><input id="duration" name="duration" required maxlength="32" placeholder="e.g. 2m, 1h, 1d" value="${esc(opts.duration ?? '')}"></div>
+   <div><button class="primary" type="submit" id="advance">Advance</button></div>
+  </div>
+  ${opts.error ? `<p class="error" role="alert" data-testid="error">${esc(opts.error)}</p>` : ''}
+ </form></div>`;
+      return send(reply, status, layout('Sandbox clock', body, s));
+    }
+
+    app.get('/dashboard/clock', HIDE, async (req, reply) => {
+      const s = await sessionOf(req);
+      if (!s) return toSignIn(reply);
+      return clockPage(reply, s, 200);
+    });
+
+    app.post('/dashboard/clock/advance', HIDE, async (req, reply) => {
+      const s = await postSession(req, reply);
+      if (!s) return reply;
+      if (s.caller.environment !== 'sandbox') return clockPage(reply, s, 403);
+      const duration = str(((req.body ?? {}) as Record<string, unknown>).duration)?.slice(0, 32) ?? '';
+      const secs = parseDuration(duration);
+      if (secs === null) return clockPage(reply, s, 400, { duration, error: `"${duration}" is not a duration: use whole seconds ("90") or "90s", "2m", "1h", "1d" (at most 365 days).` });
+      try {
+        return clockPage(reply, s, 200, { advanced: await advanceClock(deps, s.caller, secs) });
+      } catch (e) {
+        if (e instanceof DomainError) return clockPage(reply, s, httpStatus(e), { duration, error: e.message });
+        throw e;
+      }
     });
   };
 }
