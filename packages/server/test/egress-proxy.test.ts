@@ -323,6 +323,8 @@ describe('proxy failures are failed attempts, retried; nothing crashes', () => {
       await w.start();
       await expect.poll(async () => (await deliveryOf(api, refused)).attempts, { timeout: 10_000, interval: 50 }).toBe(1);
       await expect.poll(async () => (await deliveryOf(api, allowed)).status, { timeout: 10_000, interval: 50 }).toBe('succeeded');
+      // The attempt is counted when it is claimed; its outcome is written a moment later, with the outcome batch.
+      await expect.poll(async () => (await deliveryOf(api, refused)).last_error, { timeout: 10_000, interval: 50 }).toBe('proxy_error');
       const d = await deliveryOf(api, refused);
       expect(d).toMatchObject({ status: 'pending', last_error: 'proxy_error' });
       expect(d.attempt_log[0].response).toContain('answered 403 Forbidden to CONNECT 127.0.0.1:');
