@@ -90,30 +90,27 @@ export interface EndpointHealthData {
 export type OperationalData = DeliveryExhaustedData | EndpointHealthData;
 
 /** The canonical data of a refund event; `tag` and `idempotency_key` are the refunded intent's. */
-export interface RefundEventRecord {
+/** What a refund's and a dispute's records share: the object, its intent and the intent's tag, cents. */
+interface IntentObjectRecord {
   id: string;
   intent_id: string;
   tag: string | null;
   idempotency_key: string | null;
   amount: number; // cents
   currency: string;
-  status: 'approved' | 'declined';
   created_at: string;
 }
 
+export interface RefundEventRecord extends IntentObjectRecord {
+  status: 'approved' | 'declined';
+}
+
 /** The canonical data of a dispute event; a lost dispute carries the transaction that debited it. */
-export interface DisputeEventRecord {
-  id: string;
-  intent_id: string;
-  tag: string | null;
-  idempotency_key: string | null;
-  amount: number; // cents
-  currency: string;
+export interface DisputeEventRecord extends IntentObjectRecord {
   code: string;
   status: 'created' | 'won' | 'lost';
   /** `push` (a bank payment) or `card_only`. */
   type: string;
-  created_at: string;
   transaction?: { id: string; amount: number; currency: string; status: string; date: string; account_id: string | null; created_at: string } | null;
 }
 
@@ -131,6 +128,9 @@ export type EventRecord =
   | { id: string; type: DisputeEventType; data: DisputeEventRecord }
   | { id: string; type: UserEventType; data: UserEventRecord }
   | { id: string; type: OperationalEventType; data: OperationalData };
+
+const REFUND_FIELDS = ['id', 'intent_id', 'tag', 'amount', 'currency', 'status', 'created_at'];
+const DISPUTE_FIELDS = ['id', 'intent_id', 'tag', 'amount', 'currency', 'code', 'status', 'type', 'created_at'];
 
 /** What each type means and which fields its `data` carries. */
 export const CATALOG: Record<EventType, { description: string; fields: string[] }> = {
@@ -152,23 +152,23 @@ export const CATALOG: Record<EventType, { description: string; fields: string[] 
   },
   'refund.approved': {
     description: 'A refund of a deposit was approved: `amount` goes back to the payer.',
-    fields: ['id', 'intent_id', 'tag', 'amount', 'currency', 'status', 'created_at'],
+    fields: REFUND_FIELDS,
   },
   'refund.declined': {
     description: 'A refund was declined by the card network or bank; nothing moved.',
-    fields: ['id', 'intent_id', 'tag', 'amount', 'currency', 'status', 'created_at'],
+    fields: REFUND_FIELDS,
   },
   'dispute.created': {
     description: 'The payer disputed an intent (`code`: the network reason code); it waits for its resolution.',
-    fields: ['id', 'intent_id', 'tag', 'amount', 'currency', 'code', 'status', 'type', 'created_at'],
+    fields: DISPUTE_FIELDS,
   },
   'dispute.won': {
     description: 'A dispute was resolved for the operator: nothing moves.',
-    fields: ['id', 'intent_id', 'tag', 'amount', 'currency', 'code', 'status', 'type', 'created_at'],
+    fields: DISPUTE_FIELDS,
   },
   'dispute.lost': {
     description: 'A dispute was resolved for the payer: `transaction` debits the disputed amount.',
-    fields: ['id', 'intent_id', 'tag', 'amount', 'currency', 'code', 'status', 'type', 'created_at', 'transaction'],
+    fields: [...DISPUTE_FIELDS, 'transaction'],
   },
   'user.limits_request': {
     description: 'A user asked for a higher limit: answer with PATCH /user/{id}.',

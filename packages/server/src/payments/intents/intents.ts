@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Direction, LimitsUtilizationCents } from '@cashwire/webhooks';
-import { errors, type ConflictCode } from '../../domain/errors.js';
+import { DomainError, errors, type ConflictCode } from '../../domain/errors.js';
 import { withTx, type Queryable, type Tx } from '../../db/pool.js';
 import { decide, type DeclineCategory, type Environment } from '../../domain/decision.js';
 import { allowedFrom, decisionAction, INTENT, transition, type IntentAction } from '../../domain/state-machine.js';
@@ -350,7 +350,10 @@ export async function settleRows(deps: Deps, tx: Tx, intents: IntentRow[]): Prom
     const { accountId } = await deps.rail.settle(i);
     // The intent's account (checked when it was made); one made before accounts existed, or before the operator had a
     // second one, goes to the first settlement account (the settlement job must never stop on it).
-    const account = await resolveAccount(tx, i, 'settlement', accountId).catch(() => refundAccountOf(tx, i));
+    const account = await resolveAccount(tx, i, 'settlement', accountId).catch((err: unknown) => {
+      if (err instanceof DomainError) return refundAccountOf(tx, i); // an account it names no longer resolves
+      throw err; // a database error: the transaction is lost, the job retries it
+    });
     const t = await post(deps, tx, { operator_id: i.operator_id, environment: i.environment, account, type: 'intent', amount: i.amount, currency: i.currency,
       intent_id: i.id, direction: i.direction });
     await moveIntent(deps, tx, i, 'settle', { settled_at: now }, t);
