@@ -7,6 +7,8 @@ export interface RateLimitConfig {
   read: number;
   /** Requests of the CLI (`X-Cashwire-Client: cli`), any class, per key per sliding hour: a budget of their own. Default 1000. */
   cli?: number;
+  /** Requests of dashboard sessions (/dashboard), per key per sliding hour: a budget of their own. Default 5000. */
+  dashboard?: number;
 }
 
 export interface Config {
@@ -121,6 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       create: int('CASHWIRE_RATE_LIMIT_CREATE', 100, env),
       read: int('CASHWIRE_RATE_LIMIT_READ', 1000, env),
       cli: int('CASHWIRE_RATE_LIMIT_CLI', 1000, env),
+      dashboard: int('CASHWIRE_RATE_LIMIT_DASHBOARD', 5000, env),
     },
     authCacheMs: int('CASHWIRE_AUTH_CACHE_MS', 1000, env),
     nonceSuffixes: nonceSuffixes(env),

@@ -1,5 +1,5 @@
 /**
- * The dashboard over HTTP (api/routes/dashboard.ts): sign-in with a good, a wrong and a revoked key, the cookie's
+ * The dashboard over HTTP (api/routes/dashboard/): sign-in with a good, a wrong and a revoked key, the cookie's
  * flags, CSRF, sign-out, and a production key not seeing sandbox events; the endpoints page (the secret shown once,
  * disable, enable, rotate) and the sandbox clock page.
  */
@@ -105,12 +105,29 @@ describe('dashboard sign-in', () => {
     expect((await get('/dashboard/events', cookie)).status).toBe(303);
   });
 
-  it('does not count the dashboard in the API rate limits', async () => {
+  it("counts the dashboard in a budget of its own, never in the API's", async () => {
     const { cookie } = await signIn(keys.sandbox);
-    const before = await s.running.deps.db.query<{ n: string }>('SELECT coalesce(sum(count), 0)::text AS n FROM rate_counters');
+    const sum = async (where: string) => (await s.running.deps.db.query<{ n: string }>(`SELECT coalesce(sum(count), 0)::text AS n FROM rate_counters WHERE ${where}`)).rows[0]!.n;
+    const apiBefore = await sum("class <> 'dashboard'");
+    const dashBefore = Number(await sum("class = 'dashboard'"));
     for (let i = 0; i < 5; i++) expect((await get('/dashboard/events', cookie)).status).toBe(200);
-    const after = await s.running.deps.db.query<{ n: string }>('SELECT coalesce(sum(count), 0)::text AS n FROM rate_counters');
-    expect(after.rows[0]!.n).toBe(before.rows[0]!.n);
+    expect(await sum("class <> 'dashboard'")).toBe(apiBefore);
+    expect(Number(await sum("class = 'dashboard'"))).toBe(dashBefore + 5);
+  });
+
+  it('answers 429 with Retry-After past the dashboard budget, and the API key still works', async () => {
+    const other = await newOperator(s, 'Busy Tab Co');
+    const otherApi = client(s.url, other.sandbox);
+    expect((await otherApi.call('PATCH', '/operator/settings', { rate_limits: { dashboard: 3 } })).status).toBe(200);
+    const { cookie } = await signIn(other.sandbox);
+    for (let i = 0; i < 3; i++) expect((await get('/dashboard/events', cookie)).status).toBe(200);
+    const r = await get('/dashboard/events', cookie);
+    expect(r.status).toBe(429);
+    expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await r.text()).toContain('too many requests');
+    // A refused request is not counted, and the operator's backend is not affected.
+    expect((await get('/dashboard/endpoints', cookie)).status).toBe(429);
+    expect((await otherApi.get('/events')).status).toBe(200);
   });
 });
 

@@ -15,7 +15,7 @@ import { disputeRoutes } from './routes/disputes.js';
 import { moneyRoutes } from './routes/money.js';
 import { clockRoutes } from './routes/clock.js';
 import { cliRoutes } from './routes/cli.js';
-import { dashboardRoutes } from './routes/dashboard.js';
+import { dashboardRoutes } from './routes/dashboard/index.js';
 import { graphqlRoutes } from './graphql.js';
 import { instrumentFastify } from '../telemetry.js';
 

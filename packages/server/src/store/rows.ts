@@ -13,7 +13,7 @@ export interface OperatorSettings {
   payload_version?: import('@cashwire/webhooks').PayloadVersion;
   /** Replaces parts of the default retry schedules, by name (sandbox, production, sendcash). */
   retry_schedules?: Partial<Record<'sandbox' | 'production' | 'sendcash', Partial<import('../domain/retry.js').RetrySchedule>>>;
-  rate_limits?: { create?: number; read?: number; cli?: number };
+  rate_limits?: { create?: number; read?: number; cli?: number; dashboard?: number };
   limits?: Partial<Record<'daily_cash_in' | 'daily_cash_out' | 'monthly_cash_in' | 'monthly_cash_out', number>>;
   /** Set by POST /account: the environments where the operator has more than one settlement account (internal). */
   extra_settlement_accounts?: Partial<Record<Environment, true>>;

@@ -51,6 +51,7 @@ export const SettingsBody = Type.Object({
   rate_limits: Type.Optional(Type.Object({
     create: Type.Optional(Type.Integer({ minimum: 1 })), read: Type.Optional(Type.Integer({ minimum: 1 })),
     cli: Type.Optional(Type.Integer({ minimum: 1, description: 'requests of the CLI (X-Cashwire-Client: cli) per key per sliding hour, a budget of their own; default 1000' })),
+    dashboard: Type.Optional(Type.Integer({ minimum: 1, description: 'requests of dashboard sessions (/dashboard) per key per sliding hour, a budget of their own; default 5000' })),
   })),
   limits: Type.Optional(Type.Object({
     daily_cash_in: Type.Optional(Type.Integer({ minimum: 0 })), daily_cash_out: Type.Optional(Type.Integer({ minimum: 0 })),

@@ -1,0 +1,3 @@
+import type { FastifyInstance } from 'fastify';
+import type { Dash } from './kit.js';
+export function objectRoutes(_app: FastifyInstance, _d: Dash): void {}
