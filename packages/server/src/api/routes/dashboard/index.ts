@@ -10,6 +10,7 @@ import { assetRoutes } from './assets.js';
 import { chartRoutes } from './charts.js';
 import { clockRoutes } from './clock.js';
 import { endpointRoutes } from './endpoints.js';
+import { eventListRoutes } from './events-list.js';
 import { eventRoutes } from './events.js';
 import { objectRoutes } from './objects.js';
 import { cookieHeader, errorPage, HIDE, layout, makeSessions, redirect, sameOrigin, send, sha256, SESSION_MS, str, esc, type Dash } from './kit.js';
@@ -76,6 +77,7 @@ export function dashboardRoutes(deps: Deps): FastifyPluginAsync {
     });
 
     assetRoutes(app);
+    eventListRoutes(app, dash);
     eventRoutes(app, dash);
     endpointRoutes(app, dash);
     objectRoutes(app, dash);
