@@ -814,3 +814,19 @@ export async function recordExternalAttempt(db: Queryable, a: {
   );
   return rows[0] ? { id: rows[0].id, status: rows[0].status, made: rows[0].made } : null;
 }
+
+/** How many deliveries of each of these events are in each status: the dashboard's events list shows it per row. */
+export async function deliveryStatusCounts(db: Queryable, operatorId: string, eventIds: string[]): Promise<Map<string, Record<string, number>>> {
+  const out = new Map<string, Record<string, number>>();
+  if (eventIds.length === 0) return out;
+  const { rows } = await db.query<{ event_id: string; status: string; n: number }>(
+    `SELECT event_id, status, count(*)::int AS n FROM deliveries WHERE operator_id = $1 AND event_id = ANY($2::text[]) GROUP BY event_id, status`,
+    [operatorId, eventIds],
+  );
+  for (const r of rows) {
+    const m = out.get(r.event_id) ?? {};
+    m[r.status] = r.n;
+    out.set(r.event_id, m);
+  }
+  return out;
+}

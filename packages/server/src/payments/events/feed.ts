@@ -140,3 +140,12 @@ export async function eventFeed(deps: Deps, caller: Caller, q: FeedQuery) {
   const { items } = bound === null ? { items: [] } : await readFeed(deps, caller, cursor, bound, limit);
   return { data: items, next_after: items.length ? items[items.length - 1]!.id : cursor.after };
 }
+
+/** The sequence number of the newest event of one operator's environment ('0' for none): the dashboard's live list polls it. */
+export async function newestEventSeq(db: Db, operatorId: string, environment: string): Promise<string> {
+  const { rows } = await db.query<{ seq: string }>(
+    'SELECT seq::text AS seq FROM events WHERE operator_id = $1 AND environment = $2 ORDER BY seq DESC LIMIT 1',
+    [operatorId, environment],
+  );
+  return rows[0]?.seq ?? '0';
+}
