@@ -115,7 +115,7 @@ export function checkDestination(value: string, field: string, environment: 'san
 }
 
 /** Every type an endpoint can subscribe to: the catalog, and Sendcash's Payment.Status. */
-const SUBSCRIBABLE: readonly string[] = [...EVENT_TYPES, 'Payment.Status'];
+export const SUBSCRIBABLE: readonly string[] = [...EVENT_TYPES, 'Payment.Status'];
 
 function checkEvents(events: string[]): void {
   for (const t of events) {
@@ -125,7 +125,8 @@ function checkEvents(events: string[]): void {
   }
 }
 
-async function load(q: Queryable, caller: Caller, id: string, lock = false): Promise<EndpointRow> {
+/** The caller's endpoint (its operator and environment only), or 404 `endpoint_not_found`; `lock` for a transaction. */
+export async function loadEndpoint(q: Queryable, caller: Caller, id: string, lock = false): Promise<EndpointRow> {
   const { rows } = await q.query<EndpointRow>(
     `SELECT * FROM endpoints WHERE operator_id = $1 AND id = $2 AND environment = $3 AND deleted_at IS NULL${lock ? ' FOR UPDATE' : ''}`,
     [caller.operatorId, id, caller.environment],
@@ -179,7 +180,7 @@ export async function listEndpoints(deps: Deps, caller: Caller) {
 }
 
 export async function getEndpoint(deps: Deps, caller: Caller, id: string) {
-  const e = await load(deps.db, caller, id);
+  const e = await loadEndpoint(deps.db, caller, id);
   return publicEndpoint(e, e.ordering === 'fifo' ? await fifoHead(deps.db, e, deps.clock.now()) : undefined);
 }
 
@@ -189,7 +190,7 @@ export async function updateEndpoint(deps: Deps, caller: Caller, id: string, pat
   if (patch.url !== undefined) await checkResolvedDestination(deps, patch.url, 'url', caller.environment);
   if (patch.events !== undefined) checkEvents(patch.events);
   return withTx(deps.db, async (tx) => {
-    const e = await load(tx, caller, id, true);
+    const e = await loadEndpoint(tx, caller, id, true);
     const next = { ...e, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) } as EndpointRow;
     // A new format needs a secret of its shape: a format change rotates at once, with no grace, and drops the previous
     // secret (of the old format's shape, which the new format could not sign with).
@@ -210,11 +211,11 @@ export async function updateEndpoint(deps: Deps, caller: Caller, id: string, pat
 /** Disabling holds the endpoint's queued deliveries (kept, not sent); enabling sends them. */
 export async function setEnabled(deps: Deps, caller: Caller, id: string, enabled: boolean) {
   return withTx(deps.db, async (tx) => {
-    const e = await load(tx, caller, id, true);
+    const e = await loadEndpoint(tx, caller, id, true);
     const now = deps.clock.now();
     if (enabled) await enableRow(tx, e, now);
     else await disableRow(deps, tx, e, 'operator', now);
-    return publicEndpoint((await load(tx, caller, id))!);
+    return publicEndpoint((await loadEndpoint(tx, caller, id))!);
   });
 }
 
@@ -244,7 +245,7 @@ export async function disableRow(deps: Pick<Deps, 'clock' | 'ids'>, tx: Queryabl
 
 export async function deleteEndpoint(deps: Deps, caller: Caller, id: string) {
   return withTx(deps.db, async (tx) => {
-    const e = await load(tx, caller, id, true);
+    const e = await loadEndpoint(tx, caller, id, true);
     const now = deps.clock.now();
     await tx.query(`UPDATE endpoints SET deleted_at = $3, status = 'disabled', disabled_reason = 'deleted', updated_at = $3 WHERE operator_id = $1 AND id = $2`, [e.operator_id, e.id, now]);
     // Nothing more goes to a deleted endpoint; its queued deliveries end as failed, with their attempt logs kept.
@@ -260,7 +261,7 @@ export async function deleteEndpoint(deps: Deps, caller: Caller, id: string) {
  */
 export async function rotateSecret(deps: Deps, caller: Caller, id: string, graceS = DEFAULT_ROTATION_GRACE_S) {
   return withTx(deps.db, async (tx) => {
-    const e = await load(tx, caller, id, true);
+    const e = await loadEndpoint(tx, caller, id, true);
     const secret = newSecret(e.format);
     const now = deps.clock.now();
     const expires = new Date(now.getTime() + graceS * 1000);
@@ -274,7 +275,7 @@ export async function rotateSecret(deps: Deps, caller: Caller, id: string, grace
 
 /** The explicit reveal: the current secret, and the previous one while it is still valid. */
 export async function revealSecret(deps: Deps, caller: Caller, id: string) {
-  const e = await load(deps.db, caller, id);
+  const e = await loadEndpoint(deps.db, caller, id);
   const now = deps.clock.now();
   const previousValid = e.previous_secret && e.previous_expires_at && e.previous_expires_at > now;
   return {
@@ -293,7 +294,7 @@ export async function recoverEndpoint(deps: Deps, caller: Caller, id: string, in
   const since = parseTime(input.since, 'since')!;
   const until = parseTime(input.until, 'until') ?? deps.clock.now();
   if (until <= since) throw errors.validation('until', 'until must be after since', 'invalid_range');
-  const e = await load(deps.db, caller, id);
+  const e = await loadEndpoint(deps.db, caller, id);
   const recovered = await recoverDeliveries(deps.db, e, since, until, deps.clock.now(), () => deps.ids.next('dlv_'));
   return { recovered };
 }

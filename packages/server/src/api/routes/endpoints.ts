@@ -4,6 +4,7 @@ import type { Deps } from '../../payments/context.js';
 import {
   createEndpoint, deleteEndpoint, getEndpoint, listEndpoints, recoverEndpoint, revealSecret, rotateSecret, setEnabled, updateEndpoint,
 } from '../../delivery/endpoints.js';
+import { sendTestEvent } from '../../delivery/test-event.js';
 import { getSettings, patchSettings } from '../../payments/operators/settings.js';
 import { authenticate, forgetOperatorKeys } from '../auth.js';
 import { IdParams } from '../schemas.js';
@@ -36,6 +37,7 @@ const UpdateEndpointBody = Type.Object({
 });
 const RotateBody = Type.Object({ grace_period_s: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 * 86_400, description: 'default 86400' })) });
 const RecoverBody = Type.Object({ since: Type.String({ minLength: 1, maxLength: 40 }), until: Type.Optional(Type.String({ minLength: 1, maxLength: 40 })) });
+const TestEventBody = Type.Object({ type: Type.String({ minLength: 1, maxLength: 64, description: 'a catalog event type (or Payment.Status); the endpoint need not subscribe to it' }) });
 
 const Schedule = Type.Object({
   maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
@@ -102,6 +104,9 @@ export const endpointRoutes = (deps: Deps): FastifyPluginAsync => async (app) =>
   app.post<P & { Body: Static<typeof RecoverBody> }>('/webhook/endpoints/:id/recover', {
     schema: { params: IdParams, body: RecoverBody, summary: 'Resend what failed or expired for this endpoint in [since, until)' }, onRequest: read,
   }, async (req) => recoverEndpoint(deps, req.caller, req.params.id, req.body));
+  app.post<P & { Body: Static<typeof TestEventBody> }>('/webhook/endpoints/:id/test', {
+    schema: { params: IdParams, body: TestEventBody, summary: 'Send a test event of a type, with example data, to this endpoint only' }, onRequest: read,
+  }, async (req) => sendTestEvent(deps, req.caller, req.params.id, req.body.type));
 
   app.get('/operator/settings', { schema: { summary: "The operator's settings, with the defaults in force" }, onRequest: read }, async (req) => getSettings(deps, req.caller));
   app.patch<{ Body: Static<typeof SettingsBody> }>('/operator/settings', {
