@@ -51,7 +51,7 @@ export function deadLetter(claimed: Claimed, reason: string, at: Date, from?: Co
     completion: {
       operator_id: claimed.operator_id, id: claimed.id, attempt: claimed.attempts, status: 'dead', outcome: null,
       next_attempt_at: at, started_at: from?.started_at ?? at, latency_ms: from?.latency_ms ?? 0,
-      status_code: from?.status_code ?? null, error_code: reason, excerpt: null,
+      status_code: from?.status_code ?? null, error_code: reason, excerpt: null, response_headers: null,
     },
   };
 }

@@ -171,6 +171,63 @@ export async function recoverDeliveries(db: Queryable, e: { operator_id: string;
   return rows[0]!.n;
 }
 
+/** Why a delivery was not made due by {@link retryDeliveryNow}. */
+export type RetryRefusal = 'not_found' | 'not_pending' | 'in_flight' | 'disabled';
+
+/**
+ * "Retry now" of one pending delivery (the dashboard's button, POST /webhook/deliveries/{id}/retry): it is due at
+ * `now`, and sleeping workers are woken after the commit. Refused (nothing written) when the delivery is not the
+ * operator's in `env`, not pending, in flight (leased and its lease not run out: its worker is sending it), or held
+ * by a disabled endpoint (enabling the endpoint sends it: a retry of one delivery must not bypass the disable).
+ * Behind an open circuit (the endpoint's, or for a payment's own URL its origin's) it is a manual probe: the circuit's
+ * wait ends now, so the lane lets one probe through at once (admission.ts); the probe is this delivery unless an older
+ * one of the lane is due too. A success closes the circuit and the rest follow; a failure opens it again. In the
+ * caller's transaction; returns the refusal, or null when done.
+ */
+export async function retryDeliveryNow(tx: Queryable, key: { operator_id: string; environment: string; id: string }, now: Date): Promise<RetryRefusal | null> {
+  const { rows } = await tx.query<{ status: DeliveryStatus; in_flight: boolean; endpoint_id: string | null; lane: string; disabled: boolean; circuit_open: boolean }>(
+    `SELECT d.status, (d.leased_by IS NOT NULL AND d.next_attempt_at > $4) AS in_flight, d.endpoint_id, d.lane,
+            coalesce(e.status = 'disabled', false) AS disabled,
+            coalesce(CASE WHEN d.endpoint_id IS NULL THEN l.circuit_state = 'open' AND l.circuit_retry_at > $4
+                          ELSE e.circuit_state = 'open' AND e.circuit_retry_at > $4 END, false) AS circuit_open
+       FROM deliveries d
+       LEFT JOIN endpoints e ON e.operator_id = d.operator_id AND e.id = d.endpoint_id
+       LEFT JOIN delivery_lanes l ON l.operator_id = d.operator_id AND l.lane = d.lane
+      WHERE d.operator_id = $1 AND d.environment = $2 AND d.id = $3
+        FOR UPDATE OF d`,
+    [key.operator_id, key.environment, key.id, now],
+  );
+  const d = rows[0];
+  if (!d) return 'not_found';
+  if (d.status !== 'pending') return 'not_pending';
+  if (d.in_flight) return 'in_flight';
+  if (d.disabled) return 'disabled';
+  await tx.query(
+    `UPDATE deliveries SET next_attempt_at = $3 WHERE operator_id = $1 AND id = $2 AND status = 'pending' AND next_attempt_at > $3`,
+    [key.operator_id, key.id, now],
+  );
+  if (d.circuit_open) {
+    if (d.endpoint_id) {
+      await tx.query(`UPDATE endpoints SET circuit_retry_at = $3 WHERE operator_id = $1 AND id = $2 AND circuit_state = 'open' AND circuit_retry_at > $3`, [key.operator_id, d.endpoint_id, now]);
+    } else {
+      await tx.query(`UPDATE delivery_lanes SET circuit_retry_at = $3 WHERE operator_id = $1 AND lane = $2 AND circuit_state = 'open' AND circuit_retry_at > $3`, [key.operator_id, d.lane, now]);
+    }
+  }
+  wakeAfterCommit(tx);
+  return null;
+}
+
+/** One delivery of the operator in `env`, as deliveriesOf reads them, with its event id; null if there is none. */
+export async function deliveryById(db: Queryable, key: { operator_id: string; environment: string; id: string }): Promise<(DeliveryRow & { event_id: string }) | null> {
+  const { rows } = await db.query<DeliveryRow & { event_id: string }>(
+    `SELECT id, event_id, endpoint_id, url, format, payload_version, status, attempts, next_attempt_at, last_status, last_error, created_at, completed_at, reclaims,
+            status = 'pending' AND (next_attempt_at >= ${HELD_SQL} OR ${HELD_BY_ENDPOINT}) AS held
+       FROM deliveries d WHERE operator_id = $1 AND environment = $2 AND id = $3`,
+    [key.operator_id, key.environment, key.id],
+  );
+  return rows[0] ?? null;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Endpoints' queues: hold, release, end
 
@@ -466,25 +523,17 @@ export interface Completion {
   error_code: string | null;
   /** The first bytes of the answer, exactly as received. */
   excerpt: Buffer | null;
+  /** A non-2xx answer's headers, bounded (sender.ts boundHeaders); absent or null otherwise. */
+  response_headers?: Record<string, string> | null;
 }
 
-/**
- * Records a batch of attempts and moves each delivery on, in one statement. A delivery reclaimed by another worker
- * since (its attempt count moved on) keeps the newer claim's schedule, but a success always ends it. Two outcomes of
- * one delivery in the batch resolve deterministically: a success wins, then the later attempt. Returns the deliveries
- * that the statement moved on, with their new status.
- */
-export async function complete(db: Queryable, worker: string, batch: Completion[]): Promise<{ operator_id: string; id: string; status: DeliveryStatus }[]> {
-  if (batch.length === 0) return [];
-  const col = <K extends keyof Completion>(k: K) => batch.map((b) => b[k]);
-  const { rows } = await db.query<{ operator_id: string; id: string; status: DeliveryStatus }>({
-    name: 'cw_complete_v2',
-    text: `WITH u AS (
-       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::int[], $9::int[], $10::text[], $11::bytea[])
-         AS u(op, id, attempt, status, outcome, next_at, started, latency, code, err, excerpt)
+/** complete()'s statement, with or without the failures' response headers (built once). */
+const completeSql = (withHeaders: boolean) => `WITH u AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::int[], $9::int[], $10::text[], $11::bytea[]${withHeaders ? ', $13::text[]' : ''})
+         AS u(op, id, attempt, status, outcome, next_at, started, latency, code, err, excerpt${withHeaders ? ', headers' : ''})
      ), a AS (
-       INSERT INTO delivery_attempts (operator_id, delivery_id, attempt, worker, started_at, latency_ms, status_code, error_code, response_excerpt, outcome)
-       SELECT op, id, attempt, $12, started, latency, code, err, excerpt, outcome FROM u WHERE outcome IS NOT NULL
+       INSERT INTO delivery_attempts (operator_id, delivery_id, attempt, worker, started_at, latency_ms, status_code, error_code, response_excerpt, outcome${withHeaders ? ', response_headers' : ''})
+       SELECT op, id, attempt, $12, started, latency, code, err, excerpt, outcome${withHeaders ? ', headers::jsonb' : ''} FROM u WHERE outcome IS NOT NULL
        ON CONFLICT DO NOTHING
      ), one AS (
        SELECT DISTINCT ON (op, id) * FROM u ORDER BY op, id, (status = 'succeeded') DESC, attempt DESC
@@ -500,9 +549,28 @@ export async function complete(db: Queryable, worker: string, batch: Completion[
        FROM one
       WHERE d.operator_id = one.op AND d.id = one.id AND d.status = 'pending'
         AND (d.attempts = one.attempt OR one.status = 'succeeded')
-     RETURNING d.operator_id, d.id, d.status`,
+     RETURNING d.operator_id, d.id, d.status`;
+const COMPLETE_SQL = completeSql(false);
+const COMPLETE_WITH_HEADERS_SQL = completeSql(true);
+
+/**
+ * Records a batch of attempts and moves each delivery on, in one statement. A delivery reclaimed by another worker
+ * since (its attempt count moved on) keeps the newer claim's schedule, but a success always ends it. Two outcomes of
+ * one delivery in the batch resolve deterministically: a success wins, then the later attempt. Returns the deliveries
+ * that the statement moved on, with their new status.
+ */
+export async function complete(db: Queryable, worker: string, batch: Completion[]): Promise<{ operator_id: string; id: string; status: DeliveryStatus }[]> {
+  if (batch.length === 0) return [];
+  const col = <K extends keyof Completion>(k: K) => batch.map((b) => b[k]);
+  // A batch of successes (the hot path) runs the statement without the headers column at all; only a batch with a
+  // failure's headers (migration 018) carries them, as JSON text (pg's array literal would not keep objects as jsonb[]).
+  const withHeaders = batch.some((b) => b.response_headers);
+  const { rows } = await db.query<{ operator_id: string; id: string; status: DeliveryStatus }>({
+    name: withHeaders ? 'cw_complete_h1' : 'cw_complete_v2',
+    text: withHeaders ? COMPLETE_WITH_HEADERS_SQL : COMPLETE_SQL,
     values: [col('operator_id'), col('id'), col('attempt'), col('status'), col('outcome'), col('next_attempt_at'), col('started_at'),
-      col('latency_ms'), col('status_code'), col('error_code'), col('excerpt'), worker],
+      col('latency_ms'), col('status_code'), col('error_code'), col('excerpt'), worker,
+      ...(withHeaders ? [batch.map((b) => (b.response_headers ? JSON.stringify(b.response_headers) : null))] : [])],
   });
   return rows;
 }
@@ -630,6 +698,8 @@ export interface DeliveryRow {
 export interface AttemptRow {
   delivery_id: string; attempt: number; started_at: Date; latency_ms: number; status_code: number | null; error_code: string | null;
   response_excerpt: Buffer | null; outcome: string;
+  /** A non-2xx answer's headers (migration 018); null for successes, network errors and older attempts. */
+  response_headers: Record<string, string> | null;
 }
 
 /** An event's deliveries, oldest first, and all their attempts. */
@@ -642,13 +712,34 @@ export async function deliveriesOf(db: Queryable, operatorId: string, eventId: s
       [operatorId, eventId],
     ),
     db.query<AttemptRow>(
-      `SELECT a.delivery_id, a.attempt, a.started_at, a.latency_ms, a.status_code, a.error_code, a.response_excerpt, a.outcome
+      `SELECT a.delivery_id, a.attempt, a.started_at, a.latency_ms, a.status_code, a.error_code, a.response_excerpt, a.outcome, a.response_headers
          FROM delivery_attempts a JOIN deliveries d ON d.operator_id = a.operator_id AND d.id = a.delivery_id
         WHERE d.operator_id = $1 AND d.event_id = $2 ORDER BY a.attempt`,
       [operatorId, eventId],
     ),
   ]);
   return { deliveries: d.rows, attempts: a.rows };
+}
+
+/**
+ * What signed an event's deliveries, for rendering their attempts' requests again (request-view.ts): the delivery's
+ * own URL, format, payload version and sealed secret, and for a registered endpoint its current ones (the worker
+ * signs with the endpoint's at each claim) with when they last changed (migration 018). Secrets stay sealed here.
+ */
+export interface SigningRow {
+  id: string; lane: string; url: string; format: Format; payload_version: PayloadVersion; secret: string | null;
+  endpoint_id: string | null; ep_url: string | null; ep_format: Format | null; ep_payload_version: PayloadVersion | null; ep_secret: string | null;
+  previous_secret: string | null; previous_expires_at: Date | null; secret_rotated_at: Date | null; signing_changed_at: Date | null;
+}
+export async function signingOf(db: Queryable, operatorId: string, eventId: string): Promise<SigningRow[]> {
+  const { rows } = await db.query<SigningRow>(
+    `SELECT d.id, d.lane, d.url, d.format, d.payload_version, d.secret, d.endpoint_id, x.url AS ep_url, x.format AS ep_format, x.payload_version AS ep_payload_version,
+            x.secret AS ep_secret, x.previous_secret, x.previous_expires_at, x.secret_rotated_at, x.signing_changed_at
+       FROM deliveries d LEFT JOIN endpoints x ON x.operator_id = d.operator_id AND x.id = d.endpoint_id
+      WHERE d.operator_id = $1 AND d.event_id = $2`,
+    [operatorId, eventId],
+  );
+  return rows;
 }
 
 /** A WHERE fragment for the events list: events with a delivery in this status (`$n` is its parameter). */

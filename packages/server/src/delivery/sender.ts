@@ -47,6 +47,8 @@ export interface AttemptOutcome {
   errorMessage?: string;
   /** The first EXCERPT_BYTES of the body, exactly as received. */
   excerpt?: Buffer;
+  /** For an answer that is not 2xx only: its headers, bounded ({@link boundHeaders}). */
+  headers?: Record<string, string>;
   latencyMs: number;
 }
 
@@ -123,6 +125,47 @@ function readExcerpt(body: Dispatcher.ResponseData['body'], windowMs: number): P
   });
 }
 
+/** At most this many response headers are kept of a failed attempt, and at most this many bytes (UTF-8) of names and values in all. */
+export const MAX_RESPONSE_HEADERS = 32;
+export const MAX_RESPONSE_HEADER_BYTES = 4096;
+
+/**
+ * A failed attempt's response headers as stored (delivery_attempts.response_headers, jsonb): each value a string
+ * (undici's arrays, such as several set-cookie, joined with ", "), at most MAX_RESPONSE_HEADERS of them and
+ * MAX_RESPONSE_HEADER_BYTES in all, the value that crosses the limit truncated (ending in "…") and the rest dropped.
+ * undici decodes header bytes as latin1, one character per byte, so any byte a receiver sends survives; only the
+ * control bytes (NUL, which jsonb cannot hold, and the rest below 0x20 but tab, and DEL) are written as \xNN.
+ */
+export function boundHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  let n = 0;
+  let budget = MAX_RESPONSE_HEADER_BYTES;
+  for (const [rawName, raw] of Object.entries(headers)) {
+    if (raw === undefined) continue;
+    if (n >= MAX_RESPONSE_HEADERS || budget <= 0) break;
+    const name = printable(rawName.toLowerCase());
+    let value = printable(Array.isArray(raw) ? raw.join(', ') : String(raw));
+    const nameBytes = Buffer.byteLength(name);
+    if (nameBytes + 1 > budget) break;
+    let valueBytes = Buffer.byteLength(value);
+    if (nameBytes + valueBytes > budget) {
+      // Truncated by characters until it fits with its marker (latin1 characters take at most 2 bytes in UTF-8).
+      value = value.slice(0, Math.max(0, budget - nameBytes - 3));
+      while (value.length > 0 && nameBytes + Buffer.byteLength(value) + 3 > budget) value = value.slice(0, -1);
+      value += '…';
+      valueBytes = Buffer.byteLength(value);
+    }
+    out[name] = value;
+    n++;
+    budget -= nameBytes + valueBytes;
+  }
+  return out;
+}
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/g;
+const printable = (s: string) => s.replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
 const hmac: HmacSync = (key, data, encoding) => createHmac('sha256', key).update(data).digest(encoding);
 
 /** A URL's origin and path, parsed once per URL (a lane's deliveries share theirs). */
@@ -185,12 +228,15 @@ export async function send(agent: Dispatcher, p: Prepared, t: SendTimeouts & { b
     const remaining = t.totalTimeoutMs - (performance.now() - started);
     const excerpt = await readExcerpt(res.body, Math.max(1, Math.min(t.bodyWindowMs ?? BODY_WINDOW_MS, remaining)));
     const retryAfter = res.headers['retry-after'];
-    return {
+    const out: AttemptOutcome = {
       status: res.statusCode,
       retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
       excerpt,
       latencyMs: Math.round(performance.now() - started),
     };
+    // A failure's headers explain it (retry-after, a proxy's error headers); a success's are not kept: nothing to read.
+    if (res.statusCode < 200 || res.statusCode >= 300) out.headers = boundHeaders(res.headers);
+    return out;
   } catch (err) {
     return {
       errorCode: signal?.aborted ? 'aborted' : errorCode(err),

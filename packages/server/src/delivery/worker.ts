@@ -151,7 +151,8 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
       endpoint_id: i.claimed.endpoint_id,
       lane: i.claimed.lane,
       // A 410 from a registered endpoint (outcome `held`) disables it.
-      outcome: { ok: i.completion.outcome === 'succeeded', gone: i.completion.outcome === 'held', at: i.completion.started_at },
+      // started_at is this host's clock (the signing time); health goes by the database's, like claims and leases.
+      outcome: { ok: i.completion.outcome === 'succeeded', gone: i.completion.outcome === 'held', at: qclock?.offsetMs ? new Date(i.completion.started_at.getTime() + qclock.offsetMs) : i.completion.started_at },
       // A success at a destination that was healthy at the claim changes nothing.
       nothingNew: i.completion.outcome === 'succeeded' && i.claimed.circuit_state === 'closed' && i.claimed.consecutive_failures === 0,
     })),
@@ -243,7 +244,10 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
     try {
       // A span `webhook.attempt` linked to the request that wrote the event (a no-op with tracing off).
       await traceAttempt(d, async (span) => {
-        const at = clock.now();
+        // One reading of this host's clock: the attempt's started_at and the time the request is signed and
+        // timestamped with are the same instant, to the millisecond, so that the request can be rendered again as it
+        // went out (request-view.ts). Schedules and health stay on the database's clock (see record()).
+        const at = deps.clock.now();
         let out: AttemptOutcome;
         const forbidden = d.environment === 'production' ? forbiddenReason(d.url) : undefined;
         if (forbidden) {
@@ -252,7 +256,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
           let prepared;
           try {
             // Signed, and timestamped in the body, by this host's own clock.
-            const signedAt = deps.clock.now();
+            const signedAt = at;
             prepared = prepare({ url: d.url, format: d.format as Format, payloadVersion: d.payload_version, secrets: secretsOf(d, signedAt), event: d.event, at: signedAt });
           } catch (err) {
             span.fault(err);
@@ -341,6 +345,7 @@ export function createWorker(deps: WorkerDeps, options: Partial<WorkerOptions> =
         status_code: out.status ?? null,
         error_code: out.errorCode ?? (step.kind === 'held' ? 'gone' : null),
         excerpt: out.excerpt ?? (out.errorMessage ? Buffer.from(out.errorMessage) : null),
+        response_headers: out.headers ?? null,
       },
     };
     writer.push(written);

@@ -88,6 +88,7 @@ export const ERROR_CATALOG = {
   refund_not_found: c(404, 'no such refund'),
   dispute_not_found: c(404, 'no such dispute'),
   limit_request_not_found: c(404, 'no such limit request'),
+  delivery_not_found: c(404, 'no such delivery'),
   // 409
   intent_already_decided: c(409, 'this payment is already decided'),
   intent_not_cancelable: c(409, 'the intent can no longer be canceled'),
@@ -103,6 +104,9 @@ export const ERROR_CATALOG = {
   intent_not_disputable: c(409, 'only an approved deposit (cash_in) can be disputed'),
   dispute_exists: c(409, 'the intent already has a dispute: one per intent'),
   dispute_not_open: c(409, 'the dispute is already resolved (won or lost)'),
+  delivery_not_pending: c(409, 'the delivery is no longer pending: resend the event instead'),
+  delivery_in_flight: c(409, 'the delivery is being sent right now'),
+  endpoint_disabled: c(409, "the delivery's endpoint is disabled: enable it to send its deliveries"),
   // 408, 413, 414, 415, 422, 429, 431
   request_timeout: c(408, 'the request took too long to arrive'),
   body_too_large: c(413, 'the request body is larger than this server accepts'),
@@ -137,7 +141,7 @@ export class DomainError extends Error {
   }
 }
 
-export type NotFoundKind = 'user' | 'intent' | 'token' | 'credential' | 'endpoint' | 'event' | 'transfer' | 'payment_session' | 'script' | 'account' | 'refund' | 'dispute' | 'limit_request';
+export type NotFoundKind = 'user' | 'intent' | 'token' | 'credential' | 'endpoint' | 'event' | 'transfer' | 'payment_session' | 'script' | 'account' | 'refund' | 'dispute' | 'limit_request' | 'delivery';
 export type ConflictCode = {
   [K in ErrorCode]: (typeof ERROR_CATALOG)[K]['status'] extends 409 ? K : never;
 }[ErrorCode];
