@@ -53,6 +53,8 @@ export interface Config {
   graphqlMaxDepth: number;
   /** Events and attempts older than this are pruned. Default 30 days. */
   retentionMs: number;
+  /** Queue-depth samples (charts): how often a process tries to sample (CASHWIRE_QUEUE_SAMPLE_MS, default 60000), kept how long (CASHWIRE_QUEUE_SAMPLE_RETENTION_DAYS, default 7). */
+  queueSamples: { everyMs: number; retentionMs: number };
   /** GET /readyz: the oldest due delivery may have waited this long. Default 60 s. */
   readyMaxLagMs: number;
   /** GET /readyz: some delivery worker must have recorded a heartbeat within this window. Default 60 s. */
@@ -138,6 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     graphqlPageSize: Math.max(1, Math.min(100, int('CASHWIRE_GRAPHQL_PAGE_SIZE', 20, env))),
     graphqlMaxDepth: Math.max(1, int('CASHWIRE_GRAPHQL_MAX_DEPTH', 6, env)),
     retentionMs: int('CASHWIRE_RETENTION_DAYS', 30, env) * 86_400_000,
+    queueSamples: { everyMs: Math.max(1000, int('CASHWIRE_QUEUE_SAMPLE_MS', 60_000, env)), retentionMs: int('CASHWIRE_QUEUE_SAMPLE_RETENTION_DAYS', 7, env) * 86_400_000 },
     readyMaxLagMs: int('CASHWIRE_READY_MAX_LAG_MS', 60_000, env),
     readyWorkerMs: int('CASHWIRE_READY_WORKER_MS', 60_000, env),
     workerMode: env.CASHWIRE_WORKER_MODE === 'inline' ? 'inline' : 'process',

@@ -13,6 +13,7 @@ import { syncedClock } from './db/clock-sync.js';
 import { migrate } from './db/migrate.js';
 import { DEFAULT_HEALTH_POLICY } from './domain/health.js';
 import { createPool, type Db } from './db/pool.js';
+import { createQueueSampler } from './jobs/queue-sampler.js';
 import { createSettlementJob } from './jobs/settlement.js';
 import type { Deps } from './payments/context.js';
 import { ledgerOnlyRail, type RailAdapter } from './payments/rail.js';
@@ -85,7 +86,7 @@ export interface StartOptions {
   ids?: IdGenerator;
   rail?: RailAdapter;
   log?: Logger;
-  /** Run the settlement job in this process. Default true. */
+  /** Run the background jobs (settlement and retention, the queue-depth sampler) in this process. Default true. */
   jobs?: boolean;
   /**
    * Run a delivery worker: in this process (true, or its options; the default), in a supervised child process of its
@@ -126,6 +127,7 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
   const deps: Deps = { db: database.db, clock: opts.clock ?? dbClock!, ids: opts.ids ?? randomIds, config, log, rail: opts.rail ?? ledgerOnlyRail, secrets,
     metrics: createMetrics(database.db, opts.clock ?? dbClock!), resolver: opts.resolver };
   const settlement = createSettlementJob(deps);
+  const sampler = createQueueSampler(deps);
   // OpenTelemetry traces, when the environment asks for them (telemetry.ts); before the app, whose hooks it decides.
   const traced = await initTelemetry(opts.api === false ? 'worker' : 'api', log).catch(async (err: unknown) => {
     await database.close();
@@ -148,7 +150,10 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
     if (traced) await shutdownTelemetry().catch(() => {});
     throw err;
   }
-  if (opts.jobs !== false) settlement.start();
+  if (opts.jobs !== false) {
+    settlement.start();
+    sampler.start();
+  }
   const inline = opts.worker !== false && opts.worker !== 'process';
   const worker = !inline ? undefined : createWorker(
     // The worker corrects its own clock; signatures keep this host's.
@@ -168,6 +173,7 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
     // e.g. a secret key that cannot open this database's webhook secrets: refuse to run, and leave nothing behind.
     await app?.close().catch(() => {});
     await settlement.stop().catch(() => {});
+    await sampler.stop().catch(() => {});
     await database.close();
     if (traced) await shutdownTelemetry().catch(() => {});
     throw err;
@@ -184,6 +190,7 @@ export async function start(opts: StartOptions = {}): Promise<Running> {
       stopping ??= (async () => {
         await app?.close(); // stop accepting, let in-flight requests finish
         await settlement.stop();
+        await sampler.stop();
         await worker?.stop(); // stop claiming, drain in-flight attempts, release the rest
         await supervisor?.stop(config.worker.drainMs + 5_000); // the same, in the worker's own process
         dbClock?.stop();

@@ -41,7 +41,7 @@ export function createSettlementJob(deps: Deps, opts: { batchSize?: number } = {
     // Retention: at most once an hour per process.
     if (now.getTime() - lastPrune >= 3_600_000) {
       lastPrune = now.getTime();
-      const pruned = await pruneOnce(deps, deps.config.retentionMs);
+      const pruned = await pruneOnce(deps, deps.config.retentionMs, undefined, deps.config.queueSamples.retentionMs);
       if (pruned.events || pruned.attempts) deps.log.info({ pruned }, 'retention: pruned old events and attempts');
     }
     await deps.db.query('DELETE FROM rate_counters WHERE window_start < $1', [Math.floor(now.getTime() / 1000) - 7200]);

@@ -1,0 +1,194 @@
+/**
+ * The charts in a real headless Chromium: an hour of attempt history (written into the attempt log: outcomes and
+ * latencies that vary by minute) plus two deliveries through a real worker to a real receiver, and queue samples
+ * taken by the sampler; the page draws three Chart.js charts with one point per minute (read back from the Chart.js
+ * instances themselves), refreshes on its timer (the page's clock run forward: no sleeping), switches to 6 h, and
+ * says "No deliveries in this window" for production. Screenshots at 1280 and 390 px to /tmp/dashboard-shots/.
+ */
+import { mkdirSync } from 'node:fs';
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleQueue } from '../src/delivery/stats.js';
+import { client, newOperator, newUser, payThroughPage, startTestServer, testWorkers, type Api, type Keys, type TestServer } from './helpers.js';
+import { startReceiver } from './receiver.js';
+import { launchChromium, watch } from './browser.js';
+
+const SHOTS = '/tmp/dashboard-shots';
+const MIN = 60_000;
+let s: TestServer;
+let keys: Keys;
+let api: Api;
+let rx: Awaited<ReturnType<typeof startReceiver>>;
+let harness: ReturnType<typeof testWorkers>;
+let browser: BrowserContext;
+let endpointId: string;
+let seeded = 0;
+
+const q = (sql: string, params: unknown[] = []) => s.running.deps.db.query(sql, params);
+
+/** `count` deliveries of the endpoint made `agoMin` minutes ago, each with one attempt of `outcome`, or pending. */
+async function history(agoMin: number, count: number, outcome: string | 'pending', latency: (k: number) => number): Promise<void> {
+  const t = new Date(s.clock.now().getTime() - agoMin * MIN);
+  for (let k = 0; k < count; k++) {
+    const n = ++seeded;
+    await q(`INSERT INTO events (operator_id, environment, id, type, data, created_at) VALUES ($1, 'sandbox', $2, 'intent.approved', '{}', $3)`, [keys.id, `evt_seed${n}`, t]);
+    await q(`INSERT INTO deliveries (operator_id, id, environment, event_id, endpoint_id, lane, url, format, payload_version, status, next_attempt_at, created_at)
+             VALUES ($1, $2, 'sandbox', $3, $4, 'ep:' || $4, 'https://hooks.example/x', 'pushcash', '2024-05', $5, $6, $6)`,
+    [keys.id, `dlv_seed${n}`, `evt_seed${n}`, endpointId, outcome === 'pending' ? 'pending' : outcome === 'retry' ? 'pending' : outcome, new Date(t.getTime() + 10 * MIN)]);
+    if (outcome !== 'pending') {
+      await q(`INSERT INTO delivery_attempts (operator_id, delivery_id, attempt, worker, started_at, latency_ms, outcome) VALUES ($1, $2, 1, 'seed', $3, $4, $5)`,
+        [keys.id, `dlv_seed${n}`, new Date(t.getTime() + k * 500), latency(k), outcome]);
+    }
+  }
+}
+
+beforeAll(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  s = await startTestServer();
+  keys = await newOperator(s, 'Acme <Charts> & Co');
+  api = client(s.url, keys.sandbox);
+  rx = await startReceiver();
+  harness = testWorkers(s);
+  browser = await launchChromium('cw-charts-');
+  endpointId = (await api.post('/webhook/endpoints', { url: `${rx.url}/ep`, events: ['*'] })).body.id;
+  // An hour of history, minute by minute, sampled as it goes: a backlog that builds up and drains.
+  const start = s.clock.now().getTime();
+  s.clock.set(start - 59 * MIN);
+  for (let m = 59; m >= 1; m--) {
+    const wave = Math.round(6 + 5 * Math.sin(m / 6));
+    await history(0, wave, 'succeeded', (k) => 20 + ((k * 37 + m * 11) % 60));
+    if (m % 4 === 0) await history(0, 2, 'retry', () => 900 + m * 10);
+    if (m % 9 === 0) await history(0, 1, 'failed', () => 1500);
+    if (m % 17 === 0) await history(0, 1, 'expired', () => 0);
+    if (m > 20 && m < 40) await history(0, 3, 'pending', () => 0);
+    if (m === 20) await q(`UPDATE deliveries SET status = 'succeeded' WHERE operator_id = $1 AND status = 'pending' AND id LIKE 'dlv_seed%'`, [keys.id]);
+    await sampleQueue(s.running.deps.db, s.clock.now());
+    s.clock.advance(MIN);
+  }
+  s.clock.set(start);
+  // What the history left pending is done (no worker may try its made-up URL).
+  await q(`UPDATE deliveries SET status = 'succeeded' WHERE operator_id = $1 AND status = 'pending' AND id LIKE 'dlv_seed%'`, [keys.id]);
+  // And two real deliveries now, through a worker, to the receiver.
+  const userId = await newUser(api);
+  for (const amount of [100, 200]) await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount });
+  const w = harness.make();
+  let n = 0;
+  for (let k; (k = await w.tick()) > 0;) n += k;
+  expect(n).toBe(2);
+  await sampleQueue(s.running.deps.db, s.clock.now());
+});
+afterAll(async () => {
+  await harness?.reset(rx);
+  await browser?.close();
+  await rx?.close();
+  await s?.stop();
+});
+
+async function shots(page: Page, name: string): Promise<void> {
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: 900 });
+    await expect.poll(() => page.evaluate(() => {
+      const c = document.querySelector('canvas:not([hidden])') as HTMLCanvasElement | null;
+      return !c || c.getBoundingClientRect().width <= document.documentElement.clientWidth;
+    })).toBe(true);
+    await page.screenshot({ path: `${SHOTS}/${name}-${width === 1280 ? 'desktop' : '390'}.png`, fullPage: true });
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+async function signIn(page: Page, key: string): Promise<void> {
+  await page.goto(`${s.url}/dashboard/sign-in`);
+  await page.fill('#key', key);
+  await page.click('#sign-in');
+  await page.waitForURL('**/dashboard/events');
+}
+
+/** What each Chart.js instance on the page holds: its type, its datasets (label, number of points, sum). */
+function drawn(page: Page) {
+  return page.evaluate(() => {
+    const Chart = (window as unknown as { Chart: { getChart(c: HTMLCanvasElement): any } }).Chart;
+    return [...document.querySelectorAll('canvas')].map((c) => {
+      const ch = Chart.getChart(c as HTMLCanvasElement);
+      return {
+        id: c.id,
+        points: c.getAttribute('data-points'),
+        labels: ch ? ch.data.labels.length : 0,
+        sets: ch ? ch.data.datasets.map((d: any) => ({ label: d.label, n: d.data.length, sum: d.data.reduce((a: number, b: number | null) => a + (b ?? 0), 0) })) : [],
+        width: c.getBoundingClientRect().width,
+      };
+    });
+  });
+}
+
+describe('the charts in Chromium', () => {
+  it('draws outcomes, latency and queue depth with one point per minute, refreshes, and fits 390 px', async () => {
+    const page = await browser.newPage();
+    const problems = watch(page);
+    await page.clock.install();
+    await signIn(page, keys.sandbox);
+    await page.click('#nav-charts');
+    await page.waitForURL('**/dashboard/charts');
+    await expect.poll(() => page.getAttribute('#charts', 'data-drawn')).toBe('1');
+    const charts = await drawn(page);
+    expect(charts.map((c) => c.id)).toEqual(['chart-outcomes', 'chart-latency', 'chart-queue']);
+    for (const c of charts) {
+      expect(c.points).toBe('60');
+      expect(c.labels).toBe(60);
+      for (const d of c.sets) expect(d.n).toBe(60);
+    }
+    const [outcomes, latency, queue] = charts;
+    expect(outcomes!.sets.map((d) => d.label)).toEqual(['succeeded', 'retry', 'failed', 'expired', 'held']);
+    const api1 = (await api.get('/webhook/stats')).body;
+    const sumOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    expect(outcomes!.sets.map((d) => d.sum)).toEqual(['succeeded', 'retry', 'failed', 'expired', 'held'].map((o) => sumOf(api1.attempts[o])));
+    expect(outcomes!.sets[0]!.sum).toBeGreaterThan(300);
+    expect(latency!.sets.map((d) => d.label)).toEqual(['p50', 'p99']);
+    expect(queue!.sets.map((d) => d.label)).toEqual(['pending', 'due']);
+    expect(queue!.sets[0]!.sum).toBeGreaterThan(0);
+    expect(await page.isVisible('[data-testid=chart-outcomes-empty]')).toBe(false);
+    await shots(page, 'charts');
+
+    // At 390 px: no canvas wider than the page.
+    await page.setViewportSize({ width: 390, height: 900 });
+    await expect.poll(async () => (await drawn(page)).every((c) => c.width > 200 && c.width <= 390)).toBe(true);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    // New attempts arrive; the page's refresh timer (20 s, on the page's clock) draws them.
+    await history(0, 25, 'failed', () => 3000);
+    await page.clock.runFor(21_000);
+    await expect.poll(() => page.getAttribute('#charts', 'data-drawn')).toBe('2');
+    const after = await drawn(page);
+    expect(after[0]!.sets[2]!.sum).toBe(outcomes!.sets[2]!.sum + 25);
+
+    // The 6-hour window: a select change submits the form; 72 five-minute buckets.
+    await page.selectOption('#window', '6h');
+    await page.waitForURL((u) => u.searchParams.get('window') === '6h');
+    await expect.poll(() => page.getAttribute('#charts', 'data-drawn')).toBe('1');
+    expect((await drawn(page)).map((c) => c.labels)).toEqual([72, 72, 72]);
+    // One endpoint: the seeded history is the endpoint's, the two real deliveries too.
+    await page.selectOption('#endpoint', endpointId);
+    await page.waitForURL((u) => u.searchParams.get('endpoint') === endpointId);
+    await expect.poll(() => page.getAttribute('#charts', 'data-drawn')).toBe('1');
+    expect((await drawn(page))[0]!.sets[0]!.sum).toBe(outcomes!.sets[0]!.sum);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('says "No deliveries in this window" for an environment without any', async () => {
+    const page = await browser.newPage();
+    const problems = watch(page);
+    await signIn(page, keys.production);
+    await page.goto(`${s.url}/dashboard/charts`);
+    await expect.poll(() => page.getAttribute('#charts', 'data-drawn')).toBe('1');
+    expect(await page.isVisible('[data-testid=chart-outcomes-empty]')).toBe(true);
+    expect(await page.textContent('[data-testid=chart-outcomes-empty]')).toBe('No deliveries in this window.');
+    expect(await page.isVisible('#chart-outcomes')).toBe(false);
+    expect(await page.isVisible('#chart-latency')).toBe(false);
+    // The queue was sampled (nothing pending in production): a flat line at zero, not "no samples".
+    expect(await page.isVisible('#chart-queue')).toBe(true);
+    await shots(page, 'charts-empty');
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+});

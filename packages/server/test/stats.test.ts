@@ -1,0 +1,253 @@
+/**
+ * The charts' SQL (delivery/stats.ts): buckets, outcome counts, latency percentiles and queue-depth samples, scoped to
+ * one operator's environment (and endpoint), on rows written straight into the attempt log so that every expected
+ * number is known. The sampler: two processes with clocks a few seconds apart write one sample a minute. Retention
+ * prunes samples past their own age.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { ManualClock } from '../src/clock.js';
+import { bucketsOf, deliveryStats, minuteOf, sampleQueue } from '../src/delivery/stats.js';
+import { createQueueSampler } from '../src/jobs/queue-sampler.js';
+import { pruneOnce } from '../src/jobs/retention.js';
+import { newOperator, startTestServer, type Keys, type TestServer } from './helpers.js';
+
+const NOW = Date.UTC(2026, 0, 15, 12, 0, 30); // 12:00:30: the 1h window's buckets are 11:01 .. 12:00
+const MIN = 60_000;
+const at = (hh: number, mm: number, ss = 0) => new Date(Date.UTC(2026, 0, 15, hh, mm, ss));
+let s: TestServer;
+let a: Keys;
+let b: Keys;
+let n = 0;
+
+beforeAll(async () => {
+  s = await startTestServer({}, new ManualClock(NOW));
+  a = await newOperator(s, 'Alpha');
+  b = await newOperator(s, 'Beta');
+});
+afterAll(async () => {
+  await s?.stop();
+});
+beforeEach(async () => {
+  s.clock.set(NOW);
+  await s.running.deps.db.query('TRUNCATE delivery_attempts, deliveries, events, queue_samples, queue_sample_minutes, endpoints CASCADE');
+});
+
+const q = (sql: string, params: unknown[] = []) => s.running.deps.db.query(sql, params);
+
+async function endpoint(op: string, env: 'sandbox' | 'production', opts: { status?: 'enabled' | 'disabled' } = {}): Promise<string> {
+  const id = `ep_test${++n}`;
+  await q(`INSERT INTO endpoints (operator_id, environment, id, url, events, format, payload_version, secret, status, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, '{*}', 'pushcash', '2024-05', 'sealed', $5, $6, $6)`, [op, env, id, `https://hooks.example/${id}`, opts.status ?? 'enabled', new Date(NOW)]);
+  return id;
+}
+
+/** A delivery (with its event) of `op` in `env`, to an endpoint or to a payment's own URL (its lane `url:<env>:…`). */
+async function delivery(op: string, env: 'sandbox' | 'production', opts: { endpointId?: string; status?: string; due?: Date; leased?: boolean; lane?: string } = {}): Promise<string> {
+  const id = `dlv_test${++n}`;
+  const ev = `evt_test${n}`;
+  await q(`INSERT INTO events (operator_id, environment, id, type, data, created_at) VALUES ($1, $2, $3, 'intent.approved', '{}', $4)`, [op, env, ev, new Date(NOW - 3600_000)]);
+  const url = opts.endpointId ? `https://hooks.example/${opts.endpointId}` : 'https://shop.example/hook';
+  await q(`INSERT INTO deliveries (operator_id, id, environment, event_id, endpoint_id, lane, url, format, payload_version, status, next_attempt_at, leased_by, created_at)
+           VALUES ($1, $2, $3, $4, $5, coalesce($9, cw_lane($5, $3, $6)), $6, 'pushcash', '2024-05', $7, $8, $10, $11)`,
+  [op, id, env, ev, opts.endpointId ?? null, url, opts.status ?? 'succeeded', opts.due ?? new Date(NOW), opts.lane ?? null, opts.leased ? 'w1' : null, new Date(NOW - 3600_000)]);
+  return id;
+}
+
+async function attempt(op: string, deliveryId: string, started: Date, outcome: string, latencyMs = 10): Promise<void> {
+  const { rows } = await q('SELECT coalesce(max(attempt), 0) + 1 AS k FROM delivery_attempts WHERE operator_id = $1 AND delivery_id = $2', [op, deliveryId]);
+  await q(`INSERT INTO delivery_attempts (operator_id, delivery_id, attempt, worker, started_at, latency_ms, outcome) VALUES ($1, $2, $3, 'w1', $4, $5, $6)`,
+    [op, deliveryId, rows[0].k, started, latencyMs, outcome]);
+}
+
+const stats = (op: string, env: string, window: '1h' | '6h' | '24h' = '1h', endpointId?: string) =>
+  deliveryStats(s.running.deps.db, { operatorId: op, environment: env, ...(endpointId ? { endpointId } : {}) }, window, s.clock.now());
+const idx = (st: { buckets: string[] }, d: Date) => st.buckets.indexOf(d.toISOString());
+
+describe('bucketsOf', () => {
+  it('ends with the bucket now is in, aligned on the bucket width', () => {
+    expect(bucketsOf('1h', new Date(NOW))).toEqual({ from: at(11, 1), to: at(12, 1), bucketMs: MIN, count: 60 });
+    expect(bucketsOf('6h', new Date(NOW))).toEqual({ from: at(6, 5), to: at(12, 5), bucketMs: 5 * MIN, count: 72 });
+    expect(bucketsOf('24h', new Date(NOW))).toEqual({ from: new Date(Date.UTC(2026, 0, 14, 12, 15)), to: at(12, 15), bucketMs: 15 * MIN, count: 96 });
+  });
+});
+
+describe('attempts per bucket', () => {
+  it('counts each outcome in its minute, over exactly the window, with a zero in every empty bucket', async () => {
+    const d1 = await delivery(a.id, 'sandbox');
+    const d2 = await delivery(a.id, 'sandbox');
+    await attempt(a.id, d1, at(11, 58, 1), 'retry');
+    await attempt(a.id, d1, at(11, 58, 59), 'succeeded');
+    await attempt(a.id, d2, at(11, 58, 30), 'succeeded');
+    await attempt(a.id, d2, at(12, 0, 0), 'failed');
+    await attempt(a.id, d2, at(12, 0, 29), 'expired');
+    await attempt(a.id, d2, at(12, 0, 30), 'held');
+    await attempt(a.id, d2, at(11, 0, 59), 'succeeded'); // before the window's first bucket (11:01)
+    await attempt(a.id, d2, at(12, 1, 0), 'succeeded'); // after its last (a clock ahead of ours)
+    const st = await stats(a.id, 'sandbox');
+    expect(st.buckets).toHaveLength(60);
+    expect(st.buckets[0]).toBe(at(11, 1).toISOString());
+    expect(st.buckets[59]).toBe(at(12, 0).toISOString());
+    for (const series of [...Object.values(st.attempts), st.latency.p50, st.latency.p99, st.queue.pending, st.queue.due]) expect(series).toHaveLength(60);
+    const m58 = idx(st, at(11, 58));
+    const m00 = idx(st, at(12, 0));
+    expect({ s: st.attempts.succeeded[m58], r: st.attempts.retry[m58], f: st.attempts.failed[m58] }).toEqual({ s: 2, r: 1, f: 0 });
+    expect({ f: st.attempts.failed[m00], e: st.attempts.expired[m00], h: st.attempts.held[m00], s: st.attempts.succeeded[m00] }).toEqual({ f: 1, e: 1, h: 1, s: 0 });
+    expect(st.totals.attempts).toBe(6);
+    expect(st.attempts.succeeded[0]).toBe(0);
+    expect(st.latency.p50[0]).toBeNull();
+    expect(st.window).toBe('1h');
+    expect(st.bucket_seconds).toBe(60);
+    expect(st.endpoint).toBe('all');
+  });
+
+  it('gives p50 and p99 of the attempts of each bucket (observed latencies, percentile_disc)', async () => {
+    const d = await delivery(a.id, 'sandbox');
+    for (let ms = 1; ms <= 100; ms++) await attempt(a.id, d, at(11, 30, ms % 60), 'succeeded', ms);
+    await attempt(a.id, d, at(11, 31), 'retry', 700);
+    const st = await stats(a.id, 'sandbox');
+    const i = idx(st, at(11, 30));
+    expect(st.latency.p50[i]).toBe(50);
+    expect(st.latency.p99[i]).toBe(99);
+    expect(st.latency.p50[i + 1]).toBe(700);
+    expect(st.latency.p99[i + 1]).toBe(700);
+    expect(st.latency.p50[i - 1]).toBeNull();
+  });
+
+  it('counts only the operator and environment asked for, the endpoint when one is asked for, and no listen forwards', async () => {
+    const ep1 = await endpoint(a.id, 'sandbox');
+    const ep2 = await endpoint(a.id, 'sandbox');
+    const prodEp = await endpoint(a.id, 'production');
+    const t = at(11, 45, 10);
+    await attempt(a.id, await delivery(a.id, 'sandbox', { endpointId: ep1 }), t, 'succeeded');
+    await attempt(a.id, await delivery(a.id, 'sandbox', { endpointId: ep2 }), t, 'failed');
+    await attempt(a.id, await delivery(a.id, 'sandbox'), t, 'retry'); // a payment's own webhook_url
+    await attempt(a.id, await delivery(a.id, 'sandbox', { lane: 'cli' }), t, 'succeeded'); // a `cashwire listen` forward
+    for (let i = 0; i < 3; i++) await attempt(a.id, await delivery(a.id, 'production', { endpointId: prodEp }), t, 'succeeded');
+    for (let i = 0; i < 4; i++) await attempt(b.id, await delivery(b.id, 'sandbox'), t, 'succeeded');
+    const i = idx(await stats(a.id, 'sandbox'), at(11, 45));
+
+    const sandbox = await stats(a.id, 'sandbox');
+    expect([sandbox.attempts.succeeded[i], sandbox.attempts.failed[i], sandbox.attempts.retry[i], sandbox.totals.attempts]).toEqual([1, 1, 1, 3]);
+    const production = await stats(a.id, 'production');
+    expect([production.attempts.succeeded[i], production.totals.attempts]).toEqual([3, 3]);
+    const one = await stats(a.id, 'sandbox', '1h', ep2);
+    expect([one.attempts.failed[i], one.totals.attempts, one.endpoint]).toEqual([1, 1, ep2]);
+    // An endpoint of the other environment has nothing in this one.
+    expect((await stats(a.id, 'sandbox', '1h', prodEp)).totals.attempts).toBe(0);
+    expect((await stats(b.id, 'sandbox')).totals.attempts).toBe(4);
+    expect((await stats(b.id, 'production')).totals.attempts).toBe(0);
+  });
+
+  it('adds up larger buckets for 6 h and 24 h', async () => {
+    const d = await delivery(a.id, 'sandbox');
+    await attempt(a.id, d, at(11, 50), 'succeeded');
+    await attempt(a.id, d, at(11, 54, 59), 'succeeded');
+    await attempt(a.id, d, at(8, 0), 'failed');
+    await attempt(a.id, d, at(1, 0), 'failed'); // outside 6 h, inside 24 h
+    const six = await stats(a.id, 'sandbox', '6h');
+    expect(six.buckets).toHaveLength(72);
+    expect(six.attempts.succeeded[idx(six, at(11, 50))]).toBe(2);
+    expect(six.totals.attempts).toBe(3);
+    const day = await stats(a.id, 'sandbox', '24h');
+    expect(day.buckets).toHaveLength(96);
+    expect(day.bucket_seconds).toBe(900);
+    expect(day.attempts.succeeded[idx(day, at(11, 45))]).toBe(2);
+    expect(day.attempts.failed[idx(day, at(1, 0))]).toBe(1);
+    expect(day.totals.attempts).toBe(4);
+  });
+});
+
+describe('queue-depth samples', () => {
+  it('counts pending and due per endpoint and overall, per environment; a held endpoint has nothing due', async () => {
+    const ep1 = await endpoint(a.id, 'sandbox');
+    const off = await endpoint(a.id, 'sandbox', { status: 'disabled' });
+    const past = new Date(NOW - 5000);
+    const later = new Date(NOW + 600_000);
+    await delivery(a.id, 'sandbox', { endpointId: ep1, status: 'pending', due: past });
+    await delivery(a.id, 'sandbox', { endpointId: ep1, status: 'pending', due: past });
+    await delivery(a.id, 'sandbox', { endpointId: ep1, status: 'pending', due: later }); // waiting for its retry
+    await delivery(a.id, 'sandbox', { endpointId: ep1, status: 'pending', due: later, leased: true }); // in flight
+    await delivery(a.id, 'sandbox', { endpointId: off, status: 'pending', due: past });
+    await delivery(a.id, 'sandbox', { status: 'pending', due: past }); // a payment's own URL
+    await delivery(a.id, 'sandbox', { endpointId: ep1, status: 'succeeded' });
+    await delivery(a.id, 'production', { status: 'pending', due: past });
+    await delivery(b.id, 'sandbox', { status: 'pending', due: later });
+    expect(await sampleQueue(s.running.deps.db, s.clock.now())).toEqual({ wrote: true, rows: 5 });
+    const { rows } = await q('SELECT operator_id, environment, endpoint_id, minute, pending, due FROM queue_samples ORDER BY operator_id, environment, endpoint_id');
+    const row = (op: string, env: string, ep: string) => rows.find((r) => r.operator_id === op && r.environment === env && r.endpoint_id === ep);
+    expect(row(a.id, 'sandbox', '')).toMatchObject({ pending: 6, due: 3, minute: at(12, 0) });
+    expect(row(a.id, 'sandbox', ep1)).toMatchObject({ pending: 4, due: 2 });
+    expect(row(a.id, 'sandbox', off)).toMatchObject({ pending: 1, due: 0 });
+    expect(row(a.id, 'production', '')).toMatchObject({ pending: 1, due: 1 });
+    expect(row(b.id, 'sandbox', '')).toMatchObject({ pending: 1, due: 0 });
+
+    const st = await stats(a.id, 'sandbox');
+    const i = idx(st, at(12, 0));
+    expect([st.queue.pending[i], st.queue.due[i]]).toEqual([6, 3]);
+    expect(st.queue.pending[i - 1]).toBeNull(); // never sampled: a gap, not a zero
+    expect(st.totals.samples).toBe(1);
+    const one = await stats(a.id, 'sandbox', '1h', ep1);
+    expect([one.queue.pending[i], one.queue.due[i]]).toEqual([4, 2]);
+    // Beta's production had nothing pending in a sampled minute: 0, not a gap.
+    const bp = await stats(b.id, 'production');
+    expect([bp.queue.pending[i], bp.queue.due[i]]).toEqual([0, 0]);
+  });
+
+  it('writes one sample a minute from two samplers whose clocks disagree by a few seconds', async () => {
+    await delivery(a.id, 'sandbox', { status: 'pending', due: new Date(NOW - 1000) });
+    const log = pino({ level: 'silent' });
+    const config = { queueSamples: { everyMs: MIN, retentionMs: 7 * 86_400_000 } };
+    const clockA = new ManualClock(at(12, 0, 57));
+    const clockB = new ManualClock(at(12, 1, 2)); // 5 s ahead
+    const one = createQueueSampler({ db: s.running.deps.db, clock: clockA, log, config });
+    const two = createQueueSampler({ db: s.running.deps.db, clock: clockB, log, config });
+    const wrote: boolean[][] = [];
+    for (let tick = 0; tick < 4; tick++) {
+      // Both at once (the second waits for the first's claim to commit), and again each alone.
+      const r = await Promise.all([one.runOnce(), two.runOnce()]);
+      const again = await Promise.all([two.runOnce(), one.runOnce()]);
+      wrote.push([...r, ...again].map((x) => x.wrote));
+      clockA.advance(MIN);
+      clockB.advance(MIN);
+    }
+    const { rows } = await q(`SELECT minute, count(*)::int AS n FROM queue_samples WHERE operator_id = $1 AND endpoint_id = '' GROUP BY minute ORDER BY minute`, [a.id]);
+    expect(rows.map((r) => [r.minute.toISOString(), r.n])).toEqual([0, 1, 2, 3, 4].map((k) => [at(12, k).toISOString(), 1]));
+    expect((await q('SELECT count(*)::int AS n FROM queue_sample_minutes')).rows[0].n).toBe(5);
+    // Every try past the first of its minute wrote nothing.
+    expect(wrote.flat().filter(Boolean)).toHaveLength(5);
+    // And many at once, in one minute: one writer.
+    s.clock.set(at(12, 30, 10));
+    const many = await Promise.all(Array.from({ length: 8 }, (_, k) => sampleQueue(s.running.deps.db, new Date(s.clock.now().getTime() + k * 1000))));
+    expect(many.filter((m) => m.wrote)).toHaveLength(1);
+    expect(minuteOf(at(12, 30, 59))).toEqual(at(12, 30));
+  });
+
+  it('takes the largest sample of each bucket in the 6 h window', async () => {
+    const db = s.running.deps.db;
+    const ids: string[] = [];
+    for (let k = 0; k < 3; k++) ids.push(await delivery(a.id, 'sandbox', { status: 'pending', due: new Date(NOW - 1000) }));
+    await sampleQueue(db, at(11, 50, 5)); // 3 pending
+    await q("UPDATE deliveries SET status = 'succeeded' WHERE id = $1", [ids[0]]);
+    await sampleQueue(db, at(11, 51, 5)); // 2 pending
+    const st = await stats(a.id, 'sandbox', '6h');
+    const i = idx(st, at(11, 50));
+    expect([st.queue.pending[i], st.totals.samples]).toEqual([3, 2]);
+  });
+
+  it('is pruned by the retention job past its own retention, not the attempt log\'s', async () => {
+    const db = s.running.deps.db;
+    await delivery(a.id, 'sandbox', { status: 'pending', due: new Date(NOW - 1000) });
+    const DAY = 86_400_000;
+    await sampleQueue(db, new Date(NOW - 8 * DAY));
+    await sampleQueue(db, new Date(NOW - 6 * DAY));
+    await sampleQueue(db, new Date(NOW - 2 * DAY));
+    const pruned = await pruneOnce(s.running.deps, 30 * DAY, 1000, 7 * DAY);
+    expect(pruned.samples).toBe(1);
+    const left = (await q('SELECT minute FROM queue_sample_minutes ORDER BY minute')).rows.map((r) => r.minute.getTime());
+    expect(left).toEqual([minuteOf(new Date(NOW - 6 * DAY)).getTime(), minuteOf(new Date(NOW - 2 * DAY)).getTime()]);
+    // A shorter retention (CASHWIRE_QUEUE_SAMPLE_RETENTION_DAYS=3) takes the next one too.
+    expect((await pruneOnce(s.running.deps, 30 * DAY, 1000, 3 * DAY)).samples).toBe(1);
+    expect((await q('SELECT count(*)::int AS n FROM queue_samples')).rows[0].n).toBe(1);
+  });
+});
