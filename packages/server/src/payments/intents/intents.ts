@@ -173,7 +173,7 @@ export async function getIntent(deps: Deps, caller: Caller, id: string) {
 }
 
 export async function listIntents(deps: Deps, caller: Caller, q: { cursor?: string; limit?: number; 'created_at.after'?: string; 'created_at.before'?: string;
-  'status[]'?: string | string[]; status?: string | string[]; type?: string }) {
+  'status[]'?: string | string[]; status?: string | string[]; type?: string; user_id?: string }) {
   const limit = q.limit ?? 25;
   const params: unknown[] = [caller.operatorId, caller.environment];
   let where = pageFilter({ after: q['created_at.after'], before: q['created_at.before'], cursor: q.cursor }, params);
@@ -181,6 +181,8 @@ export async function listIntents(deps: Deps, caller: Caller, q: { cursor?: stri
   const statuses = [q['status[]'] ?? [], q.status ?? []].flat();
   if (statuses.length) where += ` AND status = ANY($${params.push(statuses)}::text[])`;
   if (q.type !== undefined) where += ` AND type = $${params.push(q.type)}`;
+  // One user's intents (the dashboard's user page).
+  if (q.user_id !== undefined) where += ` AND user_id = $${params.push(q.user_id)}`;
   const { rows } = await deps.db.query<IntentRow>(
     `SELECT * FROM intents WHERE operator_id = $1 AND environment = $2 ${where} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`,
     params,
