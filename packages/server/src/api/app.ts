@@ -8,6 +8,8 @@ import { metaRoutes } from './routes/meta.js';
 import { feedRoutes } from './routes/feed.js';
 import { payPageRoutes } from './routes/pay.js';
 import { endpointRoutes } from './routes/endpoints.js';
+import { deliveryRoutes } from './routes/deliveries.js';
+import { statsRoutes } from './routes/stats.js';
 import { sendcashRoutes } from './routes/sendcash.js';
 import { nativeRoutes } from './routes/native.js';
 import { limitRoutes } from './routes/limits.js';
@@ -240,6 +242,8 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(paymentRoutes(deps));
   await app.register(payPageRoutes(deps));
   await app.register(endpointRoutes(deps));
+  await app.register(deliveryRoutes(deps));
+  await app.register(statsRoutes(deps));
   await app.register(nativeRoutes(deps));
   await app.register(limitRoutes(deps));
   await app.register(sendcashRoutes(deps));
