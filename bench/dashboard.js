@@ -106,27 +106,33 @@ async function main() {
       ['dashboard events list, last 10 minutes', `/dashboard/events?from=${new Date(Date.now() - 600_000).toISOString().slice(0, 19)}`],
       ['dashboard live list refresh (/rows)', '/dashboard/events/rows'],
       ['dashboard event page (3 attempts)', '/dashboard/events/evt_bench_2'],
-      ['dashboard charts data (60 min)', '/dashboard/charts/data'],
+      ['dashboard charts data, 1 h', '/dashboard/charts/data'],
+      ['dashboard charts data, 24 h', '/dashboard/charts/data?window=24h'],
       ['dashboard intents list', '/dashboard/intents'],
     ];
     for (const [title, url, headers] of pages) {
+      // The first request is timed alone: for the charts it is the cold one (a refresh reads only the recent buckets).
+      const t0 = performance.now();
       const probe = await fetch(base + url, { redirect: 'manual', headers: headers ?? { cookie } });
+      await probe.arrayBuffer();
+      const firstMs = Math.round(performance.now() - t0);
       if (probe.status !== 200) {
-        process.stderr.write(`  ${title}: ${probe.status}, skipped (not built yet?)\n`);
+        problems.push(`${title}: ${probe.status}`);
+        process.stderr.write(`  ${title}: ${probe.status}\n`);
         continue;
       }
       process.stderr.write(`  ${title}: ${CONNECTIONS} connections, ${DURATION_S} s\n`);
       const r = await new Promise((resolve, reject) => {
         autocannon({ url: base + url, connections: CONNECTIONS, duration: DURATION_S, headers: headers ?? { cookie }, timeout: 10 }, (err, res) => (err ? reject(err) : resolve(res)));
       });
-      const row = { title, rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors, total: r.requests.total };
+      const row = { title, firstMs, rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors, total: r.requests.total };
       if (r.non2xx || r.errors) problems.push(`${title}: ${r.non2xx} non-2xx, ${r.errors} errors`);
       rows.push(row);
     }
     console.log(`\nDashboard pages, ${EVENTS.toLocaleString('en-US')} events in the account (PostgreSQL ${pg}), ${CONNECTIONS} connections:\n`);
-    console.log('| page | req/s | p50 ms | p99 ms | non-2xx |');
-    console.log('|---|---:|---:|---:|---:|');
-    for (const r of rows) console.log(`| ${r.title} | ${r.rps.toLocaleString('en-US')} | ${r.p50} | ${r.p99} | ${r.non2xx} |`);
+    console.log('| page | first request ms | req/s | p50 ms | p99 ms | non-2xx |');
+    console.log('|---|---:|---:|---:|---:|---:|');
+    for (const r of rows) console.log(`| ${r.title} | ${r.firstMs} | ${r.rps.toLocaleString('en-US')} | ${r.p50} | ${r.p99} | ${r.non2xx} |`);
     if (process.env.BENCH_RESULT_FILE) {
       writeFileSync(process.env.BENCH_RESULT_FILE, JSON.stringify({ bench: 'dashboard', machine: machineInfo(pg), rows }));
     }

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { ManualClock } from '../src/clock.js';
-import { bucketsOf, deliveryStats, minuteOf, sampleQueue } from '../src/delivery/stats.js';
+import { bucketsOf, deliveryStats, forgetSettledStats, minuteOf, sampleQueue, SETTLED_MS } from '../src/delivery/stats.js';
 import { createQueueSampler } from '../src/jobs/queue-sampler.js';
 import { pruneOnce } from '../src/jobs/retention.js';
 import { newOperator, startTestServer, type Keys, type TestServer } from './helpers.js';
@@ -31,6 +31,8 @@ afterAll(async () => {
 beforeEach(async () => {
   s.clock.set(NOW);
   await s.running.deps.db.query('TRUNCATE delivery_attempts, deliveries, events, queue_samples, queue_sample_minutes, endpoints CASCADE');
+  // The attempt log's past was just rewritten, which never happens outside tests: the settled buckets kept are stale.
+  forgetSettledStats(s.running.deps.db);
 });
 
 const q = (sql: string, params: unknown[] = []) => s.running.deps.db.query(sql, params);
@@ -137,6 +139,36 @@ describe('attempts per bucket', () => {
     expect((await stats(a.id, 'sandbox', '1h', prodEp)).totals.attempts).toBe(0);
     expect((await stats(b.id, 'sandbox')).totals.attempts).toBe(4);
     expect((await stats(b.id, 'production')).totals.attempts).toBe(0);
+  });
+
+  it('reads a settled bucket once: a refresh reads only the recent buckets again', async () => {
+    const d = await delivery(a.id, 'sandbox');
+    await attempt(a.id, d, at(11, 30), 'succeeded'); // settled: it ended 29 minutes before now (12:00:30)
+    await attempt(a.id, d, at(11, 58), 'succeeded'); // not settled yet: within SETTLED_MS of now
+    expect(SETTLED_MS).toBeLessThan(29 * MIN);
+    expect(SETTLED_MS).toBeGreaterThan(3 * MIN);
+    const first = await stats(a.id, 'sandbox');
+    expect(first.attempts.succeeded[idx(first, at(11, 30))]).toBe(1);
+    // The log's settled past is rewritten behind its back (only a test does that): the kept bucket is what is shown.
+    await q('DELETE FROM delivery_attempts WHERE started_at = $1', [at(11, 30)]);
+    // The recent past still moves: an attempt of 11:59 written now (its outcome batch came late) is counted.
+    await attempt(a.id, d, at(11, 59), 'retry');
+    const second = await stats(a.id, 'sandbox');
+    expect(second.attempts.succeeded[idx(second, at(11, 30))]).toBe(1);
+    expect(second.attempts.retry[idx(second, at(11, 59))]).toBe(1);
+    expect(second.attempts.succeeded[idx(second, at(11, 58))]).toBe(1);
+    // An hour later, the window has moved: the 11:30 bucket has left it, and the new buckets are read.
+    s.clock.set(NOW + 3_600_000);
+    await attempt(a.id, d, at(12, 59), 'failed');
+    const later = await stats(a.id, 'sandbox');
+    expect(idx(later, at(11, 30))).toBe(-1);
+    expect(later.attempts.failed[idx(later, at(12, 59))]).toBe(1);
+    expect(later.totals.attempts).toBe(1);
+    // Another scope (the endpoint filter, another bucket width) keeps its own.
+    forgetSettledStats(s.running.deps.db);
+    s.clock.set(NOW);
+    const fresh = await stats(a.id, 'sandbox');
+    expect(fresh.attempts.succeeded[idx(fresh, at(11, 30))]).toBe(0);
   });
 
   it('adds up larger buckets for 6 h and 24 h', async () => {
