@@ -132,12 +132,12 @@ export function endpointRoutes(app: FastifyInstance, { deps, sessions }: Dash): 
     const data = await listWithHeads(s);
     const f = opts.form ?? {};
     const rowsHtml = data.map((e) => `<tr data-testid="endpoint-row" data-endpoint-id="${esc(e.id)}">
-<td data-label="URL"><div><a href="${epPath(e.id)}" data-testid="manage"><code>${esc(e.url)}</code></a><br><span class="muted"><code>${esc(e.id)}</code></span></div></td>
+<td data-label="URL" class="minw"><div><a href="${epPath(e.id)}" data-testid="manage"><code>${esc(e.url)}</code></a><br><span class="muted"><code>${esc(e.id)}</code></span></div></td>
 <td data-label="Status"><div>${statusHtml(e)}</div></td>
 <td data-label="Format" class="nw"><div>${esc(e.format)}${e.ordering === 'fifo' ? ' <span class="muted">(fifo)</span>' : ''}</div></td>
-<td data-label="Events"><div>${e.events.map((t) => `<code>${esc(t)}</code>`).join(', ')}</div></td>
+<td data-label="Events" class="minw-s"><div>${e.events.map((t) => `<code>${esc(t)}</code>`).join(', ')}</div></td>
 <td data-label="Health"><div>${healthHtml(e)}</div></td>
-<td data-label="Actions"><div><a href="${epPath(e.id)}">Manage</a><br>${e.status === 'enabled' ? epAction(s, e, 'disable', 'Disable') : epAction(s, e, 'enable', 'Enable')} ${epAction(s, e, 'rotate', 'Rotate secret')}</div></td></tr>`).join('\n');
+<td data-label="Actions" class="nw-wide"><div><a href="${epPath(e.id)}">Manage</a><br>${e.status === 'enabled' ? epAction(s, e, 'disable', 'Disable') : epAction(s, e, 'enable', 'Enable')} ${epAction(s, e, 'rotate', 'Rotate secret')}</div></td></tr>`).join('\n');
     const body = `${opts.secret ?? ''}
  <div class="card"><h1>Endpoints</h1>
  ${opts.notice ? `<p class="notice" role="status" data-testid="notice">${esc(opts.notice)}</p>` : ''}

@@ -65,12 +65,14 @@ export const STYLE = `
  .status.pending{background:#fff3cd;color:#7a5a00}
  .row{display:flex;gap:12px;align-items:center;flex-wrap:wrap;justify-content:space-between}
  dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0} dt{color:#5c677d;font-size:.85rem} dd{margin:0}
- .pager{margin-top:12px} .nw{white-space:nowrap}
+ .pager{margin-top:12px} .nw{white-space:nowrap} .nw-wide{white-space:nowrap} .minw{min-width:15rem} .minw-s{min-width:10rem}
+ nav a[aria-current=page]{font-weight:700;text-decoration:none;color:#14213d}
  @media (max-width:640px){
   .wrap{padding:12px 8px} .card{padding:14px}
   table.stack thead{display:none} table.stack tr{display:block;border-bottom:1px solid #eef1f6;padding:6px 0}
   table.stack td{display:flex;gap:8px;border:0;padding:3px 4px} table.stack td::before{content:attr(data-label);color:#5c677d;font-size:.8rem;min-width:80px}
   dl{grid-template-columns:1fr} dd{margin-bottom:6px} .filters{grid-template-columns:1fr}
+  .nw-wide{white-space:normal} .minw,.minw-s{min-width:0}
  }`;
 
 
@@ -99,12 +101,19 @@ export const NAV: [string, string][] = [
   ['/dashboard/clock', 'Clock'],
 ];
 
+/** Whether a page titled `title` belongs to the nav entry `label` (the events list and an event both are Events'). */
+function current(title: string, label: string): boolean {
+  const t = title.toLowerCase();
+  const l = label.toLowerCase();
+  return t === l || t.startsWith(`${l.replace(/s$/, '')} `) || (l === 'clock' && t.includes('clock'));
+}
+
 /** A page: `scripts` are names under /dashboard/assets/ (htmx.min.js, …), loaded deferred, in order. */
 export function layout(title: string, body: string, s?: Session, scripts: string[] = []): string {
   const head = s
     ? `<header><a class="brand" href="/dashboard/events">Cashwire</a>
  <span class="env ${esc(s.caller.environment)}" data-testid="environment">${esc(s.caller.environment.toUpperCase())}</span>
- <nav>${NAV.map(([href, label]) => `<a href="${href}" id="nav-${label.toLowerCase()}">${label}</a>`).join(' · ')}</nav>
+ <nav>${NAV.map(([href, label]) => `<a href="${href}" id="nav-${label.toLowerCase()}"${current(title, label) ? ' aria-current="page"' : ''}>${label}</a>`).join(' · ')}</nav>
  <span class="who">${esc(s.caller.operatorName)}</span>
  <form method="post" action="/dashboard/sign-out"><input type="hidden" name="csrf" value="${esc(s.csrf)}"><button type="submit" id="sign-out">Sign out</button></form>
 </header>`
