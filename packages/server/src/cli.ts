@@ -115,7 +115,7 @@ program
     const key = first.key ?? '<your sandbox API key>';
     const base = config.publicUrl;
     process.stdout.write(
-      `\nCashwire is running at ${base}\n  API reference: ${base}/docs  (OpenAPI: ${base}/openapi.json)\n` +
+      `\nCashwire is running at ${base}\n  API reference: ${base}/docs  (OpenAPI: ${base}/openapi.json)\n  Dashboard: ${base}/dashboard  (sign in with the API key)\n` +
         (first.created ? `A sandbox operator was created. Its API key (shown once, keep it):\n\n  ${key}\n\n` : `\n`) +
         `Try it:\n\n  curl -s -X POST ${base}/keys/verify -H "Authorization: Bearer ${key}"\n\n` +
         `Lost the key? List the operators and make a new key for one (${config.databaseUrl ? 'same DATABASE_URL' : 'stop this server first: the data folder has one owner at a time'}):\n\n` +

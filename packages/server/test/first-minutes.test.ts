@@ -25,14 +25,12 @@ describe('GET / and the API reference', () => {
   });
   afterAll(() => s?.stop());
 
-  it('/ is an HTML page linking the API reference, the OpenAPI document, health, readiness and metrics; the dashboard is not a link yet', async () => {
+  it('/ is an HTML page linking the API reference, the OpenAPI document, health, readiness, metrics and the dashboard', async () => {
     const r = await fetch(`${s.url}/`);
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/^text\/html/);
     const html = await r.text();
-    for (const href of ['/docs', '/openapi.json', '/healthz', '/readyz', '/metrics']) expect(html).toContain(`href="${href}"`);
-    expect(html).toContain('Dashboard: coming');
-    expect(html).not.toMatch(/href="[^"]*dashboard/i);
+    for (const href of ['/docs', '/openapi.json', '/healthz', '/readyz', '/metrics', '/dashboard']) expect(html).toContain(`href="${href}"`);
     expect(html).toContain(`export CW=${s.running.deps.config.publicUrl}`);
     expect(html).toContain('/keys/verify');
     expect(html).toContain('npx cashwire operator list');
@@ -258,6 +256,7 @@ describe('npm start: the banner and the logs', () => {
     expect(out).toContain('npx cashwire operator list');
     expect(out).toContain('npx cashwire key create <operator id>');
     expect(out).toMatch(/API reference: http:\/\/127\.0\.0\.1:\d+\/docs /);
+    expect(out).toMatch(/Dashboard: http:\/\/127\.0\.0\.1:\d+\/dashboard /);
     const listening = out.split('\n').find((l) => l.includes('Server listening'))!;
     expect(JSON.parse(listening)).toMatchObject({ level: 30, msg: expect.stringContaining('Server listening') });
   });

@@ -45,7 +45,7 @@ function homePage(base: string): string {
   <li><a href="${DOCS_PATH}" data-testid="docs">API reference</a> (rendered from <a href="/openapi.json">/openapi.json</a>, the OpenAPI 3.1 document)</li>
   <li><a href="/healthz">/healthz</a>: the database answers · <a href="/readyz">/readyz</a>: deliveries are flowing</li>
   <li><a href="/metrics">/metrics</a>: Prometheus metrics (a bearer token only when <code>CASHWIRE_METRICS_TOKEN</code> is set)</li>
-  <li class="soon" data-testid="dashboard">Dashboard: coming</li>
+  <li><a href="/dashboard" data-testid="dashboard">Dashboard</a>: events, deliveries and every attempt, endpoints, charts, the sandbox clock (sign in with an API key)</li>
  </ul>
  <h2>Quick start</h2>
  <p>With the sandbox key <code>npm start</code> printed (lost it? <code>npx cashwire operator list</code>, then <code>npx cashwire key create &lt;operator id&gt;</code>):</p>
