@@ -211,6 +211,26 @@ describe('POST /webhook/deliveries/{id}/retry', () => {
     await api.call('DELETE', `/webhook/endpoints/${ep.id}`);
   });
 
+  it("says why a pending delivery waits when its endpoint's circuit is open (no attempt, a due time past)", async () => {
+    const ep = (await api.post('/webhook/endpoints', { url: `${rx.url}/circuit-ep`, events: ['intent.approved'] })).body as { id: string };
+    const { intent } = await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 4300 });
+    const eventId = ((await api.get(`/events?intent_id=${intent.id}`)).body.data[0] as { id: string }).id;
+    const cookie = await signIn(keys.sandbox);
+    // Closed circuit: no note.
+    expect(await (await get(`/dashboard/events/${eventId}`, cookie)).text()).not.toContain('data-testid="circuit-note"');
+    const retryAt = new Date(s.clock.now().getTime() + 600_000);
+    // As the health recorder leaves an endpoint after a run of failures (delivery/health.ts).
+    await s.running.deps.db.query(
+      `UPDATE endpoints SET circuit_state = 'open', circuit_retry_at = $3, consecutive_failures = 7 WHERE operator_id = $1 AND id = $2`,
+      [keys.id, ep.id, retryAt]);
+    const html = await (await get(`/dashboard/events/${eventId}`, cookie)).text();
+    expect(html).toContain('data-testid="circuit-note"');
+    expect(html).toContain('after 7 failures in a row');
+    expect(html).toContain(retryAt.toISOString().slice(0, 19).replace('T', ' '));
+    expect(html).toContain(`href="/dashboard/endpoints/${ep.id}"`);
+    await api.call('DELETE', `/webhook/endpoints/${ep.id}`);
+  });
+
   it('behind an open circuit, Retry now is a manual probe: the circuit\'s wait ends now and the delivery goes', async () => {
     rx.setResponder(() => ({ status: 500, body: 'down' }));
     const { deliveryId } = await paid('/circuit');

@@ -1,6 +1,7 @@
 /** One event with its deliveries and attempts (the request as sent, the response); resend, retry now. */
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance } from 'fastify';
+import { getEndpoint } from '../../../delivery/endpoints.js';
 import { attemptKey, eventDetail, resendEvent, retryDelivery } from '../../../payments/events/events.js';
 import type { RequestView } from '../../../delivery/request-view.js';
 import { EXCERPT_BYTES } from '../../../delivery/sender.js';
@@ -90,6 +91,13 @@ export function eventRoutes(app: FastifyInstance, { deps, sessions }: Dash): voi
       throw e;
     }
     const ev = detail.event;
+    // A pending delivery to an endpoint whose circuit is open waits for the circuit's probe: say so, or the page would
+    // show a due time long past and no attempt, with no reason (the first thing a newcomer with a dead receiver sees).
+    const circuits = new Map<string, { failures: number; retryAt: string | null }>();
+    for (const eid of new Set(ev.deliveries.filter((d) => d.status === 'pending' && d.endpoint_id).map((d) => d.endpoint_id!))) {
+      const e = await getEndpoint(deps, s.caller, eid).catch(() => null); // a deleted endpoint has no health to show
+      if (e?.health.circuit === 'open') circuits.set(eid, { failures: e.health.consecutive_failures, retryAt: e.health.circuit_retry_at });
+    }
     const q = (req.query ?? {}) as Record<string, unknown>;
     const notice = str(q.resent) === '1' ? '<p class="notice" role="status" data-testid="notice">Resent: a new delivery is on its way.</p>'
       : str(q.resent) === 'none' ? '<p class="error" role="status" data-testid="notice">Nothing to resend: this event has no webhook destination.</p>'
@@ -107,17 +115,22 @@ export function eventRoutes(app: FastifyInstance, { deps, sessions }: Dash): voi
 <section><h3>Request</h3>${sent(a) ? requestBlock(detail.requests.get(k)) : '<p class="muted">Not sent: the address may not be reached from production.</p>'}</section>
 <section><h3>Response</h3>${responseBlock(a, detail.excerpts.get(k))}</section></div></details></td></tr></tbody>`;
       }).join('\n');
+      const circuit = d.status === 'pending' && d.endpoint_id ? circuits.get(d.endpoint_id) : undefined;
+      const waiting = circuit && !d.held
+        ? `<p class="muted" data-testid="circuit-note">Waiting: its endpoint's circuit is open after ${esc(String(circuit.failures))} failure${circuit.failures === 1 ? '' : 's'} in a row, so its deliveries wait for one probe${circuit.retryAt ? `, at ${when(circuit.retryAt)}` : ''}. Retry now sends this delivery as that probe.</p>`
+        : '';
       const retry = d.status !== 'pending' ? ''
         : d.held ? '<span class="muted" data-testid="held-note">Held: its endpoint is disabled. Enable it on Endpoints to send.</span>'
           : postButton(s, `/dashboard/deliveries/${encodeURIComponent(d.id)}/retry`, 'Retry now', { testid: 'retry-now' });
       return `<div class="card" data-testid="delivery">
 <div class="row"><h2><code>${esc(d.id)}</code></h2><span><span class="status ${esc(d.status)}" data-testid="delivery-status">${esc(d.status)}</span> ${retry}</span></div>
 <dl><dt>URL</dt><dd><code>${esc(d.url)}</code></dd>
- ${d.endpoint_id ? `<dt>Endpoint</dt><dd><code>${esc(d.endpoint_id)}</code></dd>` : ''}
+ ${d.endpoint_id ? `<dt>Endpoint</dt><dd><a href="/dashboard/endpoints/${encodeURIComponent(d.endpoint_id)}"><code>${esc(d.endpoint_id)}</code></a></dd>` : ''}
  <dt>Format</dt><dd>${esc(d.format)} (payload ${esc(String(d.payload_version))})</dd>
  <dt>Attempts</dt><dd>${esc(String(d.attempts))}</dd>
  ${d.next_attempt_at ? `<dt>Next attempt</dt><dd data-testid="next-attempt">${d.held ? 'held' : when(d.next_attempt_at)}</dd>` : ''}
  ${d.completed_at ? `<dt>Completed</dt><dd>${when(d.completed_at)}</dd>` : ''}</dl>
+${waiting}
 ${attempts ? `<table class="stack" style="margin-top:12px"><thead><tr><th>#</th><th>Time</th><th>Result</th><th>Latency</th><th>Outcome</th><th>Response</th></tr></thead>
 ${attempts}</table>` : '<p class="muted">No attempt yet.</p>'}
  </div>`;
