@@ -36,8 +36,9 @@ async function history(agoMin: number, count: number, outcome: string | 'pending
              VALUES ($1, $2, 'sandbox', $3, $4, 'ep:' || $4, 'https://hooks.example/x', 'pushcash', '2024-05', $5, $6, $6)`,
     [keys.id, `dlv_seed${n}`, `evt_seed${n}`, endpointId, outcome === 'pending' ? 'pending' : outcome === 'retry' ? 'pending' : outcome, new Date(t.getTime() + 10 * MIN)]);
     if (outcome !== 'pending') {
+      // Within the minute of `t`, whatever the second `t` is: no attempt spills into the next bucket (past the window).
       await q(`INSERT INTO delivery_attempts (operator_id, delivery_id, attempt, worker, started_at, latency_ms, outcome) VALUES ($1, $2, 1, 'seed', $3, $4, $5)`,
-        [keys.id, `dlv_seed${n}`, new Date(t.getTime() + k * 500), latency(k), outcome]);
+        [keys.id, `dlv_seed${n}`, new Date(Math.floor(t.getTime() / MIN) * MIN + 1_000 + k * 500), latency(k), outcome]);
     }
   }
 }

@@ -43,9 +43,18 @@
     };
   }
 
+  // A value with no value on either side is a line of no length: draw it as a point, or a bucket's lone figure is invisible.
+
+  function isolated(values) {
+
+    return values.map(function (v, i) { return v !== null && (i === 0 || values[i - 1] === null) && (i === values.length - 1 || values[i + 1] === null) ? 3 : 0; });
+
+  }
+
+
   function dataset(name, values, type) {
     var c = COLORS[name];
-    return { label: name, data: values, backgroundColor: c, borderColor: c, borderWidth: type === 'line' ? 2 : 0, pointRadius: 0, spanGaps: false, type: type };
+    return { label: name, data: values, backgroundColor: c, borderColor: c, borderWidth: type === 'line' ? 2 : 0, pointRadius: type === 'line' ? isolated(values) : 0, spanGaps: false, type: type };
   }
 
   function specs(d) {
