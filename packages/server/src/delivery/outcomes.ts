@@ -72,6 +72,10 @@ export function createOutcomeWriter(
   let giveUpAfter = Infinity;
 
   async function writeBatch(items: Written[]): Promise<void> {
+    // Not before the claims' COMMITs (see Claimed.committed). One that failed took no claim: the statement then matches
+    // nothing for it, as for a delivery claimed again since.
+    const commits = new Set(items.map((i) => i.claimed.committed).filter((c) => c !== undefined));
+    if (commits.size > 0) await Promise.all([...commits].map((c) => c.catch(() => {})));
     const completions = items.map((i) => i.completion);
     if (!items.some((i) => ENDED_BADLY.has(i.completion.status))) {
       await complete(db, deps.worker, completions);

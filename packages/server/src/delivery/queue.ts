@@ -259,6 +259,13 @@ export async function failEndpointDeliveries(tx: Queryable, e: { operator_id: st
 export interface Claimed {
   operator_id: string;
   id: string;
+  /**
+   * The claim's COMMIT (claimBatch sends it without waiting, so that the rows go out at once). An outcome must not be
+   * written before it is in: complete() would read the row as it was before the claim (attempts one lower) and match
+   * nothing, so a failure's schedule and error were lost and the delivery waited for its lease instead (seen with a
+   * proxy refusing a CONNECT in 2 ms). The outcome writer waits for it; it is almost always in long before.
+   */
+  committed?: Promise<void>;
   /** Its lane (migration 007): `ep:<endpoint id>` or `url:<environment>:<origin>`. */
   lane: string;
   environment: 'sandbox' | 'production';
@@ -351,6 +358,7 @@ export async function claimBatch(db: Db, worker: string, now: Date, leaseMs: num
       if (grants.length > 0) rows = await takeFromLanes(client, worker, now, leaseMs, grants);
     }
     finish('COMMIT');
+    for (const r of rows) r.committed = committed;
     return { rows, wakeAt, committed: committed! };
   } catch (err) {
     if (!committed) finish('ROLLBACK');
