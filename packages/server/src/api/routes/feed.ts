@@ -8,7 +8,7 @@
  * It ends when the client goes away, and when the server closes (a preClose hook ends every open stream, so that
  * `app.close()` does not wait on them).
  */
-import { PassThrough } from 'node:stream';
+import { sendSse, sseStreams } from '../sse.js';
 import { PAYLOAD_VERSIONS } from '@cashwire/webhooks';
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
@@ -53,11 +53,7 @@ const FeedPage = Type.Object({
 
 export const feedRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
   const auth = keyAuth(deps);
-  const open = new Set<() => void>();
-  app.addHook('preClose', (done) => {
-    for (const end of open) end();
-    done();
-  });
+  const open = sseStreams(app);
 
   app.get<{ Querystring: Static<typeof FeedQuery> }>('/events/feed', {
     schema: {
@@ -82,49 +78,24 @@ export const feedRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
     const after = req.headers['last-event-id'] ?? req.query.after;
     // Checked before the stream opens: a bad cursor or type is a 400 in the error shape.
     const cursor = await resolveFeedQuery(deps, caller, { after, types: req.query.types, payload_version: req.query.payload_version });
-    const out = new PassThrough();
-    let closed = false;
-    let wake: (() => void) | undefined;
-    const end = () => {
-      if (closed) return;
-      closed = true;
-      open.delete(end);
-      clearInterval(ping);
-      wake?.();
-      out.end();
-    };
-    open.add(end);
-    const write = async (chunk: string) => {
-      if (closed) return;
-      if (!out.write(chunk)) {
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          out.once('drain', resolve);
-        });
-        wake = undefined;
-      }
-    };
-    const ping = setInterval(() => void write(': ping\n\n'), pingMs());
-    ping.unref();
-    // The response's close: the client went away (or the response ended). Not the request's, which may close once
-    // its (empty) body has been read.
-    reply.raw.on('close', end);
-
-    const loop = async () => {
+    return sendSse(reply, open, {
+      pingMs: pingMs(),
+      onError: (err) => req.log.warn({ err }, 'event stream: a poll failed; the stream ends (the client resumes with Last-Event-ID)'),
+    }, async (stream) => {
       let seq = cursor.seq;
-      await write(': connected\n\n');
-      while (!closed) {
+      await stream.write(': connected\n\n');
+      while (!stream.closed) {
         const hw = await seqHighWater(deps.db);
         if (Number(hw) > Number(seq)) {
           const bound = await safeBound(deps.db, POLL_MS);
           // Read up to the bound, page by page, before sleeping again.
-          while (bound !== null && !closed) {
+          while (bound !== null && !stream.closed) {
             const { items, rows } = await readFeed(deps, caller, { ...cursor, seq }, bound, PAGE);
             for (const item of items) {
-              if (closed) break;
-              await write(`id: ${item.id}\nevent: ${item.type}\ndata: ${JSON.stringify(item)}\n\n`);
+              if (stream.closed) break;
+              await stream.write(`id: ${item.id}\nevent: ${item.type}\ndata: ${JSON.stringify(item)}\n\n`);
             }
-            if (closed) break;
+            if (stream.closed) break;
             // With a type filter, rows skipped up to the bound need not be read again.
             if (rows.length < PAGE) {
               seq = bound;
@@ -133,26 +104,8 @@ export const feedRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
             seq = String(rows[rows.length - 1]!.seq);
           }
         }
-        if (closed) break;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, POLL_MS).unref();
-        });
-        wake = undefined;
+        await stream.sleep(POLL_MS);
       }
-    };
-    loop().catch((err: unknown) => {
-      if (!closed) req.log.warn({ err }, 'event stream: a poll failed; the stream ends (the client resumes with Last-Event-ID)');
-      end();
     });
-
-    return reply
-      .status(200)
-      .header('content-type', 'text/event-stream; charset=utf-8')
-      .header('cache-control', 'no-cache, no-transform')
-      .header('x-accel-buffering', 'no')
-      // The connection ends with the stream: a server that is closing has no idle socket left to wait for.
-      .header('connection', 'close')
-      .send(out);
   });
 };

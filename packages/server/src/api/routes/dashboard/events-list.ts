@@ -14,12 +14,12 @@
  * The time window: two datetime-local inputs read as UTC (the page says so; a browser's local time has no zone in
  * the form), bounds of events.created_at.
  */
-import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { deliveryStatusCounts } from '../../../delivery/queue.js';
 import { listEvents } from '../../../payments/events/events.js';
 import { newestEventSeq } from '../../../payments/events/feed.js';
 import { DomainError, httpStatus } from '../../errors.js';
+import { sendSse, sseStreams } from '../../sse.js';
 import { DashboardLimited, DELIVERY_STATUSES, errorPage, esc, HIDE, layout, limitedPage, PAGE_SIZE, queryOf, send, str, when, type Dash, type Session } from './kit.js';
 
 const LIVE_POLL_MS = 1_000;
@@ -75,11 +75,21 @@ function summary(counts: Record<string, number> | undefined): string {
 
 export function eventListRoutes(app: FastifyInstance, { deps, sessions }: Dash): void {
   const { pageSession, sessionOf } = sessions;
-  const open = new Set<() => void>();
-  app.addHook('preClose', (done) => {
-    for (const end of open) end();
-    done();
-  });
+  const open = sseStreams(app);
+
+  /**
+   * The session of a request made by the page's script (htmx, EventSource), or null without one; 'answered' when
+   * the 429 page past the budget has been sent.
+   */
+  async function scriptSession(req: FastifyRequest, reply: FastifyReply): Promise<Session | null | 'answered'> {
+    try {
+      return await sessionOf(req, reply);
+    } catch (e) {
+      if (!(e instanceof DashboardLimited)) throw e;
+      limitedPage(reply, e);
+      return 'answered';
+    }
+  }
 
   /** The list (#event-list): the table, the pager, and (first page only) the attributes that make it refresh itself. */
   async function listHtml(s: Session, f: Filters): Promise<string> {
@@ -139,13 +149,8 @@ export function eventListRoutes(app: FastifyInstance, { deps, sessions }: Dash):
 
   // The list alone, for htmx to swap in.
   app.get('/dashboard/events/rows', HIDE, async (req, reply) => {
-    let s: Session | null;
-    try {
-      s = await sessionOf(req, reply);
-    } catch (e) {
-      if (e instanceof DashboardLimited) return limitedPage(reply, e);
-      throw e;
-    }
+    const s = await scriptSession(req, reply);
+    if (s === 'answered') return reply;
     if (!s) return reply.status(200).header('hx-redirect', '/dashboard/sign-in').header('cache-control', 'no-store').send('');
     const f = filtersOf(req);
     if (typeof f === 'string') return errorPage(reply, 400, 'Bad filter', f, s);
@@ -159,59 +164,23 @@ export function eventListRoutes(app: FastifyInstance, { deps, sessions }: Dash):
 
   // Server-sent events: `changed` when the newest event of the session's environment changes.
   app.get('/dashboard/events/live', { ...HIDE, exposeHeadRoute: false }, async (req, reply) => {
-    let s: Session | null;
-    try {
-      s = await sessionOf(req, reply);
-    } catch (e) {
-      if (e instanceof DashboardLimited) return limitedPage(reply, e);
-      throw e;
-    }
+    const s = await scriptSession(req, reply);
+    if (s === 'answered') return reply;
     if (!s) return reply.status(204).header('cache-control', 'no-store').send();
     const { operatorId, environment } = s.caller;
-    return liveStream(req, reply, () => newestEventSeq(deps.db, operatorId, environment));
-  });
-
-  function liveStream(_req: FastifyRequest, reply: FastifyReply, version: () => Promise<string>): FastifyReply {
-    const out = new PassThrough();
-    let closed = false;
-    let wake: (() => void) | undefined;
-    const end = () => {
-      if (closed) return;
-      closed = true;
-      open.delete(end);
-      clearInterval(ping);
-      wake?.();
-      out.end();
-    };
-    open.add(end);
-    const write = (chunk: string) => {
-      if (!closed) out.write(chunk);
-    };
-    const ping = setInterval(() => write(': ping\n\n'), PING_MS);
-    ping.unref();
-    reply.raw.on('close', end);
-    void (async () => {
+    return sendSse(reply, open, { pingMs: PING_MS }, async (stream) => {
       let last: string | undefined;
-      write('retry: 3000\n: connected\n\n');
-      while (!closed) {
+      await stream.write('retry: 3000\n: connected\n\n');
+      while (!stream.closed) {
         try {
-          const v = await version();
-          if (last !== undefined && v !== last) write(`event: changed\ndata: ${v}\n\n`);
+          const v = await newestEventSeq(deps.db, operatorId, environment);
+          if (last !== undefined && v !== last) await stream.write(`event: changed\ndata: ${v}\n\n`);
           last = v;
         } catch {
           // The database is away for a moment: the next poll tries again; the page keeps what it shows.
         }
-        if (closed) break;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, LIVE_POLL_MS).unref();
-        });
+        await stream.sleep(LIVE_POLL_MS);
       }
-    })();
-    return reply
-      .header('content-type', 'text/event-stream; charset=utf-8')
-      .header('cache-control', 'no-store')
-      .header('x-accel-buffering', 'no')
-      .send(out);
-  }
+    });
+  });
 }
