@@ -4,44 +4,23 @@
  * succeed, sign out. Then the endpoints page (create with the secret shown once, disable, enable) and the sandbox clock
  * (advance, a retry coming due). Screenshots at 1280 and 390 px go to /tmp/dashboard-shots/.
  */
-import { mkdirSync } from 'node:fs';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, newOperator, newUser, payThroughPage, startTestServer, testWorkers, type Api, type Keys, type TestServer } from './helpers.js';
-import { startReceiver } from './receiver.js';
-import { launchChromium, watch } from './browser.js';
+import { newUser, payThroughPage, type Api, type Keys, type TestServer } from './helpers.js';
+import { openPage, shots, signInWithKey, startBrowserSetup, type BrowserSetup, type Receiver, type Workers } from './dashboard-kit.js';
 
-const SHOTS = '/tmp/dashboard-shots';
 let s: TestServer;
 let keys: Keys;
 let api: Api;
-let rx: Awaited<ReturnType<typeof startReceiver>>;
-let harness: ReturnType<typeof testWorkers>;
+let rx: Receiver;
+let harness: Workers;
 let browser: BrowserContext;
+let setup: BrowserSetup | undefined;
 
 beforeAll(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  s = await startTestServer();
-  keys = await newOperator(s, 'Acme <Casino> & Co');
-  api = client(s.url, keys.sandbox);
-  rx = await startReceiver();
-  harness = testWorkers(s);
-  browser = await launchChromium('cw-dashboard-');
+  ({ s, keys, api, rx, harness, browser } = setup = await startBrowserSetup('Acme <Casino> & Co', 'cw-dashboard-'));
 });
-afterAll(async () => {
-  await harness?.reset(rx);
-  await browser?.close();
-  await rx?.close();
-  await s?.stop();
-});
-
-async function shots(page: Page, name: string): Promise<void> {
-  for (const width of [1280, 390]) {
-    await page.setViewportSize({ width, height: 900 });
-    await page.screenshot({ path: `${SHOTS}/${name}-${width === 1280 ? 'desktop' : '390'}.png`, fullPage: true });
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
+afterAll(() => setup?.stop());
 
 describe('the dashboard in Chromium', () => {
   it('signs in, lists and filters events, shows the attempts of a failed delivery, resends, signs out', async () => {
@@ -56,9 +35,7 @@ describe('the dashboard in Chromium', () => {
     expect(rx.received).toHaveLength(1);
     const ev = (await api.get(`/events?intent_id=${intent.id}`)).body.data[0];
 
-    const page = await browser.newPage();
-    const problems = watch(page);
-    await page.setViewportSize({ width: 1280, height: 900 });
+    const { page, problems } = await openPage(browser);
     await page.goto(`${s.url}/dashboard/events`);
     expect(new URL(page.url()).pathname).toBe('/dashboard/sign-in');
 
@@ -133,13 +110,8 @@ describe('the dashboard in Chromium', () => {
   });
 
   it('creates an endpoint and sees its secret once, disables and enables it, advances the clock', async () => {
-    const page = await browser.newPage();
-    const problems = watch(page);
-    await page.setViewportSize({ width: 1280, height: 900 });
-    await page.goto(`${s.url}/dashboard/sign-in`);
-    await page.fill('#key', keys.sandbox);
-    await page.click('#sign-in');
-    await page.waitForURL('**/dashboard/events');
+    const { page, problems } = await openPage(browser);
+    await signInWithKey(page, s.url, keys.sandbox);
     await page.click('#nav-endpoints');
     await page.waitForURL('**/dashboard/endpoints');
 

@@ -5,22 +5,21 @@
  * instances themselves), refreshes on its timer (the page's clock run forward: no sleeping), switches to 6 h, and
  * says "No deliveries in this window" for production. Screenshots at 1280 and 390 px to /tmp/dashboard-shots/.
  */
-import { mkdirSync } from 'node:fs';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleQueue } from '../src/delivery/stats.js';
-import { client, newOperator, newUser, payThroughPage, startTestServer, testWorkers, type Api, type Keys, type TestServer } from './helpers.js';
-import { startReceiver } from './receiver.js';
-import { launchChromium, watch } from './browser.js';
+import { newUser, payThroughPage, type Api, type Keys, type TestServer } from './helpers.js';
+import { watch } from './browser.js';
+import { shots as shotsOf, signInWithKey, startBrowserSetup, type BrowserSetup, type Receiver, type Workers } from './dashboard-kit.js';
 
-const SHOTS = '/tmp/dashboard-shots';
 const MIN = 60_000;
 let s: TestServer;
 let keys: Keys;
 let api: Api;
-let rx: Awaited<ReturnType<typeof startReceiver>>;
-let harness: ReturnType<typeof testWorkers>;
+let rx: Receiver;
+let harness: Workers;
 let browser: BrowserContext;
+let setup: BrowserSetup | undefined;
 let endpointId: string;
 let seeded = 0;
 
@@ -44,13 +43,7 @@ async function history(agoMin: number, count: number, outcome: string | 'pending
 }
 
 beforeAll(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  s = await startTestServer();
-  keys = await newOperator(s, 'Acme <Charts> & Co');
-  api = client(s.url, keys.sandbox);
-  rx = await startReceiver();
-  harness = testWorkers(s);
-  browser = await launchChromium('cw-charts-');
+  ({ s, keys, api, rx, harness, browser } = setup = await startBrowserSetup('Acme <Charts> & Co', 'cw-charts-'));
   endpointId = (await api.post('/webhook/endpoints', { url: `${rx.url}/ep`, events: ['*'] })).body.id;
   // An hour of history, minute by minute, sampled as it goes: a backlog that builds up and drains.
   const start = s.clock.now().getTime();
@@ -78,31 +71,15 @@ beforeAll(async () => {
   expect(n).toBe(2);
   await sampleQueue(s.running.deps.db, s.clock.now());
 });
-afterAll(async () => {
-  await harness?.reset(rx);
-  await browser?.close();
-  await rx?.close();
-  await s?.stop();
+afterAll(() => setup?.stop());
+
+/** Screenshots at 1280 and 390 px, each once the visible chart has been resized to fit the width. */
+const shots = (page: Page, name: string) => shotsOf(page, name, {
+  ready: () => expect.poll(() => page.evaluate(() => {
+    const c = document.querySelector('canvas:not([hidden])') as HTMLCanvasElement | null;
+    return !c || c.getBoundingClientRect().width <= document.documentElement.clientWidth;
+  })).toBe(true),
 });
-
-async function shots(page: Page, name: string): Promise<void> {
-  for (const width of [1280, 390]) {
-    await page.setViewportSize({ width, height: 900 });
-    await expect.poll(() => page.evaluate(() => {
-      const c = document.querySelector('canvas:not([hidden])') as HTMLCanvasElement | null;
-      return !c || c.getBoundingClientRect().width <= document.documentElement.clientWidth;
-    })).toBe(true);
-    await page.screenshot({ path: `${SHOTS}/${name}-${width === 1280 ? 'desktop' : '390'}.png`, fullPage: true });
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
-
-async function signIn(page: Page, key: string): Promise<void> {
-  await page.goto(`${s.url}/dashboard/sign-in`);
-  await page.fill('#key', key);
-  await page.click('#sign-in');
-  await page.waitForURL('**/dashboard/events');
-}
 
 /** What each Chart.js instance on the page holds: its type, its datasets (label, number of points, sum). */
 function drawn(page: Page) {
@@ -126,7 +103,7 @@ describe('the charts in Chromium', () => {
     const page = await browser.newPage();
     const problems = watch(page);
     await page.clock.install();
-    await signIn(page, keys.sandbox);
+    await signInWithKey(page, s.url, keys.sandbox);
     await page.click('#nav-charts');
     await page.waitForURL('**/dashboard/charts');
     await expect.poll(() => page.getAttribute('#charts', 'data-drawn')).toBe('1');
@@ -179,7 +156,7 @@ describe('the charts in Chromium', () => {
   it('says "No deliveries in this window" for an environment without any', async () => {
     const page = await browser.newPage();
     const problems = watch(page);
-    await signIn(page, keys.production);
+    await signInWithKey(page, s.url, keys.production);
     await page.goto(`${s.url}/dashboard/charts`);
     await expect.poll(() => page.getAttribute('#charts', 'data-drawn')).toBe('1');
     expect(await page.isVisible('[data-testid=chart-outcomes-empty]')).toBe(true);

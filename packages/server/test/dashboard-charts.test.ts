@@ -9,12 +9,13 @@ import pino from 'pino';
 import { createQueueSampler } from '../src/jobs/queue-sampler.js';
 import { client, newOperator, newUser, payThroughPage, startTestServer, testWorkers, type Api, type Keys, type TestServer } from './helpers.js';
 import { startReceiver } from './receiver.js';
+import { dashboardClient, type Receiver } from './dashboard-kit.js';
 
 let s: TestServer;
 let keys: Keys;
 let other: Keys;
 let api: Api;
-let rx: Awaited<ReturnType<typeof startReceiver>>;
+let rx: Receiver;
 let harness: ReturnType<typeof testWorkers>;
 let endpointId: string;
 
@@ -53,19 +54,12 @@ afterAll(async () => {
   await s?.stop();
 });
 
-function get(path: string, cookie?: string) {
-  return fetch(s.url + path, { redirect: 'manual', headers: cookie ? { cookie } : {} });
-}
-async function signIn(key: string): Promise<string> {
-  const r = await fetch(`${s.url}/dashboard/sign-in`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ key }).toString() });
-  expect(r.status).toBe(303);
-  return r.headers.get('set-cookie')!.split(';')[0]!;
-}
+const { get, signIn } = dashboardClient(() => s.url);
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 describe('dashboard charts', () => {
   it('answers the series as JSON to a session: attempts by outcome, latency, queue samples', async () => {
-    const cookie = await signIn(keys.sandbox);
+    const { cookie } = await signIn(keys.sandbox);
     const r = await get('/dashboard/charts/data', cookie);
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/^application\/json/);
@@ -91,7 +85,7 @@ describe('dashboard charts', () => {
   });
 
   it('shows the page with its canvases, the script and the data URL, and the same numbers as text', async () => {
-    const cookie = await signIn(keys.sandbox);
+    const { cookie } = await signIn(keys.sandbox);
     const r = await get(`/dashboard/charts?window=1h&endpoint=${endpointId}`, cookie);
     expect(r.status).toBe(200);
     const html = await r.text();
@@ -107,7 +101,7 @@ describe('dashboard charts', () => {
   });
 
   it('a production session never sees sandbox numbers, and says there were no deliveries', async () => {
-    const cookie = await signIn(keys.production);
+    const { cookie } = await signIn(keys.production);
     const d = await (await get('/dashboard/charts/data?window=24h', cookie)).json();
     expect(d.totals.attempts).toBe(0);
     expect(d.buckets).toHaveLength(96);
@@ -116,7 +110,7 @@ describe('dashboard charts', () => {
     expect(html).toMatch(/data-testid="chart-outcomes-empty" data-empty-for="chart-outcomes">No deliveries in this window\./);
     expect(html).toContain('PRODUCTION');
     // Nor another operator's.
-    expect((await (await get('/dashboard/charts/data', await signIn(other.sandbox))).json()).totals.attempts).toBe(0);
+    expect((await (await get('/dashboard/charts/data', (await signIn(other.sandbox)).cookie)).json()).totals.attempts).toBe(0);
     // A sandbox endpoint is not one of production's.
     const foreign = await get(`/dashboard/charts/data?endpoint=${endpointId}`, cookie);
     expect(foreign.status).toBe(404);
@@ -124,7 +118,7 @@ describe('dashboard charts', () => {
   });
 
   it('moves with the clock: an hour later the window is empty', async () => {
-    const cookie = await signIn(keys.sandbox);
+    const { cookie } = await signIn(keys.sandbox);
     s.clock.advance(61 * 60_000);
     try {
       const d = await (await get('/dashboard/charts/data', cookie)).json();
@@ -136,7 +130,7 @@ describe('dashboard charts', () => {
   });
 
   it('refuses a bad window with an HTML page; without a session, redirects to the sign-in', async () => {
-    const cookie = await signIn(keys.sandbox);
+    const { cookie } = await signIn(keys.sandbox);
     for (const path of ['/dashboard/charts?window=7d', '/dashboard/charts/data?window=%00', '/dashboard/charts?endpoint=ep_nope']) {
       const r = await get(path, cookie);
       expect(r.status).toBeGreaterThanOrEqual(400);

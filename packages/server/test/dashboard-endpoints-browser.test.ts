@@ -4,56 +4,30 @@
  * the link shown after sending, the request verified with the SDK), recover a failed delivery; a stuck fifo endpoint's
  * head in the list. Screenshots at 1280 and 390 px go to /tmp/dashboard-shots/endpoint-*.
  */
-import { mkdirSync } from 'node:fs';
 import { verify } from '@cashwire/webhooks';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, newOperator, startTestServer, testWorkers, type Api, type Keys, type TestServer } from './helpers.js';
-import { startReceiver } from './receiver.js';
-import { launchChromium, watch } from './browser.js';
+import type { Api, Keys, TestServer } from './helpers.js';
+import { openPage, shots, signInWithKey, startBrowserSetup, type BrowserSetup, type Receiver, type Workers } from './dashboard-kit.js';
 
-const SHOTS = '/tmp/dashboard-shots';
 let s: TestServer;
 let keys: Keys;
 let api: Api;
-let rx: Awaited<ReturnType<typeof startReceiver>>;
-let harness: ReturnType<typeof testWorkers>;
+let rx: Receiver;
+let harness: Workers;
 let browser: BrowserContext;
+let setup: BrowserSetup | undefined;
 
 beforeAll(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  s = await startTestServer();
-  keys = await newOperator(s, 'Endpoint <Browser> & Co');
-  api = client(s.url, keys.sandbox);
-  rx = await startReceiver();
-  harness = testWorkers(s);
-  browser = await launchChromium('cw-dashboard-endpoints-');
+  ({ s, keys, api, rx, harness, browser } = setup = await startBrowserSetup('Endpoint <Browser> & Co', 'cw-dashboard-endpoints-'));
 });
-afterAll(async () => {
-  await harness?.reset(rx);
-  await browser?.close();
-  await rx?.close();
-  await s?.stop();
-});
-
-async function shots(page: Page, name: string): Promise<void> {
-  for (const width of [1280, 390]) {
-    await page.setViewportSize({ width, height: 900 });
-    await page.screenshot({ path: `${SHOTS}/${name}-${width === 1280 ? 'desktop' : '390'}.png`, fullPage: true });
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
+afterAll(() => setup?.stop());
 
 describe('the endpoints pages in Chromium', () => {
   it('creates, edits, reveals, sends a test event and sees it delivered, recovers', async () => {
     const worker = harness.make();
-    const page = await browser.newPage();
-    const problems = watch(page);
-    await page.setViewportSize({ width: 1280, height: 900 });
-    await page.goto(`${s.url}/dashboard/sign-in`);
-    await page.fill('#key', keys.sandbox);
-    await page.click('#sign-in');
-    await page.waitForURL('**/dashboard/events');
+    const { page, problems } = await openPage(browser);
+    await signInWithKey(page, s.url, keys.sandbox);
     await page.click('#nav-endpoints');
     await page.waitForURL('**/dashboard/endpoints');
 

@@ -10,31 +10,25 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseUtcInput, recoverWindow } from '../src/api/routes/dashboard/endpoints.js';
 import { client, newOperator, startTestServer, testWorkers, type Api, type Keys, type TestServer } from './helpers.js';
 import { startReceiver } from './receiver.js';
+import { csrfOf, dashboardClient, type Receiver } from './dashboard-kit.js';
 
 let s: TestServer;
 let keys: Keys;
 let api: Api;
-let rx: Awaited<ReturnType<typeof startReceiver>>;
+let rx: Receiver;
 let harness: ReturnType<typeof testWorkers>;
 let sandbox: { cookie: string; csrf: string };
 let production: { cookie: string; csrf: string };
 
-const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
-function post(path: string, fields: Record<string, string>, who: { cookie: string; csrf: string }, csrf = true) {
-  return fetch(s.url + path, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: who.cookie },
-    body: form(csrf ? { csrf: who.csrf, ...fields } : fields),
-  });
-}
-const get = (path: string, who: { cookie: string }) => fetch(s.url + path, { redirect: 'manual', headers: { cookie: who.cookie } });
-const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)![1]!;
+const dash = dashboardClient(() => s.url);
+/** Here a session is its cookie and its CSRF token; a POST carries the token unless `csrf` is false. */
+type Who = { cookie: string; csrf: string };
+const post = (path: string, fields: Record<string, string>, who: Who, csrf = true) => dash.post(path, csrf ? { csrf: who.csrf, ...fields } : fields, who.cookie);
+const get = (path: string, who: { cookie: string }) => dash.get(path, who.cookie);
 
-async function signIn(key: string) {
-  const r = await fetch(`${s.url}/dashboard/sign-in`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form({ key }) });
-  expect(r.status).toBe(303);
-  const cookie = r.headers.get('set-cookie')!.split(';')[0]!;
+/** Signs in; the CSRF token is read off the endpoints page. */
+async function signIn(key: string): Promise<Who> {
+  const { cookie } = await dash.signIn(key);
   const page = await fetch(`${s.url}/dashboard/endpoints`, { headers: { cookie } });
   return { cookie, csrf: csrfOf(await page.text()) };
 }

@@ -4,45 +4,23 @@
  * Retry now (due at once, a worker tick delivers it), then Resend (a new delivery). Screenshots at 1280 and 390 px go
  * to /tmp/dashboard-shots/event-detail-*.png; at 390 px nothing is wider than the screen.
  */
-import { mkdirSync } from 'node:fs';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, newOperator, newUser, payThroughPage, startTestServer, testWorkers, type Api, type Keys, type TestServer } from './helpers.js';
-import { startReceiver } from './receiver.js';
-import { launchChromium, watch } from './browser.js';
+import { newUser, payThroughPage, type Api, type Keys, type TestServer } from './helpers.js';
+import { openPage, shots, signInWithKey, startBrowserSetup, type BrowserSetup, type Receiver, type Workers } from './dashboard-kit.js';
 
-const SHOTS = '/tmp/dashboard-shots';
 let s: TestServer;
 let keys: Keys;
 let api: Api;
-let rx: Awaited<ReturnType<typeof startReceiver>>;
-let harness: ReturnType<typeof testWorkers>;
+let rx: Receiver;
+let harness: Workers;
 let browser: BrowserContext;
+let setup: BrowserSetup | undefined;
 
 beforeAll(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  s = await startTestServer();
-  keys = await newOperator(s, 'Acme & Co');
-  api = client(s.url, keys.sandbox);
-  rx = await startReceiver();
-  harness = testWorkers(s);
-  browser = await launchChromium('cw-event-');
+  ({ s, keys, api, rx, harness, browser } = setup = await startBrowserSetup('Acme & Co', 'cw-event-'));
 });
-afterAll(async () => {
-  await harness?.reset(rx);
-  await browser?.close();
-  await rx?.close();
-  await s?.stop();
-});
-
-async function shots(page: Page, name: string): Promise<void> {
-  for (const width of [1280, 390]) {
-    await page.setViewportSize({ width, height: 900 });
-    await page.screenshot({ path: `${SHOTS}/${name}-${width === 1280 ? 'desktop' : '390'}.png`, fullPage: true });
-    if (width === 390) expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
+afterAll(() => setup?.stop());
 
 describe('the event page in Chromium', () => {
   it('shows a failed attempt in detail, retries it now, then resends the event', async () => {
@@ -60,13 +38,8 @@ describe('the event page in Chromium', () => {
     expect(await worker.tick()).toBe(1);
     expect(rx.received).toHaveLength(1);
 
-    const page = await browser.newPage();
-    const problems = watch(page);
-    await page.setViewportSize({ width: 1280, height: 900 });
-    await page.goto(`${s.url}/dashboard/sign-in`);
-    await page.fill('#key', keys.sandbox);
-    await page.click('#sign-in');
-    await page.waitForURL('**/dashboard/events');
+    const { page, problems } = await openPage(browser);
+    await signInWithKey(page, s.url, keys.sandbox);
     await page.goto(`${s.url}/dashboard/events/${ev.id}`);
     expect(await page.textContent('[data-testid=delivery-status]')).toBe('pending');
     const attempts = page.locator('[data-testid=attempt]');
@@ -87,7 +60,7 @@ describe('the event page in Chromium', () => {
     expect(await page.textContent('[data-testid=response-headers]')).toContain('dbg-7f3a9c');
     expect(await page.textContent('[data-testid=response-excerpt]')).toContain('database is down');
     expect(await page.textContent('[data-testid=excerpt-note]')).toContain('not valid UTF-8');
-    await shots(page, 'event-detail-failed');
+    await shots(page, 'event-detail-failed', { fits390: true });
 
     // Retry now: due at once; the receiver is back; a tick delivers it.
     rx.setResponder(() => ({ status: 200, body: 'ok' }));
@@ -106,7 +79,7 @@ describe('the event page in Chromium', () => {
     expect(await attempts.nth(1).locator('[data-testid=request-headers]').textContent()).toContain(String(rx.received[1]!.headers['x-webhook-signature']));
     // A success keeps no response headers.
     expect(await attempts.nth(1).locator('[data-testid=response-headers]').count()).toBe(0);
-    await shots(page, 'event-detail-retried');
+    await shots(page, 'event-detail-retried', { fits390: true });
 
     // Resend: a new delivery of the same event.
     await page.click('#resend');

@@ -8,12 +8,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { client, newOperator, newUser, payThroughPage, startTestServer, testWorkers, type Api, type Keys, type TestServer } from './helpers.js';
 import { startReceiver } from './receiver.js';
+import { csrfOf, dashboardClient, type Receiver } from './dashboard-kit.js';
 
 let s: TestServer;
 let keys: Keys;
 let api: Api;
 let userId: string;
-let rx: Awaited<ReturnType<typeof startReceiver>>;
+let rx: Receiver;
 let harness: ReturnType<typeof testWorkers>;
 
 beforeAll(async () => {
@@ -30,21 +31,7 @@ afterAll(async () => {
   await s?.stop();
 });
 
-const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
-function post(path: string, fields: Record<string, string>, cookie?: string) {
-  return fetch(s.url + path, {
-    method: 'POST', redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}) },
-    body: form(fields),
-  });
-}
-const get = (path: string, cookie?: string) => fetch(s.url + path, { redirect: 'manual', headers: cookie ? { cookie } : {} });
-async function signIn(key: string): Promise<string> {
-  const r = await post('/dashboard/sign-in', { key });
-  expect(r.status).toBe(303);
-  return r.headers.get('set-cookie')!.split(';')[0]!;
-}
-const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)![1]!;
+const { post, get, signIn } = dashboardClient(() => s.url);
 const escHtml = (t: string) => t.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const count = (html: string, needle: string) => html.split(needle).length - 1;
 
@@ -72,7 +59,7 @@ describe('the event page', () => {
     expect(await w.tick()).toBe(1);
     expect(rx.received).toHaveLength(2);
 
-    const cookie = await signIn(keys.sandbox);
+    const { cookie } = await signIn(keys.sandbox);
     const r = await get(`/dashboard/events/${eventId}`, cookie);
     expect(r.status).toBe(200);
     const html = await r.text();
@@ -105,7 +92,7 @@ describe('the event page', () => {
     rx.setResponder(() => ({ status: 502, body: Buffer.from([0x00, 0x61, 0x62, 0x63, 0xff, 0xfe, 0x0a, 0x3c, 0x62, 0x3e, 0x01]) }));
     const { eventId } = await paid('/binary');
     expect(await harness.make().tick()).toBe(1);
-    const cookie = await signIn(keys.sandbox);
+    const { cookie } = await signIn(keys.sandbox);
     const r = await get(`/dashboard/events/${eventId}`, cookie);
     expect(r.status).toBe(200);
     const html = await r.text();
@@ -126,7 +113,7 @@ describe('the event page', () => {
     // Not due: a tick sends nothing.
     expect(await w.tick()).toBe(0);
 
-    const cookie = await signIn(keys.sandbox);
+    const { cookie } = await signIn(keys.sandbox);
     const html = await (await get(`/dashboard/events/${eventId}`, cookie)).text();
     expect(html).toContain('data-testid="retry-now"');
     expect(html).toContain(`action="/dashboard/deliveries/${deliveryId}/retry"`);
@@ -159,7 +146,7 @@ describe('the event page', () => {
     const { eventId, deliveryId } = await paid('/env');
     expect(await harness.make().tick()).toBe(1);
     const before = await deliveryRow(deliveryId);
-    const prod = await signIn(keys.production);
+    const { cookie: prod } = await signIn(keys.production);
     const page = await get(`/dashboard/events/${eventId}`, prod);
     expect(page.status).toBe(404);
     const csrf = csrfOf(await (await get('/dashboard/events', prod)).text());
@@ -205,7 +192,7 @@ describe('POST /webhook/deliveries/{id}/retry', () => {
     expect(r.status).toBe(409);
     expect(r.body.error.code).toBe('endpoint_disabled');
     // The dashboard shows it held, with no Retry now button.
-    const cookie = await signIn(keys.sandbox);
+    const { cookie } = await signIn(keys.sandbox);
     const html = await (await get(`/dashboard/events/${ev.id}`, cookie)).text();
     expect(html).toContain('data-testid="held-note"');
     await api.call('DELETE', `/webhook/endpoints/${ep.id}`);
@@ -215,7 +202,7 @@ describe('POST /webhook/deliveries/{id}/retry', () => {
     const ep = (await api.post('/webhook/endpoints', { url: `${rx.url}/circuit-ep`, events: ['intent.approved'] })).body as { id: string };
     const { intent } = await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 4300 });
     const eventId = ((await api.get(`/events?intent_id=${intent.id}`)).body.data[0] as { id: string }).id;
-    const cookie = await signIn(keys.sandbox);
+    const { cookie } = await signIn(keys.sandbox);
     // Closed circuit: no note.
     expect(await (await get(`/dashboard/events/${eventId}`, cookie)).text()).not.toContain('data-testid="circuit-note"');
     const retryAt = new Date(s.clock.now().getTime() + 600_000);

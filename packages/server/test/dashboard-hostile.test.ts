@@ -16,6 +16,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LookupFn } from '../src/security/ssrf.js';
 import { client, newOperator, newUser, payThroughPage, startTestServer, type Keys, type TestServer } from './helpers.js';
+import { csrfOf, dashboardClient } from './dashboard-kit.js';
 import { diffCounts, rowCounter, type Counter } from './hostile/db.js';
 import { BAD_PERCENT, PROTO_KEYS, routeKey, type Route } from './hostile/generate.js';
 import { send, type Outcome } from './hostile/http.js';
@@ -47,10 +48,8 @@ beforeAll(async () => {
     const ep = (await api.post('/webhook/endpoints', { url: `https://example.com/${keys.id}/hook`, events: ['*'] })).body;
     ids.push(userId, intent.id, ev.id, ep.id);
   }
-  const r = await fetch(`${s.url}/dashboard/sign-in`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `key=${a.sandbox}` });
-  cookie = r.headers.get('set-cookie')!.split(';')[0]!;
-  const page = await (await fetch(`${s.url}/dashboard/events`, { headers: { cookie } })).text();
-  csrf = /name="csrf" value="([^"]+)"/.exec(page)![1]!;
+  ({ cookie } = await dashboardClient(s.url).signIn(a.sandbox));
+  csrf = csrfOf(await (await fetch(`${s.url}/dashboard/events`, { headers: { cookie } })).text());
   counter = await rowCounter(s.running.deps.db);
   const table = s.running.app!.routeTable as Route[];
   const seen = new Set<string>();

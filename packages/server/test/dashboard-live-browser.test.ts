@@ -4,45 +4,27 @@
  * reload; a type filter keeps applying to what arrives; a pending delivery's status turns to succeeded once a worker
  * delivers it; the time window filters; an earlier page does not update. Screenshots at 1280 and 390 px.
  */
-import { mkdirSync } from 'node:fs';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, newOperator, newUser, payThroughPage, startTestServer, testWorkers, type Api, type Keys, type TestServer } from './helpers.js';
-import { startReceiver } from './receiver.js';
-import { launchChromium, watch } from './browser.js';
+import { newUser, payThroughPage, type Api, type Keys, type TestServer } from './helpers.js';
+import { openPage, shot, signInWithKey, startBrowserSetup, type BrowserSetup, type Receiver, type Workers } from './dashboard-kit.js';
 
-const SHOTS = '/tmp/dashboard-shots';
 let s: TestServer;
 let keys: Keys;
 let api: Api;
-let rx: Awaited<ReturnType<typeof startReceiver>>;
-let harness: ReturnType<typeof testWorkers>;
+let rx: Receiver;
+let harness: Workers;
 let browser: BrowserContext;
+let setup: BrowserSetup | undefined;
 
 beforeAll(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  s = await startTestServer();
-  keys = await newOperator(s, 'Live Co');
-  api = client(s.url, keys.sandbox);
-  rx = await startReceiver();
-  harness = testWorkers(s);
-  browser = await launchChromium('cw-dashboard-live-');
+  ({ s, keys, api, rx, harness, browser } = setup = await startBrowserSetup('Live Co', 'cw-dashboard-live-'));
 });
-afterAll(async () => {
-  await harness?.reset(rx);
-  await browser?.close();
-  await rx?.close();
-  await s?.stop();
-});
+afterAll(() => setup?.stop());
 
 async function signedIn(): Promise<{ page: Page; problems: string[] }> {
-  const page = await browser.newPage();
-  const problems = watch(page);
-  await page.setViewportSize({ width: 1280, height: 900 });
-  await page.goto(`${s.url}/dashboard/sign-in`);
-  await page.fill('#key', keys.sandbox);
-  await page.click('#sign-in');
-  await page.waitForURL('**/dashboard/events');
+  const { page, problems } = await openPage(browser);
+  await signInWithKey(page, s.url, keys.sandbox);
   return { page, problems };
 }
 
@@ -63,7 +45,7 @@ describe('the live events list in Chromium', () => {
     expect((await eventIds(page)).length).toBeGreaterThan(before.length);
     const row = page.locator(`[data-event-id="${ev.id}"]`);
     expect(await row.locator('[data-testid=delivery-summary]').textContent()).toBe('pending');
-    await page.screenshot({ path: `${SHOTS}/events-live-desktop.png`, fullPage: true });
+    await shot(page, 'events-live', 1280);
 
     // A worker delivers it: the row turns to succeeded, still without a reload.
     const worker = harness.make();
@@ -84,8 +66,7 @@ describe('the live events list in Chromium', () => {
     expect(types.every((t) => t === 'intent.canceled')).toBe(true);
     expect((await eventIds(page)).length).toBe(shown.length + 1);
 
-    await page.setViewportSize({ width: 390, height: 900 });
-    await page.screenshot({ path: `${SHOTS}/events-live-390.png`, fullPage: true });
+    await shot(page, 'events-live', 390);
     expect(problems).toEqual([]);
     await page.close();
   });

@@ -5,13 +5,12 @@
  * 390 px go to /tmp/dashboard-shots/objects-*.png; at 390 px no page is wider than the screen.
  */
 import { createHmac } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, newOperator, newUser, payThroughPage, startTestServer, type Api, type Keys, type TestServer } from './helpers.js';
 import { launchChromium, watch } from './browser.js';
+import { shots as shotsOf, signInWithKey } from './dashboard-kit.js';
 
-const SHOTS = '/tmp/dashboard-shots';
 let s: TestServer;
 let keys: Keys;
 let api: Api;
@@ -23,7 +22,6 @@ let disputeId: string;
 let transferId: string;
 
 beforeAll(async () => {
-  mkdirSync(SHOTS, { recursive: true });
   s = await startTestServer();
   keys = await newOperator(s, 'Acme <Casino> & Co');
   api = client(s.url, keys.sandbox);
@@ -53,21 +51,9 @@ afterAll(async () => {
 });
 
 /** Screenshots at 1280 and 390 px; at 390 px the page must not scroll sideways. */
-async function shots(page: Page, name: string): Promise<void> {
-  for (const width of [1280, 390]) {
-    await page.setViewportSize({ width, height: 900 });
-    await page.screenshot({ path: `${SHOTS}/objects-${name}-${width === 1280 ? 'desktop' : '390'}.png`, fullPage: true });
-    if (width === 390) expect(await page.evaluate(() => document.documentElement.scrollWidth), name).toBeLessThanOrEqual(390);
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
+const shots = (page: Page, name: string) => shotsOf(page, `objects-${name}`, { fits390: true });
 
-async function signIn(page: Page, key: string): Promise<void> {
-  await page.goto(`${s.url}/dashboard/sign-in`);
-  await page.fill('#key', key);
-  await page.click('#sign-in');
-  await page.waitForURL('**/dashboard/events');
-}
+const signIn = (page: Page, key: string) => signInWithKey(page, s.url, key);
 
 describe('the object pages in Chromium', () => {
   it('opens intents, clicks an intent, sees its events, clicks through to the event page', async () => {

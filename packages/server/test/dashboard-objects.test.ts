@@ -11,6 +11,7 @@ import { eventsOf } from '../src/payments/events/events.js';
 import { listIntents } from '../src/payments/intents/intents.js';
 import type { Caller } from '../src/payments/context.js';
 import { client, newOperator, newUser, payThroughPage, startTestServer, type Api, type Keys, type TestServer } from './helpers.js';
+import { dashboardClient } from './dashboard-kit.js';
 
 let s: TestServer;
 let keys: Keys;
@@ -31,18 +32,10 @@ let otherIntentId: string;
 let completedTransfer: { id: string; reference: string };
 let pendingTransfer: { id: string; reference: string };
 
-const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
-
-async function signIn(key: string): Promise<string> {
-  const r = await fetch(`${s.url}/dashboard/sign-in`, {
-    method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form({ key }),
-  });
-  expect(r.status).toBe(303);
-  return r.headers.get('set-cookie')!.split(';')[0]!;
-}
+const { get, signIn } = dashboardClient(() => s.url);
 
 async function page(path: string, cookie = sandbox): Promise<{ status: number; html: string; type: string | null }> {
-  const r = await fetch(s.url + path, { redirect: 'manual', headers: { cookie } });
+  const r = await get(path, cookie);
   return { status: r.status, html: await r.text(), type: r.headers.get('content-type') };
 }
 
@@ -108,9 +101,9 @@ beforeAll(async () => {
   const otherApi = client(s.url, other.sandbox);
   ({ intent: { id: otherIntentId } } = await payThroughPage(s, otherApi, { direction: 'cash_in', user_id: await newUser(otherApi), amount: 100 }));
 
-  sandbox = await signIn(keys.sandbox);
-  production = await signIn(keys.production);
-  otherOperator = await signIn(other.sandbox);
+  ({ cookie: sandbox } = await signIn(keys.sandbox));
+  ({ cookie: production } = await signIn(keys.production));
+  ({ cookie: otherOperator } = await signIn(other.sandbox));
 });
 afterAll(() => s?.stop());
 
@@ -252,7 +245,7 @@ describe('paging', () => {
       made.push(r.body.id);
       s.clock.advance(1000);
     }
-    const cookie = await signIn(pager.sandbox);
+    const { cookie } = await signIn(pager.sandbox);
     const first = await page('/dashboard/intents', cookie);
     const one = idsIn(first.html, 'intents');
     expect(one).toEqual(made.slice().reverse().slice(0, 50));
@@ -285,7 +278,7 @@ describe('paging', () => {
       transfers.push((await charge(ob.public_key, ob.secret_key, `${100 + k}`, `page-ref-${k}`)).id);
       s.clock.advance(1000);
     }
-    const cookie = await signIn(pager.sandbox);
+    const { cookie } = await signIn(pager.sandbox);
     const u1 = await page('/dashboard/users', cookie);
     expect(idsIn(u1.html, 'users')).toEqual(users.slice().reverse().slice(0, 50));
     const u2 = await page(nextOf(u1.html), cookie);

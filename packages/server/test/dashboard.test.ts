@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { revokeKey } from '../src/payments/operators/operators.js';
 import { client, newOperator, newUser, payThroughPage, startTestServer, type Api, type Keys, type TestServer } from './helpers.js';
+import { csrfOf, dashboardClient } from './dashboard-kit.js';
 
 let s: TestServer;
 let keys: Keys;
@@ -25,30 +26,15 @@ beforeAll(async () => {
 });
 afterAll(() => s?.stop());
 
-const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+const dash = dashboardClient(() => s.url);
+const { post, get } = dash;
 
-function post(path: string, fields: Record<string, string>, cookie?: string, headers: Record<string, string> = {}) {
-  return fetch(s.url + path, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}), ...headers },
-    body: form(fields),
-  });
-}
-function get(path: string, cookie?: string) {
-  return fetch(s.url + path, { redirect: 'manual', headers: cookie ? { cookie } : {} });
-}
-
-/** Signs in; returns the cookie pair to send back and the Set-Cookie header as answered. */
+/** Signs in (a 303 to the events page); returns the cookie pair to send back and the Set-Cookie header as answered. */
 async function signIn(key: string): Promise<{ cookie: string; setCookie: string }> {
-  const r = await post('/dashboard/sign-in', { key });
-  expect(r.status).toBe(303);
-  expect(r.headers.get('location')).toBe('/dashboard/events');
-  const setCookie = r.headers.get('set-cookie')!;
-  return { cookie: setCookie.split(';')[0]!, setCookie };
+  const r = await dash.signIn(key);
+  expect(r.location).toBe('/dashboard/events');
+  return r;
 }
-
-const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)![1]!;
 
 describe('dashboard sign-in', () => {
   it('shows the sign-in form; a page without a session redirects to it', async () => {
