@@ -56,7 +56,7 @@ export const STYLE = `
  button.primary{background:#1d4ed8;border-color:#1d4ed8;color:#fff;font-weight:600}
  .filters{display:grid;grid-template-columns:repeat(auto-fit,minmax(160px,1fr));gap:12px;align-items:end}
  .error{color:#b91c1c;font-weight:600} .notice{color:#15803d;font-weight:600}
- table{width:100%;border-collapse:collapse;font-size:.9rem} th{text-align:left;color:#5c677d;font-weight:600;font-size:.8rem}
+ table{width:100%;border-collapse:collapse;font-size:.9rem} th{overflow-wrap:normal;text-align:left;color:#5c677d;font-weight:600;font-size:.8rem}
  th,td{padding:8px 6px;border-bottom:1px solid #eef1f6;vertical-align:top} tr:last-child td{border-bottom:0}
  code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85rem}
  pre{background:#f6f8fc;border:1px solid #e3e7ef;border-radius:8px;padding:12px;overflow:auto;max-height:480px;white-space:pre-wrap;word-break:break-all}
