@@ -3,7 +3,8 @@
  * (routes/feed.ts) and the dashboard's live list (routes/dashboard/events-list.ts).
  *
  * The stream ends when the client goes away (the response's close: not the request's, which may close once its empty
- * body has been read), when the loop returns or throws, and when the server closes: each plugin that opens streams
+ * body has been read; or already gone when the stream is made, while the handler was still awaiting), when the loop
+ * returns or throws, and when the server closes: each plugin that opens streams
  * makes one registry with {@link sseStreams}, whose preClose hook ends every open stream, so that closing never waits
  * for a client. Writes respect backpressure; `: ping` comments go out every `pingMs` so that proxies and clients see a
  * live stream. No connection is held between the loop's polls.
@@ -80,10 +81,18 @@ export function sendSse(
   const ping = setInterval(() => void stream.write(': ping\n\n'), opts.pingMs);
   ping.unref();
   reply.raw.on('close', end);
-  loop(stream).then(end, (err: unknown) => {
-    if (!closed) opts.onError?.(err);
-    end();
-  });
+  // The body's close too: Fastify destroys it when the response cannot be written (the client went away).
+  out.on('close', end);
+  // A client that left while the handler was still awaiting (its session, its cursor) closed the response before the
+  // listener above existed: that close will not come again, and the loop would poll until the server stops.
+  const socket = reply.raw.socket;
+  if (reply.raw.destroyed || reply.raw.writableEnded || !socket || socket.destroyed) end();
+  if (!closed) {
+    loop(stream).then(end, (err: unknown) => {
+      if (!closed) opts.onError?.(err);
+      end();
+    });
+  }
   return reply
     .status(200)
     .header('content-type', 'text/event-stream; charset=utf-8')

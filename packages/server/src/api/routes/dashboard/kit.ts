@@ -284,5 +284,18 @@ export function makeSessions(deps: Deps): Sessions {
   return { sessionOf, pageSession, postSession };
 }
 
+/**
+ * Whether a session is still good (not signed out, not expired, its key not revoked), without counting a request: the
+ * live list's stream asks it now and then, so that an open tab stops being told anything once its session has ended.
+ */
+export async function sessionAlive(deps: Deps, s: Session): Promise<boolean> {
+  const { rows } = await deps.db.query(
+    `SELECT 1 FROM dashboard_sessions s JOIN api_keys k ON k.id = s.key_id AND k.revoked_at IS NULL
+      WHERE s.id_hash = $1 AND s.expires_at > $2`,
+    [s.idHash, deps.clock.now()],
+  );
+  return rows.length > 0;
+}
+
 /** What each page module gets. */
 export interface Dash { deps: Deps; sessions: Sessions }
