@@ -1,14 +1,18 @@
 /**
  * A test event (POST /webhook/endpoints/{id}/test, and the dashboard's "Send a test event"): Svix's "send example" and
- * Stripe's test webhooks, for one endpoint. It is a real event row of the chosen catalog type, so it shows in the events
- * list and its delivery and attempts on the event page like any other, with example data in the type's own shape (what
- * a receiver's parser already accepts: no extra `test` field, which the payload formats have no room for, and which
- * renderPayload would drop anyway). What marks it as a test is its data: every id in it says so (`int_test_…`,
- * `refund_test_…`, `user_test_…`, a Payment.Status `paymentReference` of `test_…`) and the intent's `tag` is
- * `cashwire_test_event`. The event id itself is an ordinary `evt_…`, so de-duplication by event id works as usual.
+ * Stripe's test webhooks, for one endpoint. It is a real event row of the chosen catalog type, so it shows in the
+ * dashboard's events list and its delivery and attempts on the event page like any other, with example data in the
+ * type's own shape (what a receiver's parser already accepts: no extra `test` field, which the payload formats have no
+ * room for, and which renderPayload would drop anyway). What marks it as a test to its receiver is its data: every id
+ * in it says so (`int_test_…`, `refund_test_…`, `user_test_…`, a Payment.Status `paymentReference` of `test_…`) and the
+ * intent's `tag` is `cashwire_test_event`. The event id itself is an ordinary `evt_…`, so de-duplication by event id
+ * works as usual.
  *
- * It goes to that endpoint only: no fan-out to the operator's other endpoints, no intent `webhook_url`. It is signed in
- * the endpoint's format and payload version with its current secret, like every delivery (the one insert, enqueueSql).
+ * It goes to that endpoint only: no fan-out to the operator's other endpoints, no intent `webhook_url`, and its row is
+ * marked `test` (migration 022), so that GET /events, the feed and the stream (payments/events/) leave it out: an
+ * integration pulling them would otherwise take a fake approved deposit for a real one. The dashboard's events list and
+ * GET /events/{id} (by its id, which only its sender knows) still show it. It is signed in the endpoint's format and
+ * payload version with its current secret, like every delivery (the one insert, enqueueSql).
  * An endpoint not subscribed to the type gets it all the same: the operator asked for that type explicitly, and a
  * receiver that answers it with a 4xx is worth knowing about before a real one arrives; the answer says
  * `subscribed: false`. A disabled endpoint's test delivery is held until it is enabled (`held: true`), as any delivery.
@@ -99,8 +103,8 @@ export async function sendTestEvent(deps: Deps, caller: Caller, endpointId: stri
     // current URL, held while disabled). No fan-out: the targets are this endpoint alone.
     const { rows } = await tx.query<{ made: number }>(
       `WITH ev AS (
-         INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at, trace_context)
-         VALUES ($1, $2, $3, $4, NULL, $5::jsonb, $6, $7::text) RETURNING 1
+         INSERT INTO events (operator_id, environment, id, type, intent_id, data, created_at, trace_context, test)
+         VALUES ($1, $2, $3, $4, NULL, $5::jsonb, $6, $7::text, true) RETURNING 1
        ), made AS (${enqueueSql(`(SELECT $1::text AS op, $2::text AS env, $3::text AS event_id, $8::text AS endpoint_id, NULL::text AS url,
                                          NULL::text AS secret, $9::text AS id, $6::timestamptz AS due FROM ev) AS t`, '$6::timestamptz')})
        SELECT (SELECT count(*)::int FROM made) AS made`,

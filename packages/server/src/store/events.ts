@@ -14,6 +14,8 @@ export interface EventRow {
   intent_id: string | null;
   data: IntentEventRecord;
   created_at: Date;
+  /** A test event (delivery/test-event.ts): delivered to its one endpoint, left out of GET /events, the feed and the stream. */
+  test: boolean;
 }
 
 export function intentEventData(intent: IntentRow, transaction?: TransactionRow): IntentEventRecord {

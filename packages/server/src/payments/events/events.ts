@@ -11,15 +11,23 @@ export function publicEvent(e: EventRow) {
   return { id: e.id, type: e.type, intent_id: e.intent_id, created_at: e.created_at.toISOString(), data: renderData(e as EventRecord, DEFAULT_PAYLOAD_VERSION) };
 }
 
+/**
+ * GET /events and the dashboard's events list, newest first. Test events (delivery/test-event.ts) are left out unless
+ * `opts.includeTest`, which only the dashboard passes: an integration listing events must not take a fake approved
+ * deposit for a real one, while the operator who sent the test wants to find it. An option apart from `q`, which
+ * GET /events fills from its query string, so that no query parameter can turn it on.
+ */
 export async function listEvents(
   deps: Deps,
   caller: Caller,
   q: { type?: string; intent_id?: string; delivery_status?: string; cursor?: string; limit?: number; 'created_at.after'?: string; 'created_at.before'?: string },
+  opts: { includeTest?: boolean } = {},
 ) {
   const limit = q.limit ?? 25;
   const params: unknown[] = [caller.operatorId, caller.environment];
   // Events are ordered by their insertion sequence, so two events of one instant keep their order.
   let where = pageFilter({ after: q['created_at.after'], before: q['created_at.before'] }, params);
+  if (!opts.includeTest) where += ' AND NOT test';
   if (q.cursor) {
     const seq = /^[0-9]{1,18}$/.test(q.cursor) ? q.cursor : undefined;
     if (!seq) throw errors.validation('cursor', 'cursor is not one this API returned', 'invalid_cursor');
@@ -76,6 +84,10 @@ export async function eventsOf(deps: Deps, caller: Caller, of: EventsOf, limit =
   return { data: rows.slice(0, limit).map(publicEvent), more: rows.length > limit };
 }
 
+/**
+ * One event by its id, test events included: GET /events/{id} and the dashboard's event page (which the events list
+ * links to) answer a test event too. Its id is known only to whoever sent it, so answering it leaks nothing into a feed.
+ */
 async function loadEvent(deps: Deps, caller: Caller, id: string): Promise<EventRow> {
   const { rows } = await deps.db.query<EventRow>('SELECT * FROM events WHERE operator_id = $1 AND environment = $2 AND id = $3', [caller.operatorId, caller.environment, id]);
   if (!rows[0]) throw errors.notFound('event', id);

@@ -10,6 +10,11 @@
  * of those is still running, every seq up to that mark is committed or gone for good. Writers are short (one
  * transaction per state change), so the wait is milliseconds; a transaction that holds the lock for longer only delays
  * the feed (it answers a shorter or empty page), never makes it skip an event.
+ *
+ * Test events (delivery/test-event.ts, marked `test`) are not in the feed: they are for the one endpoint they were
+ * sent to. They still draw seqs, so the bound can sit on one; they are skipped like the rows of another type when
+ * `types` filters, and a stream that read up to the bound moves its cursor to it, read or not (routes/feed.ts), so it
+ * neither reads them again nor waits on them.
  */
 import { EVENT_TYPES, renderData, renderPayload, type EventRecord, type PayloadVersion } from '@cashwire/webhooks';
 import { errors } from '../../domain/errors.js';
@@ -118,14 +123,14 @@ export function feedItem(e: EventRow, version: PayloadVersion, now: Date): FeedI
 }
 
 /**
- * One page after `cursor.seq`, up to `bound` (a safe bound), oldest first. `last` is the seq of the last row read
- * (the cursor when none), so a caller can go on from it.
+ * One page after `cursor.seq`, up to `bound` (a safe bound), oldest first, test events left out. `rows` are the rows
+ * read (their last seq is where a caller goes on from; fewer than `limit`: nothing more up to the bound).
  */
 export async function readFeed(deps: Deps, caller: Caller, cursor: { seq: string; types: string[] | null; version: PayloadVersion }, bound: string, limit: number) {
   const params: unknown[] = [caller.operatorId, caller.environment, cursor.seq, bound];
   const typeFilter = cursor.types ? ` AND type = ANY($${params.push(cursor.types)})` : '';
   const { rows } = await deps.db.query<EventRow & { seq: string }>(
-    `SELECT * FROM events WHERE operator_id = $1 AND environment = $2 AND seq > $3 AND seq <= $4${typeFilter} ORDER BY seq LIMIT ${limit}`,
+    `SELECT * FROM events WHERE operator_id = $1 AND environment = $2 AND seq > $3 AND seq <= $4 AND NOT test${typeFilter} ORDER BY seq LIMIT ${limit}`,
     params,
   );
   const now = deps.clock.now();

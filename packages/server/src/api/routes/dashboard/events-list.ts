@@ -20,9 +20,12 @@ import { listEvents } from '../../../payments/events/events.js';
 import { newestEventSeq } from '../../../payments/events/feed.js';
 import { DomainError, httpStatus } from '../../errors.js';
 import { sendSse, sseStreams } from '../../sse.js';
-import { DashboardLimited, DELIVERY_STATUSES, errorPage, esc, HIDE, layout, limitedPage, PAGE_SIZE, queryOf, send, str, when, type Dash, type Session } from './kit.js';
+import { DashboardLimited, DELIVERY_STATUSES, sessionAlive, errorPage, esc, HIDE, layout, limitedPage, PAGE_SIZE, queryOf, send, str, when, type Dash, type Session } from './kit.js';
 
 const LIVE_POLL_MS = 1_000;
+/** How long one live stream lasts at most, and how often it checks its session is still good. */
+const LIVE_MAX_MS = 30 * 60_000;
+const SESSION_CHECK_MS = 15_000;
 const PING_MS = 15_000;
 
 interface Filters { type?: string; status?: (typeof DELIVERY_STATUSES)[number]; intentId?: string; from?: string; to?: string; cursor?: string }
@@ -32,11 +35,16 @@ export function utcOfLocalInput(v: string | undefined): string | undefined | nul
   if (v === undefined) return undefined;
   const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(v);
   if (!m) return null;
-  const d = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +(m[6] ?? 0)));
-  // Date.UTC rolls 2026-02-31 over to March: such a date is not one.
-  if (Number.isNaN(d.getTime()) || d.getUTCDate() !== +m[3]! || d.getUTCHours() !== +m[4]! || +m[1]! < 1970) return null;
+  const [y, mo, day, h, mi, sec] = [+m[1]!, +m[2]!, +m[3]!, +m[4]!, +m[5]!, +(m[6] ?? 0)];
+  const d = new Date(Date.UTC(y, mo - 1, day, h, mi, sec));
+  // Date.UTC rolls 2026-02-31 over to March, month 13 into the next year, second 60 into the next minute: not dates.
+  if (Number.isNaN(d.getTime()) || y < 1970 || d.getUTCFullYear() !== y || d.getUTCMonth() !== mo - 1 || d.getUTCDate() !== day
+    || d.getUTCHours() !== h || d.getUTCMinutes() !== mi || d.getUTCSeconds() !== sec) return null;
   return d.toISOString();
 }
+
+/** "From" includes its own instant: the list's bound is exclusive (created_at.after), so the bound is a millisecond before. */
+const inclusiveFrom = (iso: string | undefined) => (iso ? new Date(Date.parse(iso) - 1).toISOString() : undefined);
 
 function filtersOf(req: FastifyRequest): Filters | string {
   const q = queryOf(req);
@@ -95,8 +103,8 @@ export function eventListRoutes(app: FastifyInstance, { deps, sessions }: Dash):
   async function listHtml(s: Session, f: Filters): Promise<string> {
     const page = await listEvents(deps, s.caller, {
       type: f.type, intent_id: f.intentId, delivery_status: f.status, cursor: f.cursor, limit: PAGE_SIZE,
-      'created_at.after': utcOfLocalInput(f.from) ?? undefined, 'created_at.before': utcOfLocalInput(f.to) ?? undefined,
-    });
+      'created_at.after': inclusiveFrom(utcOfLocalInput(f.from) ?? undefined), 'created_at.before': utcOfLocalInput(f.to) ?? undefined,
+    }, { includeTest: true });
     const counts = await deliveryStatusCounts(deps.db, s.caller.operatorId, page.data.map((e) => e.id));
     const next = page.next_cursor ? withQuery('/dashboard/events', new URLSearchParams([...keep(f), ['cursor', page.next_cursor]])) : null;
     const rowsHtml = page.data.map((e) => `<tr data-testid="event-row" data-event-id="${esc(e.id)}">
@@ -167,11 +175,25 @@ export function eventListRoutes(app: FastifyInstance, { deps, sessions }: Dash):
     const s = await scriptSession(req, reply);
     if (s === 'answered') return reply;
     if (!s) return reply.status(204).header('cache-control', 'no-store').send();
+    const session = s;
     const { operatorId, environment } = s.caller;
+    const nowMs = () => deps.clock.now().getTime();
+    const opened = nowMs();
     return sendSse(reply, open, { pingMs: PING_MS }, async (stream) => {
       let last: string | undefined;
+      let checked = nowMs();
       await stream.write('retry: 3000\n: connected\n\n');
       while (!stream.closed) {
+        // A stream lives LIVE_MAX_MS at most (the browser opens a new one, counted in the budget, with its session
+        // checked), and its session is looked at every SESSION_CHECK_MS: signed out, expired or revoked ends it.
+        if (nowMs() - opened > LIVE_MAX_MS) return;
+        if (nowMs() - checked > SESSION_CHECK_MS) {
+          checked = nowMs();
+          if (!(await sessionAlive(deps, session).catch(() => true))) {
+            await stream.write('event: signed-out\ndata: {}\n\n');
+            return;
+          }
+        }
         try {
           const v = await newestEventSeq(deps.db, operatorId, environment);
           if (last !== undefined && v !== last) await stream.write(`event: changed\ndata: ${v}\n\n`);
