@@ -1,14 +1,15 @@
 /**
  * The charts' SQL (delivery/stats.ts): buckets, outcome counts, latency percentiles and queue-depth samples, scoped to
  * one operator's environment (and endpoint), on rows written straight into the attempt log so that every expected
- * number is known. The sampler: two processes with clocks a few seconds apart write one sample a minute. Retention
- * prunes samples past their own age.
+ * number is known. Settled buckets are kept in memory, for KEEP_MS at most (an attempt written late still shows). The
+ * sampler: two processes with clocks a few seconds apart write one sample a minute; runs are aimed at the minute's
+ * boundaries (no drift), one timer whatever start() is called. Retention prunes samples past their own age.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { ManualClock } from '../src/clock.js';
-import { bucketsOf, deliveryStats, forgetSettledStats, minuteOf, sampleQueue, SETTLED_MS } from '../src/delivery/stats.js';
-import { createQueueSampler } from '../src/jobs/queue-sampler.js';
+import { bucketsOf, deliveryStats, forgetSettledStats, KEEP_MS, minuteOf, sampleQueue, SETTLED_MS } from '../src/delivery/stats.js';
+import { createQueueSampler, nextRunDelay, SAMPLE_OFFSET_MS, type SamplerTimers } from '../src/jobs/queue-sampler.js';
 import { pruneOnce } from '../src/jobs/retention.js';
 import { newOperator, startTestServer, type Keys, type TestServer } from './helpers.js';
 
@@ -171,6 +172,33 @@ describe('attempts per bucket', () => {
     expect(fresh.attempts.succeeded[idx(fresh, at(11, 30))]).toBe(0);
   });
 
+  it('reads a kept bucket again once it was read KEEP_MS ago: an attempt written late shows within 10 minutes', async () => {
+    const d = await delivery(a.id, 'sandbox');
+    await attempt(a.id, d, at(11, 30, 5), 'succeeded');
+    const first = await stats(a.id, 'sandbox');
+    const i30 = (st: { buckets: string[] }) => idx(st, at(11, 30));
+    expect(first.attempts.succeeded[i30(first)]).toBe(1);
+    // Two attempts of 11:30 written only now (an outcome batch retried while the database was away, a slow clock).
+    await attempt(a.id, d, at(11, 30, 20), 'retry');
+    await attempt(a.id, d, at(11, 30, 40), 'failed');
+    // Within KEEP_MS of the read, the kept bucket is what is shown (a refresh reads only the last minutes).
+    s.clock.set(NOW + KEEP_MS - 1000);
+    const kept = await stats(a.id, 'sandbox');
+    expect([kept.attempts.succeeded[i30(kept)], kept.attempts.retry[i30(kept)], kept.attempts.failed[i30(kept)]]).toEqual([1, 0, 0]);
+    // Past it, the bucket (and everything after it) is read again: the late attempts appear.
+    s.clock.set(NOW + KEEP_MS);
+    const late = await stats(a.id, 'sandbox');
+    expect([late.attempts.succeeded[i30(late)], late.attempts.retry[i30(late)], late.attempts.failed[i30(late)]]).toEqual([1, 1, 1]);
+    expect(late.totals.attempts).toBe(3);
+    expect(KEEP_MS).toBe(10 * MIN);
+    // And kept again from that read on: a later write to the bucket waits for the next KEEP_MS.
+    await attempt(a.id, d, at(11, 30, 50), 'expired');
+    s.clock.set(NOW + KEEP_MS + 20_000);
+    expect((await stats(a.id, 'sandbox')).totals.attempts).toBe(3);
+    s.clock.set(NOW + 2 * KEEP_MS);
+    expect((await stats(a.id, 'sandbox')).totals.attempts).toBe(4);
+  });
+
   it('adds up larger buckets for 6 h and 24 h', async () => {
     const d = await delivery(a.id, 'sandbox');
     await attempt(a.id, d, at(11, 50), 'succeeded');
@@ -253,6 +281,95 @@ describe('queue-depth samples', () => {
     const many = await Promise.all(Array.from({ length: 8 }, (_, k) => sampleQueue(s.running.deps.db, new Date(s.clock.now().getTime() + k * 1000))));
     expect(many.filter((m) => m.wrote)).toHaveLength(1);
     expect(minuteOf(at(12, 30, 59))).toEqual(at(12, 30));
+  });
+
+  it('aims each run at the next boundary of the interval since the epoch, one second past it', () => {
+    const t = (hh: number, mm: number, ss = 0, ms = 0) => at(hh, mm, ss).getTime() + ms;
+    expect(SAMPLE_OFFSET_MS).toBe(1000);
+    expect(nextRunDelay(t(12, 0, 30), MIN)).toBe(31_000);
+    expect(nextRunDelay(t(12, 0, 0, 500), MIN)).toBe(500);
+    expect(nextRunDelay(t(12, 0, 1), MIN)).toBe(MIN); // strictly after: a run at the boundary aims at the next one
+    expect(nextRunDelay(t(12, 0, 59, 999), MIN)).toBe(1001);
+    // Past the boundary it aimed at (a timer that fired a hair early): the one after, not the same one again.
+    expect(nextRunDelay(t(12, 1, 0, 900), MIN, t(12, 1, 1))).toBe(60_100);
+    // Another interval: its own multiples (5 s: …:00:01, …:00:06, …).
+    expect(nextRunDelay(t(12, 0, 2), 5000)).toBe(4000);
+    expect(nextRunDelay(t(12, 0, 7), 1000)).toBe(1000);
+    // However long each sample takes (here 0 to 9 s), a lone process samples every minute: no drift, no skipped minute.
+    let now = t(12, 0, 20, 300);
+    let aimed = now;
+    const minutes: number[] = [];
+    for (let k = 0; k < 500; k++) {
+      minutes.push(minuteOf(new Date(now)).getTime());
+      now += (k * 7919) % 9000; // the sample's query
+      const wait = nextRunDelay(now, MIN, Math.max(now, aimed));
+      aimed = now + wait;
+      now = aimed - (k % 3 === 0 ? 200 : 0); // now and then, the timer fires a little early by the clock
+    }
+    expect(minutes.every((m, k) => m === minutes[0]! + k * MIN)).toBe(true);
+  });
+
+  it('runs on one timer however often start() is called, aimed at the minute, and leaves none after stop()', async () => {
+    const clock = new ManualClock(at(12, 0, 30));
+    const live = new Map<number, { fn: () => void; ms: number }>();
+    let made = 0;
+    const timers: SamplerTimers = {
+      set: (fn, ms) => {
+        live.set(++made, { fn, ms });
+        return made;
+      },
+      clear: (h) => live.delete(h as number),
+    };
+    let queries = 0;
+    // Each sample takes 2.5 s by the clock.
+    const db = { query: (...args: unknown[]) => { queries++; clock.advance(2500); return (s.running.deps.db.query as (...a: unknown[]) => unknown)(...args); } } as unknown as typeof s.running.deps.db;
+    const sampler = createQueueSampler({ db, clock, log: pino({ level: 'silent' }), config: { queueSamples: { everyMs: MIN, retentionMs: 7 * 86_400_000 } } }, timers);
+    const fire = async () => {
+      const [[h, t]] = [...live];
+      live.delete(h);
+      t.fn();
+    };
+    sampler.start();
+    sampler.start();
+    expect(queries).toBe(1); // the first sample right away, once
+    await expect.poll(() => live.size).toBe(1);
+    // Ended at 12:00:32.5: the next one at 12:01:01.
+    expect([...live.values()][0]!.ms).toBe(28_500);
+    sampler.start();
+    expect([queries, live.size, made]).toEqual([1, 1, 1]);
+    clock.set(at(12, 1, 1));
+    await fire();
+    expect(queries).toBe(2);
+    await expect.poll(() => made).toBe(2);
+    // 12:01:03.5 after the sample: 57.5 s to 12:02:01, not 60 s after the end (which would drift by 2.5 s a minute).
+    expect([live.size, [...live.values()][0]!.ms]).toEqual([1, 57_500]);
+    await sampler.stop();
+    expect(live.size).toBe(0);
+    // Started again: one timer again.
+    clock.set(at(12, 2, 10));
+    sampler.start();
+    sampler.start();
+    await expect.poll(() => made).toBe(3);
+    expect([queries, live.size, [...live.values()][0]!.ms]).toEqual([3, 1, 48_500]);
+    await sampler.stop();
+    expect(live.size).toBe(0);
+    const { rows } = await q('SELECT minute FROM queue_sample_minutes ORDER BY minute');
+    expect(rows.map((r) => r.minute.toISOString())).toEqual([at(12, 0), at(12, 1), at(12, 2)].map((d) => d.toISOString()));
+  });
+
+  it('a stop() while a sample is running leaves no timer once it ends', async () => {
+    const clock = new ManualClock(at(12, 0, 30));
+    const live = new Set<number>();
+    let made = 0;
+    const timers: SamplerTimers = { set: () => (live.add(++made), made), clear: (h) => live.delete(h as number) };
+    const sampler = createQueueSampler({ db: s.running.deps.db, clock, log: pino({ level: 'silent' }), config: { queueSamples: { everyMs: MIN, retentionMs: 7 * 86_400_000 } } }, timers);
+    sampler.start();
+    await sampler.stop(); // waits for the running sample, which then schedules nothing
+    expect([made, live.size]).toEqual([0, 0]);
+    sampler.start();
+    await expect.poll(() => live.size).toBe(1);
+    await sampler.stop();
+    expect(live.size).toBe(0);
   });
 
   it('takes the largest sample of each bucket in the 6 h window', async () => {

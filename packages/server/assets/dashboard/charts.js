@@ -1,8 +1,12 @@
 /*
  * The dashboard's charts (GET /dashboard/charts): reads the series from the URL in #charts[data-url] (JSON from
  * /dashboard/charts/data), draws them with Chart.js (window.Chart, chart.umd.min.js loaded before this file), and
- * fetches them again every data-refresh-ms (20 s). Plain browser JavaScript, no build step; no inline script (the
- * dashboard's CSP). After each drawing every canvas carries data-points (buckets) and data-datasets, for tests.
+ * fetches them again every data-refresh-ms (20 s). A refresh that fails (the network, a 5xx) shows "Could not
+ * refresh; retrying" next to the "As of" time and is tried again on the next tick (the note goes on the next success);
+ * one that finds the session ended stops. The timer stops on pagehide and starts again on a pageshow from the
+ * back/forward cache (drawing at once). Plain browser JavaScript, no build step; no inline script (the dashboard's
+ * CSP). After each drawing every canvas carries data-points (buckets) and data-datasets, and #charts data-drawn (and
+ * data-failed, the failed refreshes), for tests.
  * Changing a select submits the form (the page's URL keeps the choice).
  */
 (function () {
@@ -93,20 +97,76 @@
     root.setAttribute('data-drawn', String(Number(root.getAttribute('data-drawn') || 0) + 1));
   }
 
+  // A refresh that failed (a network blip, a 5xx, a 429) says so and tries again on the next tick; one that lands on
+  // the sign-in page (the session ended) stops, and says so: only a new sign-in helps.
+  var note = document.querySelector('[data-testid=charts-retry]');
+  if (!note) {
+    var updatedEl = document.querySelector('[data-testid=charts-updated]');
+    if (updatedEl) {
+      // Under the heading's row (the "As of" time), so that it reads with the time it qualifies.
+      note = document.createElement('p');
+      note.className = 'error';
+      note.setAttribute('data-testid', 'charts-retry');
+      note.setAttribute('role', 'status');
+      note.hidden = true;
+      (updatedEl.closest('.row') || updatedEl).insertAdjacentElement('afterend', note);
+    }
+  }
+  function say(text) {
+    if (!note) return;
+    note.textContent = text;
+    note.hidden = !text;
+  }
+
+  function SignedOut() {}
+
   function load() {
     return fetch(url, { credentials: 'same-origin', headers: { accept: 'application/json' } })
       .then(function (r) {
-        // Signed out (a redirect to the sign-in page) or past the budget: stop refreshing; the next navigation says why.
+        if (r.status === 401 || r.status === 403 || (r.ok && r.redirected && !/json/.test(r.headers.get('content-type') || ''))) throw new SignedOut();
         if (!r.ok || !/json/.test(r.headers.get('content-type') || '')) throw new Error('charts: ' + r.status);
         return r.json();
-      })
-      .then(draw);
+      });
   }
 
+  // One refresh chain at a time, on one timer: pagehide ends the chain, a pageshow from the back/forward cache starts a
+  // new one, and the answer of an older chain (a fetch in flight when the page was put away) neither draws nor
+  // schedules. A drawing that throws counts as a failed refresh.
   var timer;
-  function loop() {
-    load().then(function () { timer = setTimeout(loop, every); }, function () { root.setAttribute('data-stopped', '1'); });
+  var generation = 0;
+  function loop(gen) {
+    clearTimeout(timer);
+    timer = undefined;
+    load()
+      .then(function (d) { if (gen === generation) draw(d); })
+      .then(function () {
+        if (gen !== generation) return;
+        say('');
+        timer = setTimeout(loop, every, gen);
+      }, function (err) {
+        if (gen !== generation) return;
+        if (err instanceof SignedOut) {
+          root.setAttribute('data-stopped', '1');
+          say('Signed out: reload the page to sign in again.');
+          return;
+        }
+        root.setAttribute('data-failed', String(Number(root.getAttribute('data-failed') || 0) + 1));
+        say('Could not refresh; retrying.');
+        timer = setTimeout(loop, every, gen);
+      });
   }
-  loop();
-  window.addEventListener('pagehide', function () { clearTimeout(timer); });
+  loop(generation);
+  window.addEventListener('pagehide', function () {
+    generation++;
+    clearTimeout(timer);
+    timer = undefined;
+  });
+  // Back from the back/forward cache: the charts are as old as the page; draw them now and refresh again from there.
+  window.addEventListener('pageshow', function (e) {
+    if (!e.persisted) return;
+    // Stopped signed out: the session may have been renewed meanwhile (another tab); if not, it stops again.
+    root.removeAttribute('data-stopped');
+    generation++;
+    loop(generation);
+  });
 })();

@@ -104,39 +104,55 @@ type AttemptRow = Record<Outcome, number> & { t: Date; p50: number | null; p99: 
 
 /**
  * A bucket of the attempt series is settled once it ended this long ago: an attempt's row carries its start time and
- * is written when its outcome batch is, within the attempt's timeout (15 s by default) and a batch of that; a worker
- * that dies mid-attempt writes no row at all (the delivery is claimed again later, with a new start). Past this,
- * nothing more arrives in the bucket, so it is never read again.
+ * is usually written when its outcome batch is, within the attempt's timeout (15 s by default) and a batch of that; a
+ * worker that dies mid-attempt writes no row at all (the delivery is claimed again later, with a new start). Past
+ * this, little more arrives in the bucket, so it is kept in memory rather than read on every refresh. Little, not
+ * nothing: the outcome writer retries a batch for as long as the database is unreachable, CASHWIRE_WEBHOOK_TIMEOUT_MS
+ * has no upper bound, and a worker host's clock may run behind; so a kept bucket is only trusted for {@link KEEP_MS}.
  */
 export const SETTLED_MS = 5 * 60_000;
+/**
+ * How long (of `now`, the injected clock) a settled bucket read from the database is trusted before it is read again:
+ * an attempt written late (long after its started_at) shows within 10 minutes. Once a kept bucket is past this, it and
+ * every bucket after it are read again (about one full read of the window per scope every 10 minutes; the refreshes
+ * in between read only the last minutes).
+ */
+export const KEEP_MS = 10 * 60_000;
 /** Scopes whose settled buckets this process keeps (the least recently asked for goes first). */
 const CACHED_SCOPES = 500;
-/** Settled buckets per database pool (a test's server, a process's pool), per scope and bucket width: start → row. */
-const settled = new WeakMap<object, Map<string, Map<number, AttemptRow>>>();
+/** A settled bucket's row, and when (by `now`) it was read from the database. */
+type Kept = { row: AttemptRow; readAt: number };
+/** Settled buckets per database pool (a test's server, a process's pool), per scope and bucket width: start → kept row. */
+const settled = new WeakMap<object, Map<string, Map<number, Kept>>>();
+
+/** Whether a bucket kept since `readAt` may still be shown without reading it again at `now` (a clock stepped back: no). */
+const trusted = (readAt: number, now: number): boolean => now >= readAt && now - readAt < KEEP_MS;
 
 /**
- * The attempt series of [from, to), one row per bucket. The settled buckets this process has read before come from
- * memory: a chart left open (it refreshes every 20 s) reads only the buckets of the last minutes again, not the
- * whole window (at 400,000 attempts an hour, 1 h of buckets took about 300 ms; the last few take a few ms).
+ * The attempt series of [from, to), one row per bucket. The settled buckets this process has read in the last
+ * {@link KEEP_MS} come from memory: a chart left open (it refreshes every 20 s) reads only the buckets of the last
+ * minutes again, not the whole window (at 400,000 attempts an hour, 1 h of buckets took about 300 ms; the last few
+ * take a few ms).
  */
 async function attemptRows(db: Queryable, scope: StatsScope, from: Date, to: Date, bucketMs: number, now: Date): Promise<AttemptRow[]> {
   let byPool = settled.get(db);
   if (!byPool) settled.set(db, (byPool = new Map()));
   const key = `${scope.operatorId}|${scope.environment}|${scope.endpointId ?? ''}|${bucketMs}`;
-  const known = byPool.get(key) ?? new Map<number, AttemptRow>();
+  const known = byPool.get(key) ?? new Map<number, Kept>();
   byPool.delete(key);
   byPool.set(key, known);
   if (byPool.size > CACHED_SCOPES) byPool.delete(byPool.keys().next().value!);
-  // The first bucket not known: everything from there on is read (the known ones form a run from the window's start).
+  // The first bucket not known (or kept too long): everything from there on is read (the ones shown from memory form
+  // a run from the window's start).
   let start = from.getTime();
-  while (start < to.getTime() && known.has(start)) start += bucketMs;
+  for (let k: Kept | undefined; start < to.getTime() && (k = known.get(start)) && trusted(k.readAt, now.getTime());) start += bucketMs;
   const byEndpoint = scope.endpointId !== undefined;
   const base = [scope.operatorId, scope.environment, new Date(start), to, `${bucketMs / 1000} seconds`];
   const fresh = start < to.getTime() ? (await db.query<AttemptRow>(attemptsSql(byEndpoint), byEndpoint ? [...base, scope.endpointId] : base)).rows : [];
-  for (const r of fresh) if (r.t.getTime() + bucketMs <= now.getTime() - SETTLED_MS) known.set(r.t.getTime(), r);
+  for (const r of fresh) if (r.t.getTime() + bucketMs <= now.getTime() - SETTLED_MS) known.set(r.t.getTime(), { row: r, readAt: now.getTime() });
   for (const t of known.keys()) if (t < from.getTime()) known.delete(t);
   const rows: AttemptRow[] = [];
-  for (let t = from.getTime(); t < start; t += bucketMs) rows.push(known.get(t)!);
+  for (let t = from.getTime(); t < start; t += bucketMs) rows.push(known.get(t)!.row);
   return rows.concat(fresh);
 }
 
