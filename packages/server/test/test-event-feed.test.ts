@@ -137,6 +137,14 @@ describe('test events stay out of the API\'s events, feed and stream', () => {
     expect(page.status).toBe(200);
     const html = await page.text();
     expect(html).toContain(`data-event-id="${id}"`);
+    // Marked as a test, and only it: a normal event's row has no badge.
+    const row = (h: string, evId: string) => h.slice(h.indexOf(`data-event-id="${evId}"`), h.indexOf('</tr>', h.indexOf(`data-event-id="${evId}"`)));
+    expect(row(html, id)).toContain('data-testid="test-badge"');
+    // Every row: a badge exactly when the API's own list (which leaves test events out) does not have it.
+    const real = new Set((await api.get('/events?limit=100')).body.data.map((e: { id: string }) => e.id));
+    const ids = [...html.matchAll(/data-event-id="([^"]+)"/g)].map((m) => m[1]!);
+    expect(ids.some((x) => real.has(x))).toBe(true);
+    for (const x of ids) expect(row(html, x).includes('test-badge'), x).toBe(!real.has(x));
     // The fragment the live list refreshes itself with too.
     expect(await (await dash.get('/dashboard/events/rows', cookie)).text()).toContain(`data-event-id="${id}"`);
     expect((await api.get('/events')).body.data.map((e: { id: string }) => e.id)).not.toContain(id);

@@ -44,7 +44,8 @@ export async function listEvents(
   );
   const more = rows.length > limit;
   const data = more ? rows.slice(0, limit) : rows;
-  return { data: data.map(publicEvent), next_cursor: more ? String(data[data.length - 1]!.seq) : null };
+  // `test` only where test events can be in the list (the dashboard's): the API's shape is unchanged.
+  return { data: data.map((e) => (opts.includeTest ? { ...publicEvent(e), test: e.test } : publicEvent(e))), next_cursor: more ? String(data[data.length - 1]!.seq) : null };
 }
 
 /** What an object's events are filed under (see insertEvents and insertTenantEvent). */

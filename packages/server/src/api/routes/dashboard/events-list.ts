@@ -109,7 +109,7 @@ export function eventListRoutes(app: FastifyInstance, { deps, sessions }: Dash):
     const next = page.next_cursor ? withQuery('/dashboard/events', new URLSearchParams([...keep(f), ['cursor', page.next_cursor]])) : null;
     const rowsHtml = page.data.map((e) => `<tr data-testid="event-row" data-event-id="${esc(e.id)}">
   <td data-label="Time" class="nw">${when(e.created_at)}</td>
-  <td data-label="Type"><a href="/dashboard/events/${encodeURIComponent(e.id)}" data-testid="event-link">${esc(e.type)}</a></td>
+  <td data-label="Type"><a href="/dashboard/events/${encodeURIComponent(e.id)}" data-testid="event-link">${esc(e.type)}</a>${'test' in e && e.test ? ' <span class="status" data-testid="test-badge" title="A test event: sent to one endpoint only, not in the API\'s list or feed">test</span>' : ''}</td>
   <td data-label="Deliveries">${summary(counts.get(e.id))}</td>
   <td data-label="Intent">${e.intent_id ? `<a href="/dashboard/intents/${encodeURIComponent(e.intent_id)}"><code>${esc(e.intent_id)}</code></a>` : '<span class="muted">–</span>'}</td>
   <td data-label="Event"><code>${esc(e.id)}</code></td></tr>`).join('\n');
