@@ -14,13 +14,13 @@
  * The time window: two datetime-local inputs read as UTC (the page says so; a browser's local time has no zone in
  * the form), bounds of events.created_at.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { deliveryStatusCounts } from '../../../delivery/queue.js';
 import { listEvents } from '../../../payments/events/events.js';
 import { newestEventSeq } from '../../../payments/events/feed.js';
 import { DomainError, httpStatus } from '../../errors.js';
 import { sendSse, sseStreams } from '../../sse.js';
-import { DashboardLimited, DELIVERY_STATUSES, sessionAlive, errorPage, esc, HIDE, layout, limitedPage, PAGE_SIZE, queryOf, send, str, when, type Dash, type Session } from './kit.js';
+import { DELIVERY_STATUSES, sessionAlive, errorPage, esc, HIDE, layout, PAGE_SIZE, queryOf, send, str, when, type Dash, type Session } from './kit.js';
 
 const LIVE_POLL_MS = 1_000;
 /** How long one live stream lasts at most, and how often it checks its session is still good. */
@@ -82,22 +82,8 @@ function summary(counts: Record<string, number> | undefined): string {
 }
 
 export function eventListRoutes(app: FastifyInstance, { deps, sessions }: Dash): void {
-  const { pageSession, sessionOf } = sessions;
+  const { pageSession, scriptSession } = sessions;
   const open = sseStreams(app);
-
-  /**
-   * The session of a request made by the page's script (htmx, EventSource), or null without one; 'answered' when
-   * the 429 page past the budget has been sent.
-   */
-  async function scriptSession(req: FastifyRequest, reply: FastifyReply): Promise<Session | null | 'answered'> {
-    try {
-      return await sessionOf(req, reply);
-    } catch (e) {
-      if (!(e instanceof DashboardLimited)) throw e;
-      limitedPage(reply, e);
-      return 'answered';
-    }
-  }
 
   /** The list (#event-list): the table, the pager, and (first page only) the attributes that make it refresh itself. */
   async function listHtml(s: Session, f: Filters): Promise<string> {

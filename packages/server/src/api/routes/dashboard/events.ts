@@ -1,7 +1,7 @@
 /** One event with its deliveries and attempts (the request as sent, the response); resend, retry now. */
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance } from 'fastify';
-import { getEndpoint } from '../../../delivery/endpoints.js';
+import { loadEndpoint } from '../../../delivery/endpoints.js';
 import { attemptKey, eventDetail, resendEvent, retryDelivery } from '../../../payments/events/events.js';
 import type { RequestView } from '../../../delivery/request-view.js';
 import { EXCERPT_BYTES } from '../../../delivery/sender.js';
@@ -95,8 +95,12 @@ export function eventRoutes(app: FastifyInstance, { deps, sessions }: Dash): voi
     // show a due time long past and no attempt, with no reason (the first thing a newcomer with a dead receiver sees).
     const circuits = new Map<string, { failures: number; retryAt: string | null }>();
     for (const eid of new Set(ev.deliveries.filter((d) => d.status === 'pending' && d.endpoint_id).map((d) => d.endpoint_id!))) {
-      const e = await getEndpoint(deps, s.caller, eid).catch(() => null); // a deleted endpoint has no health to show
-      if (e?.health.circuit === 'open') circuits.set(eid, { failures: e.health.consecutive_failures, retryAt: e.health.circuit_retry_at });
+      // A deleted endpoint has no health to show; a database error is an error.
+      const e = await loadEndpoint(deps.db, s.caller, eid).catch((err: unknown) => {
+        if (err instanceof DomainError) return null;
+        throw err;
+      });
+      if (e?.circuit_state === 'open') circuits.set(eid, { failures: e.consecutive_failures, retryAt: e.circuit_retry_at?.toISOString() ?? null });
     }
     const q = (req.query ?? {}) as Record<string, unknown>;
     const notice = str(q.resent) === '1' ? '<p class="notice" role="status" data-testid="notice">Resent: a new delivery is on its way.</p>'

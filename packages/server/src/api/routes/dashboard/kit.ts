@@ -191,27 +191,28 @@ export const toSignIn = (reply: FastifyReply) => redirect(reply, '/dashboard/sig
 
 /** The session of a request, with the dashboard's budget checked; what a page route starts with. */
 export interface Sessions {
-  /** The request's session, counted in the dashboard's budget; null without one. Throws DashboardLimited past the budget. */
-  sessionOf(req: FastifyRequest, reply: FastifyReply): Promise<Session | null>;
+  /**
+   * For a request of a page's script (htmx, EventSource): the session counted in the budget, null without one (the
+   * caller answers as its script expects), or 'answered' when the 429 page past the budget has been sent.
+   */
+  scriptSession(req: FastifyRequest, reply: FastifyReply): Promise<Session | null | 'answered'>;
   /** For a GET page: the session, or (having answered with a redirect to sign-in or a 429 page) null. */
   pageSession(req: FastifyRequest, reply: FastifyReply): Promise<Session | null>;
   /** For a POST: the session of a same-origin request whose CSRF token matches; else the refusal is sent and null returned. */
   postSession(req: FastifyRequest, reply: FastifyReply): Promise<Session | null>;
 }
 
-export class DashboardLimited extends Error {
-  constructor(readonly retryAfterS: number, readonly s: Session) {
-    super('dashboard rate limit');
-  }
-}
+/** A session past the dashboard's budget. */
+interface Limited { limited: true; retryAfterS: number; s: Session }
 
-export function limitedPage(reply: FastifyReply, e: DashboardLimited): FastifyReply {
+function limitedPage(reply: FastifyReply, e: Limited): FastifyReply {
   void reply.header('retry-after', String(e.retryAfterS));
   return errorPage(reply, 429, 'Slow down', `This dashboard session made too many requests in the last hour. Try again in ${Math.ceil(e.retryAfterS / 60)} minutes. (The API's own budgets are not affected.)`, e.s);
 }
 
 export function makeSessions(deps: Deps): Sessions {
-  async function sessionOf(req: FastifyRequest, reply: FastifyReply): Promise<Session | null> {
+  /** The request's session, counted in the dashboard's budget; null without one; Limited past the budget. */
+  async function sessionOf(req: FastifyRequest, reply: FastifyReply): Promise<Session | Limited | null> {
     const raw = cookieOf(req);
     if (!raw || !/^[A-Za-z0-9_-]{43}$/.test(raw)) return null;
     const idHash = sha256(raw);
@@ -247,23 +248,25 @@ export function makeSessions(deps: Deps): Sessions {
     if (used > limit) {
       // A refused request does not count, as in the API's budgets.
       await deps.db.query(`UPDATE rate_counters SET count = count - 1 WHERE key_id = $1 AND class = 'dashboard' AND window_start = $2`, [r.key_id, windowStart]);
-      throw new DashboardLimited(windowStart + WINDOW_S - nowS, s);
+      return { limited: true, retryAfterS: windowStart + WINDOW_S - nowS, s };
+    }
+    return s;
+  }
+
+  async function scriptSession(req: FastifyRequest, reply: FastifyReply): Promise<Session | null | 'answered'> {
+    const s = await sessionOf(req, reply);
+    if (s && 'limited' in s) {
+      limitedPage(reply, s);
+      return 'answered';
     }
     return s;
   }
 
   async function pageSession(req: FastifyRequest, reply: FastifyReply): Promise<Session | null> {
-    try {
-      const s = await sessionOf(req, reply);
-      if (!s) toSignIn(reply);
-      return s;
-    } catch (e) {
-      if (e instanceof DashboardLimited) {
-        limitedPage(reply, e);
-        return null;
-      }
-      throw e;
-    }
+    const s = await scriptSession(req, reply);
+    if (s === 'answered') return null;
+    if (!s) toSignIn(reply);
+    return s;
   }
 
   async function postSession(req: FastifyRequest, reply: FastifyReply): Promise<Session | null> {
@@ -281,7 +284,7 @@ export function makeSessions(deps: Deps): Sessions {
     return s;
   }
 
-  return { sessionOf, pageSession, postSession };
+  return { scriptSession, pageSession, postSession };
 }
 
 /**
