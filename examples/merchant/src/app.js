@@ -229,6 +229,9 @@ export async function startMerchant(config) {
   }
   if (config.webhookSecret.length < 32 || config.webhookSecret.length > 4096) throw new Error('merchant: webhookSecret must be 32 to 4096 characters');
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 10 });
+  // An idle connection that PostgreSQL drops (a restart, a terminated backend) is an 'error' event of the pool; with
+  // no listener it would be an uncaught exception and take the merchant down. The pool opens a new one when needed.
+  pool.on('error', (err) => console.warn('[merchant] an idle database connection was lost:', err.message));
   try {
     await migrate(pool);
   } catch (err) {
