@@ -198,8 +198,10 @@ export function createApp(config, pool) {
     format: 'pushcash',
     secrets: [config.webhookSecret],
     store: postgresStore(() => pool.connect(), { createTable: false }),
-    async onEvent(event, tx) {
-      if (event.version === null) return; // not about a payment
+    async onEvent(received, tx) {
+      // Only the intent.* events move a payment's status (refunds, disputes and user events are not handled here).
+      if (received.version === null || !received.type.startsWith('intent.')) return;
+      const event = /** @type {import('@cashwire/webhooks').IntentEvent} */ (received);
       const status = statusOf(event);
       const transactionId = tagOf(event);
       if (!status || !transactionId) return;
