@@ -5,6 +5,7 @@
 import { EVENT_TYPES, SENDCASH_EVENT_TYPES } from '@cashwire/webhooks';
 import { InvalidArgumentError, type Command } from 'commander';
 import { print, remote, withRemote, type RemoteOptions } from './remote.js';
+import { register as registerStats } from './stats.js';
 
 interface Out extends RemoteOptions { json?: boolean }
 
@@ -190,4 +191,5 @@ function registerEndpoints(program: Command): void {
 export function register(program: Command): void {
   registerEvents(program);
   registerEndpoints(program);
+  registerStats(program);
 }
