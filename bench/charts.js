@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // The dashboard charts' queries (packages/server/src/delivery/stats.ts) on a big attempt log and a big queue, on a
 // fresh `cw_bench_*` database (dropped afterwards):
-//   - the charts' series (attempts by outcome, latency p50/p99, queue samples) for one operator over 1 h and 24 h,
-//     overall and for one endpoint, with BENCH_CHARTS_ATTEMPTS attempts (default 200,000) of that operator in the
-//     last hour and as many of four other operators beside them;
+//   - the charts' series (attempts by outcome, latency p50/p99, queue samples) for one operator over 1 h, 6 h and
+//     24 h, overall and for one endpoint, with BENCH_CHARTS_ATTEMPTS attempts (default 200,000) of that operator in
+//     the last hour and as many of four other operators beside them: first with no minute counted (every minute read
+//     from the attempt log), then with the minutes counted (attempt_rollups) as the job keeps them;
+//   - the counting job's statement (one minute of every operator), and its catch-up over the last 25 hours;
 //   - the queue sampler's statement on BENCH_CHARTS_PENDING pending deliveries (default 200,000) in 50 lanes;
-//   - the cost on the hot path of an index on delivery_attempts (operator_id, started_at): the attempt log's insert
-//     (the worker's batch of 200, as delivery/queue.ts complete() writes it) with and without it, and the charts'
-//     queries with it.
+//   - the cost on the hot path of an index on delivery_attempts (operator_id, started_at), the alternative not taken:
+//     the attempt log's insert (the worker's batch of 200, as delivery/queue.ts complete() writes it) with and
+//     without it.
 // Runs from the built dist (npm run build first). `node bench/charts.js` (about 1 to 2 minutes);
 // BENCH_DATABASE_URL is the admin URL (default postgres://postgres@127.0.0.1:5432/postgres); BENCH_ROOT another
 // built checkout; BENCH_CHARTS_RUNS runs of each query (default 15).
@@ -21,7 +23,8 @@ import { machineInfo } from './_common.js';
 const ROOT = process.env.BENCH_ROOT ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => import(path.join(ROOT, 'packages/server/dist', p));
 const { migrate } = await dist('db/migrate.js');
-const { deliveryStats, forgetSettledStats, sampleQueue } = await dist('delivery/stats.js');
+const { countDueMinutes, countMinute, deliveryStats, minutesSql, sampleQueue } = await dist('delivery/stats.js');
+const MINUTES_SQL_FOR_EXPLAIN = minutesSql(false);
 
 const ADMIN = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ATTEMPTS = Number(process.env.BENCH_CHARTS_ATTEMPTS ?? 200_000);
@@ -100,25 +103,30 @@ try {
   console.log(`op_1: ${counts.a1} attempts (of ${counts.a}); ${counts.p} pending`);
 
   const scope = { operatorId: 'op_1', environment: 'sandbox' };
-  // Cold: the process has no settled bucket of the scope yet (a chart's first view). Warm: a refresh of a chart left
-  // open, which reads only the buckets that have not settled (the last 5 minutes) again.
-  const cold = (f) => () => {
-    forgetSettledStats(db);
-    return f();
-  };
+  // From the attempt log alone: nothing counted yet (a first start, a day no process ran, or
+  // CASHWIRE_COUNT_ATTEMPT_MINUTES=off), every minute of the window read from delivery_attempts.
   const chartRows = async (suffix) => {
-    rows.push(await timed(`charts 1h, all, first view${suffix}`, RUNS, cold(() => deliveryStats(db, scope, '1h', NOW))));
-    rows.push(await timed(`charts 1h, one endpoint, first view${suffix}`, RUNS, cold(() => deliveryStats(db, { ...scope, endpointId: 'ep_1_2' }, '1h', NOW))));
-    rows.push(await timed(`charts 24h, all, first view${suffix}`, RUNS, cold(() => deliveryStats(db, scope, '24h', NOW))));
-    await deliveryStats(db, scope, '1h', NOW);
-    rows.push(await timed(`charts 1h, all, refresh${suffix}`, RUNS, () => deliveryStats(db, scope, '1h', NOW)));
-    await deliveryStats(db, scope, '24h', NOW);
-    rows.push(await timed(`charts 24h, all, refresh${suffix}`, RUNS, () => deliveryStats(db, scope, '24h', NOW)));
+    rows.push(await timed(`charts 1h, all${suffix}`, RUNS, () => deliveryStats(db, scope, '1h', NOW)));
+    rows.push(await timed(`charts 1h, one endpoint${suffix}`, RUNS, () => deliveryStats(db, { ...scope, endpointId: 'ep_1_2' }, '1h', NOW)));
+    rows.push(await timed(`charts 6h, all${suffix}`, RUNS, () => deliveryStats(db, scope, '6h', NOW)));
+    rows.push(await timed(`charts 24h, all${suffix}`, RUNS, () => deliveryStats(db, scope, '24h', NOW)));
   };
-  await chartRows('');
-  const plan = (await db.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.operator_id = a.operator_id AND d.id = a.delivery_id
-                                WHERE a.operator_id = 'op_1' AND d.operator_id = 'op_1' AND d.environment = 'sandbox' AND a.started_at >= $1`, [new Date(NOW.getTime() - 3600_000)])).rows.map((r) => r['QUERY PLAN']);
-  console.log(plan.filter((l) => /Scan|Join|Execution/.test(l)).map((l) => `  ${l.trim()}`).join('\n'));
+  await chartRows(', from the attempt log (no minute counted)');
+  // The counting job's statement: one minute of every operator (here 5 × ~3,300 attempts), a new minute each run.
+  const minutes = [];
+  for (let m = Math.floor(NOW.getTime() / 60_000) * 60_000 - 3 * 60_000; minutes.length < RUNS + 1; m -= 60_000) minutes.push(new Date(m));
+  rows.push(await timed(`count one minute, all operators (~${Math.round((OPS * ATTEMPTS) / 60).toLocaleString('en-US')} attempts)`, RUNS, async (i) => {
+    const r = await countMinute(db, minutes[i + 1], 1, NOW);
+    if (!r.counted) throw new Error('the minute was not counted');
+  }));
+  // Catching up: every minute of the last 25 hours counted, as the job does over its first runs.
+  const t1 = process.hrtime.bigint();
+  let counted = 0;
+  for (let k; (k = await countDueMinutes(db, NOW, { max: 500, budgetMs: 600_000 })) > 0;) counted += k;
+  console.log(`counted ${counted} more minutes (the last 25 h) in ${(ms(t1) / 1000).toFixed(1)} s`);
+  await chartRows(', counted minutes (+ the last 2 to 3 from the log)');
+  const plan = (await db.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) ${MINUTES_SQL_FOR_EXPLAIN}`, [scope.operatorId, scope.environment, new Date(NOW.getTime() - 3600_000), NOW, ''])).rows.map((r) => r['QUERY PLAN']);
+  console.log(plan.filter((l) => /Scan|Join|Loop|Execution/.test(l)).map((l) => `  ${l.trim()}`).join('\n'));
 
   // The sampler: each run a new minute (the minute claimed, then every lane counted).
   let minute = 0;
@@ -161,9 +169,6 @@ try {
   }
   console.log(`  paired ratio indexed/plain: median ${median(ratios).toFixed(2)}`);
   await db.query('DROP TABLE bench_attempts_plain, bench_attempts_indexed');
-  await db.query('CREATE INDEX delivery_attempts_operator_started ON delivery_attempts (operator_id, started_at)');
-  await db.query('ANALYZE delivery_attempts');
-  await chartRows(' (+ index operator_id, started_at)');
 } finally {
   await db.end();
   await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

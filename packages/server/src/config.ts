@@ -55,6 +55,12 @@ export interface Config {
   retentionMs: number;
   /** Queue-depth samples (charts): how often a process tries to sample (CASHWIRE_QUEUE_SAMPLE_MS, default 60000), kept how long (CASHWIRE_QUEUE_SAMPLE_RETENTION_DAYS, default 7). */
   queueSamples: { everyMs: number; retentionMs: number };
+  /**
+   * Whether this process's background jobs count the attempt log a minute at a time for the charts
+   * (CASHWIRE_COUNT_ATTEMPT_MINUTES, default on; `off` leaves the charts reading the attempt log itself). Counts are
+   * kept as long as the queue samples.
+   */
+  countAttemptMinutes: boolean;
   /** GET /readyz: the oldest due delivery may have waited this long. Default 60 s. */
   readyMaxLagMs: number;
   /** GET /readyz: some delivery worker must have recorded a heartbeat within this window. Default 60 s. */
@@ -141,6 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     graphqlMaxDepth: Math.max(1, int('CASHWIRE_GRAPHQL_MAX_DEPTH', 6, env)),
     retentionMs: int('CASHWIRE_RETENTION_DAYS', 30, env) * 86_400_000,
     queueSamples: { everyMs: Math.max(1000, int('CASHWIRE_QUEUE_SAMPLE_MS', 60_000, env)), retentionMs: int('CASHWIRE_QUEUE_SAMPLE_RETENTION_DAYS', 7, env) * 86_400_000 },
+    countAttemptMinutes: !['off', 'false', '0', 'no'].includes((env.CASHWIRE_COUNT_ATTEMPT_MINUTES ?? '').trim().toLowerCase()),
     readyMaxLagMs: int('CASHWIRE_READY_MAX_LAG_MS', 60_000, env),
     readyWorkerMs: int('CASHWIRE_READY_WORKER_MS', 60_000, env),
     workerMode: env.CASHWIRE_WORKER_MODE === 'inline' ? 'inline' : 'process',

@@ -1,16 +1,18 @@
 /**
  * The charts' SQL (delivery/stats.ts): buckets, outcome counts, latency percentiles and queue-depth samples, scoped to
  * one operator's environment (and endpoint), on rows written straight into the attempt log so that every expected
- * number is known. Settled buckets are kept in memory, for KEEP_MS at most (an attempt written late still shows). The
+ * number is known; the same series from the per-minute counts (attempt_rollups) as from the log, which minutes are due
+ * to be counted and when again (an attempt written late still shows), one count per pass whatever the processes. The
  * sampler: two processes with clocks a few seconds apart write one sample a minute; runs are aimed at the minute's
  * boundaries (no drift), one timer whatever start() is called. Retention prunes samples past their own age.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { ManualClock } from '../src/clock.js';
-import { bucketsOf, deliveryStats, forgetSettledStats, KEEP_MS, minuteOf, sampleQueue, SETTLED_MS } from '../src/delivery/stats.js';
+import { bucketsOf, OUTCOMES, countDueMinutes, countMinute, COUNT_AFTER_MS, deliveryStats, dueMinutes, minuteOf, RECOUNT_AFTER_MS, sampleQueue } from '../src/delivery/stats.js';
 import { createQueueSampler, nextRunDelay, SAMPLE_OFFSET_MS, type SamplerTimers } from '../src/jobs/queue-sampler.js';
 import { pruneOnce } from '../src/jobs/retention.js';
+import { loadConfig } from '../src/config.js';
 import { newOperator, startTestServer, type Keys, type TestServer } from './helpers.js';
 
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 30); // 12:00:30: the 1h window's buckets are 11:01 .. 12:00
@@ -31,9 +33,7 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   s.clock.set(NOW);
-  await s.running.deps.db.query('TRUNCATE delivery_attempts, deliveries, events, queue_samples, queue_sample_minutes, endpoints CASCADE');
-  // The attempt log's past was just rewritten, which never happens outside tests: the settled buckets kept are stale.
-  forgetSettledStats(s.running.deps.db);
+  await s.running.deps.db.query('TRUNCATE delivery_attempts, deliveries, events, queue_samples, queue_sample_minutes, attempt_rollups, attempt_minutes, endpoints CASCADE');
 });
 
 const q = (sql: string, params: unknown[] = []) => s.running.deps.db.query(sql, params);
@@ -142,62 +142,6 @@ describe('attempts per bucket', () => {
     expect((await stats(b.id, 'production')).totals.attempts).toBe(0);
   });
 
-  it('reads a settled bucket once: a refresh reads only the recent buckets again', async () => {
-    const d = await delivery(a.id, 'sandbox');
-    await attempt(a.id, d, at(11, 30), 'succeeded'); // settled: it ended 29 minutes before now (12:00:30)
-    await attempt(a.id, d, at(11, 58), 'succeeded'); // not settled yet: within SETTLED_MS of now
-    expect(SETTLED_MS).toBeLessThan(29 * MIN);
-    expect(SETTLED_MS).toBeGreaterThan(3 * MIN);
-    const first = await stats(a.id, 'sandbox');
-    expect(first.attempts.succeeded[idx(first, at(11, 30))]).toBe(1);
-    // The log's settled past is rewritten behind its back (only a test does that): the kept bucket is what is shown.
-    await q('DELETE FROM delivery_attempts WHERE started_at = $1', [at(11, 30)]);
-    // The recent past still moves: an attempt of 11:59 written now (its outcome batch came late) is counted.
-    await attempt(a.id, d, at(11, 59), 'retry');
-    const second = await stats(a.id, 'sandbox');
-    expect(second.attempts.succeeded[idx(second, at(11, 30))]).toBe(1);
-    expect(second.attempts.retry[idx(second, at(11, 59))]).toBe(1);
-    expect(second.attempts.succeeded[idx(second, at(11, 58))]).toBe(1);
-    // An hour later, the window has moved: the 11:30 bucket has left it, and the new buckets are read.
-    s.clock.set(NOW + 3_600_000);
-    await attempt(a.id, d, at(12, 59), 'failed');
-    const later = await stats(a.id, 'sandbox');
-    expect(idx(later, at(11, 30))).toBe(-1);
-    expect(later.attempts.failed[idx(later, at(12, 59))]).toBe(1);
-    expect(later.totals.attempts).toBe(1);
-    // Another scope (the endpoint filter, another bucket width) keeps its own.
-    forgetSettledStats(s.running.deps.db);
-    s.clock.set(NOW);
-    const fresh = await stats(a.id, 'sandbox');
-    expect(fresh.attempts.succeeded[idx(fresh, at(11, 30))]).toBe(0);
-  });
-
-  it('reads a kept bucket again once it was read KEEP_MS ago: an attempt written late shows within 10 minutes', async () => {
-    const d = await delivery(a.id, 'sandbox');
-    await attempt(a.id, d, at(11, 30, 5), 'succeeded');
-    const first = await stats(a.id, 'sandbox');
-    const i30 = (st: { buckets: string[] }) => idx(st, at(11, 30));
-    expect(first.attempts.succeeded[i30(first)]).toBe(1);
-    // Two attempts of 11:30 written only now (an outcome batch retried while the database was away, a slow clock).
-    await attempt(a.id, d, at(11, 30, 20), 'retry');
-    await attempt(a.id, d, at(11, 30, 40), 'failed');
-    // Within KEEP_MS of the read, the kept bucket is what is shown (a refresh reads only the last minutes).
-    s.clock.set(NOW + KEEP_MS - 1000);
-    const kept = await stats(a.id, 'sandbox');
-    expect([kept.attempts.succeeded[i30(kept)], kept.attempts.retry[i30(kept)], kept.attempts.failed[i30(kept)]]).toEqual([1, 0, 0]);
-    // Past it, the bucket (and everything after it) is read again: the late attempts appear.
-    s.clock.set(NOW + KEEP_MS);
-    const late = await stats(a.id, 'sandbox');
-    expect([late.attempts.succeeded[i30(late)], late.attempts.retry[i30(late)], late.attempts.failed[i30(late)]]).toEqual([1, 1, 1]);
-    expect(late.totals.attempts).toBe(3);
-    expect(KEEP_MS).toBe(10 * MIN);
-    // And kept again from that read on: a later write to the bucket waits for the next KEEP_MS.
-    await attempt(a.id, d, at(11, 30, 50), 'expired');
-    s.clock.set(NOW + KEEP_MS + 20_000);
-    expect((await stats(a.id, 'sandbox')).totals.attempts).toBe(3);
-    s.clock.set(NOW + 2 * KEEP_MS);
-    expect((await stats(a.id, 'sandbox')).totals.attempts).toBe(4);
-  });
 
   it('adds up larger buckets for 6 h and 24 h', async () => {
     const d = await delivery(a.id, 'sandbox');
@@ -215,6 +159,165 @@ describe('attempts per bucket', () => {
     expect(day.attempts.succeeded[idx(day, at(11, 45))]).toBe(2);
     expect(day.attempts.failed[idx(day, at(1, 0))]).toBe(1);
     expect(day.totals.attempts).toBe(4);
+  });
+});
+
+describe('the attempt log counted a minute at a time (attempt_rollups)', () => {
+  /** A small deterministic generator, so that a failure can be replayed. */
+  const rng = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const OUT = ['succeeded', 'succeeded', 'succeeded', 'retry', 'failed', 'expired', 'held'];
+  const countAll = async (from: Date, to: Date, pass: 1 | 2 = 1) => {
+    for (let m = from.getTime(); m < to.getTime(); m += MIN) await countMinute(s.running.deps.db, new Date(m), pass, s.clock.now());
+  };
+
+  it('gives the same series from the counts as from the attempt log, for every scope and window', async () => {
+    const ep1 = await endpoint(a.id, 'sandbox');
+    const ep2 = await endpoint(a.id, 'sandbox');
+    const prodEp = await endpoint(a.id, 'production');
+    const ds = [
+      await delivery(a.id, 'sandbox', { endpointId: ep1 }), await delivery(a.id, 'sandbox', { endpointId: ep2 }),
+      await delivery(a.id, 'sandbox'), await delivery(a.id, 'sandbox', { lane: 'cli' }),
+      await delivery(a.id, 'production', { endpointId: prodEp }),
+    ];
+    const other = await delivery(b.id, 'sandbox');
+    const r = rng(42);
+    // 600 attempts over the last 26 hours, bunched into a few hundred minutes, latencies from 0 ms to 40 s.
+    for (let i = 0; i < 600; i++) {
+      const started = new Date(NOW - Math.floor(r() * 26 * 60) * MIN - Math.floor(r() * 60_000));
+      const latency = r() < 0.05 ? 0 : Math.floor(Math.exp(r() * Math.log(40_000)));
+      await attempt(a.id, ds[Math.floor(r() * ds.length)]!, started, OUT[Math.floor(r() * OUT.length)]!, latency);
+      if (i % 10 === 0) await attempt(b.id, other, started, 'succeeded', latency);
+    }
+    const scopes: [string, string, string?][] = [[a.id, 'sandbox'], [a.id, 'sandbox', ep1], [a.id, 'sandbox', ep2], [a.id, 'production'], [a.id, 'production', prodEp], [b.id, 'sandbox']];
+    const windows = ['1h', '6h', '24h'] as const;
+    const all = async () => Promise.all(scopes.flatMap(([op, env, ep]) => windows.map((w) => stats(op, env, w, ep))));
+    const fromLog = await all();
+    expect(fromLog[0]!.totals.attempts).toBeGreaterThan(10); // the 1 h window has something to compare
+    expect(fromLog.reduce((n, st) => n + st.totals.attempts, 0)).toBeGreaterThan(1000);
+
+    // Count every minute of the last 25 hours except the last three (not due yet), then read again.
+    await countAll(new Date(minuteOf(new Date(NOW)).getTime() - 25 * 60 * MIN), new Date(minuteOf(new Date(NOW)).getTime() - 2 * MIN));
+    const counted = (await q('SELECT count(*)::int AS n FROM attempt_rollups')).rows[0].n;
+    expect(counted).toBeGreaterThan(100);
+    expect(await all()).toEqual(fromLog);
+
+    // The counts are what is read: the attempt log's counted minutes emptied behind its back change nothing...
+    await q('DELETE FROM delivery_attempts WHERE started_at < $1', [new Date(minuteOf(new Date(NOW)).getTime() - 2 * MIN)]);
+    expect(await all()).toEqual(fromLog);
+    // ...and the counts emptied leave zeros there (a counted minute with no row had no attempt).
+    await q('DELETE FROM attempt_rollups');
+    const hour = await stats(a.id, 'sandbox', '1h');
+    const countedBuckets = hour.buckets.length - 3; // 11:58, 11:59 and 12:00 are not counted yet
+    expect(OUTCOMES.every((o) => hour.attempts[o].slice(0, countedBuckets).every((n) => n === 0))).toBe(true);
+    expect(hour.latency.p50.slice(0, countedBuckets).every((v) => v === null)).toBe(true);
+  });
+
+  it('reads percentiles of wider buckets from the merged minutes, within 5% of the exact ones; a bucket with one minute is exact', async () => {
+    const d = await delivery(a.id, 'sandbox');
+    for (let ms = 1; ms <= 100; ms++) await attempt(a.id, d, at(11, 30, ms % 60), 'succeeded', ms);
+    for (let ms = 200; ms < 250; ms++) await attempt(a.id, d, at(11, 32, ms % 60), 'succeeded', ms);
+    for (let ms = 1; ms <= 9; ms++) await attempt(a.id, d, at(11, 41, ms), 'retry', ms * 37);
+    await countAll(at(11, 0), at(11, 58));
+    const exact = async (from: Date, to: Date, p: number) =>
+      (await q('SELECT percentile_disc($3::float8) WITHIN GROUP (ORDER BY latency_ms) AS v FROM delivery_attempts WHERE started_at >= $1 AND started_at < $2', [from, to, p])).rows[0].v as number;
+    const six = await stats(a.id, 'sandbox', '6h');
+    const b30 = idx(six, at(11, 30));
+    expect(six.attempts.succeeded[b30]).toBe(150);
+    for (const [p, got] of [[0.5, six.latency.p50[b30]], [0.99, six.latency.p99[b30]]] as const) {
+      const want = await exact(at(11, 30), at(11, 35), p);
+      expect(Math.abs(got! - want) / want).toBeLessThanOrEqual(0.05);
+    }
+    // 11:40–11:45 has one minute with attempts: its exact percentiles.
+    const b40 = idx(six, at(11, 40));
+    expect([six.latency.p50[b40], six.latency.p99[b40]]).toEqual([await exact(at(11, 41), at(11, 42), 0.5), await exact(at(11, 41), at(11, 42), 0.99)]);
+    expect([six.latency.p50[b40], six.latency.p99[b40]]).toEqual([185, 333]);
+    // The 1 h window's minutes are exact, counted or not.
+    const hour = await stats(a.id, 'sandbox', '1h');
+    expect([hour.latency.p50[idx(hour, at(11, 30))], hour.latency.p99[idx(hour, at(11, 30))]]).toEqual([50, 99]);
+    expect([hour.latency.p50[idx(hour, at(11, 32))], hour.latency.p99[idx(hour, at(11, 32))]]).toEqual([224, 249]);
+  });
+
+  it('counts a minute once per pass, however many processes try at once', async () => {
+    const d = await delivery(a.id, 'sandbox');
+    for (let i = 0; i < 5; i++) await attempt(a.id, d, at(11, 40, i), 'succeeded', 20 + i);
+    const tries = await Promise.all([1, 2, 3, 4].map(() => countMinute(s.running.deps.db, at(11, 40), 1, s.clock.now())));
+    expect(tries.filter((t) => t.counted)).toHaveLength(1);
+    expect(tries.find((t) => t.counted)!.rows).toBe(1); // all of the sandbox (the delivery has no endpoint)
+    const { rows } = await q('SELECT endpoint_id, succeeded, p50, p99, hist_idx, hist_n FROM attempt_rollups');
+    expect(rows).toEqual([{ endpoint_id: '', succeeded: 5, p50: 22, p99: 24, hist_idx: expect.any(Array), hist_n: expect.any(Array) }]);
+    expect((rows[0].hist_n as number[]).reduce((x, y) => x + y, 0)).toBe(5);
+    expect((await stats(a.id, 'sandbox')).attempts.succeeded[idx(await stats(a.id, 'sandbox'), at(11, 40))]).toBe(5);
+  });
+
+  it('knows which minutes are due: the ended ones not counted, newest first, back to the oldest attempt or a day; again 10 minutes after', async () => {
+    const db = s.running.deps.db;
+    expect(await dueMinutes(db, new Date(NOW), 100)).toEqual([]); // no attempt at all: nothing to count
+    const d = await delivery(a.id, 'sandbox');
+    await attempt(a.id, d, at(11, 50, 10), 'succeeded');
+    // 12:00:30: minutes 11:50 … 11:57 have ended two minutes ago or more (11:58 ends at 11:59, plus 2 min > now).
+    expect(COUNT_AFTER_MS).toBe(2 * MIN);
+    const due = await dueMinutes(db, new Date(NOW), 100);
+    expect(due).toEqual([57, 56, 55, 54, 53, 52, 51, 50].map((m) => ({ minute: at(11, m), pass: 1 })));
+    expect(await dueMinutes(db, new Date(NOW), 3)).toEqual(due.slice(0, 3));
+    expect(await countDueMinutes(db, new Date(NOW))).toBe(8);
+    expect(await dueMinutes(db, new Date(NOW), 100)).toEqual([]);
+    // 10 minutes after each minute ended: its second pass.
+    expect(RECOUNT_AFTER_MS).toBe(10 * MIN);
+    const later = new Date(at(11, 52).getTime() + MIN + RECOUNT_AFTER_MS); // 12:03
+    expect((await dueMinutes(db, later, 100)).filter((x) => x.pass === 2)).toEqual([52, 51, 50].map((m) => ({ minute: at(11, m), pass: 2 })));
+    // A minute first counted late (a process that was down) is not counted twice for nothing.
+    await attempt(a.id, d, at(10, 0), 'succeeded');
+    const afterPause = new Date(NOW + 3 * 3_600_000);
+    await countDueMinutes(db, afterPause, { max: 1000 });
+    expect((await dueMinutes(db, afterPause, 1000)).filter((x) => x.minute < at(11, 50))).toEqual([]);
+    // Never more than a day back, however old the oldest attempt.
+    await attempt(a.id, d, new Date(NOW - 3 * 86_400_000), 'succeeded');
+    const oldest = (await dueMinutes(db, new Date(NOW), 10_000)).at(-1)!.minute;
+    expect(oldest.getTime()).toBe(minuteOf(new Date(NOW - 24 * 3_600_000 - MIN)).getTime());
+    // A run stops at its budget.
+    let t = 0;
+    expect(await countDueMinutes(db, new Date(NOW), { budgetMs: 3, elapsed: () => t++ })).toBe(3);
+  });
+
+  it('shows an attempt written after its minute was counted once the minute is counted again, and never lowers a count', async () => {
+    const db = s.running.deps.db;
+    const d = await delivery(a.id, 'sandbox');
+    await attempt(a.id, d, at(11, 50, 10), 'succeeded');
+    s.clock.set(at(11, 53, 30));
+    await countDueMinutes(db, s.clock.now());
+    await attempt(a.id, d, at(11, 50, 40), 'retry'); // its outcome batch came late
+    const i = (st: { buckets: string[] }) => idx(st, at(11, 50));
+    let st = await stats(a.id, 'sandbox');
+    expect([st.attempts.succeeded[i(st)], st.attempts.retry[i(st)]]).toEqual([1, 0]);
+    s.clock.set(new Date(at(11, 51).getTime() + RECOUNT_AFTER_MS)); // 12:01
+    await countDueMinutes(db, s.clock.now());
+    st = await stats(a.id, 'sandbox');
+    expect([st.attempts.succeeded[i(st)], st.attempts.retry[i(st)]]).toEqual([1, 1]);
+    // A second count that finds fewer attempts (the log pruned under it) keeps the larger one.
+    await q('DELETE FROM attempt_minutes WHERE minute = $1 AND pass = 2', [at(11, 50)]);
+    await q('DELETE FROM delivery_attempts WHERE started_at = $1', [at(11, 50, 40)]);
+    await countMinute(db, at(11, 50), 2, s.clock.now());
+    st = await stats(a.id, 'sandbox');
+    expect(st.attempts.retry[i(st)]).toBe(1);
+  });
+
+  it('is counted by the sampler\'s runs unless CASHWIRE_COUNT_ATTEMPT_MINUTES is off, and pruned with the samples', async () => {
+    const d = await delivery(a.id, 'sandbox');
+    await attempt(a.id, d, at(11, 40), 'succeeded');
+    const make = (countAttemptMinutes: boolean) => createQueueSampler({
+      db: s.running.deps.db, clock: s.clock, log: pino({ level: 'silent' }), config: { queueSamples: { everyMs: MIN, retentionMs: 7 * 86_400_000 }, countAttemptMinutes },
+    });
+    expect(await make(false).countOnce()).toBe(0);
+    expect((await q('SELECT count(*)::int AS n FROM attempt_minutes')).rows[0].n).toBe(0);
+    expect(await make(true).countOnce()).toBeGreaterThan(0);
+    expect((await q(`SELECT succeeded FROM attempt_rollups WHERE minute = $1 AND endpoint_id = ''`, [at(11, 40)])).rows).toEqual([{ succeeded: 1 }]);
+    expect(loadConfig({ CASHWIRE_COUNT_ATTEMPT_MINUTES: 'off' }).countAttemptMinutes).toBe(false);
+    expect(loadConfig({}).countAttemptMinutes).toBe(true);
+    // Eight days later the counts are past the samples' retention (7 days) and go, with their claimed minutes.
+    s.clock.set(NOW + 8 * 86_400_000);
+    const pruned = await pruneOnce(s.running.deps, 30 * 86_400_000, 1000, 7 * 86_400_000);
+    expect(pruned.rollups).toBe(1);
+    expect((await q('SELECT (SELECT count(*) FROM attempt_rollups)::int AS r, (SELECT count(*) FROM attempt_minutes)::int AS m')).rows[0]).toEqual({ r: 0, m: 0 });
   });
 });
 
@@ -323,7 +426,8 @@ describe('queue-depth samples', () => {
     let queries = 0;
     // Each sample takes 2.5 s by the clock.
     const db = { query: (...args: unknown[]) => { queries++; clock.advance(2500); return (s.running.deps.db.query as (...a: unknown[]) => unknown)(...args); } } as unknown as typeof s.running.deps.db;
-    const sampler = createQueueSampler({ db, clock, log: pino({ level: 'silent' }), config: { queueSamples: { everyMs: MIN, retentionMs: 7 * 86_400_000 } } }, timers);
+    // The attempt counts off: this is about the sample's timing, one statement a run (the counts have their tests).
+    const sampler = createQueueSampler({ db, clock, log: pino({ level: 'silent' }), config: { queueSamples: { everyMs: MIN, retentionMs: 7 * 86_400_000 }, countAttemptMinutes: false } }, timers);
     const fire = async () => {
       const [[h, t]] = [...live];
       live.delete(h);

@@ -3,15 +3,20 @@
  * outcome, attempt latency p50/p99, and queue depth, for one operator's environment, overall or for one endpoint,
  * across every worker process (the attempt log and the samples are in the database, whoever wrote them).
  *
- * The buckets are computed in SQL from the attempt log (delivery_attempts joined to deliveries, for the environment
- * and the endpoint). Every query starts with operator_id (the Citus distribution column) and always has the
- * environment: a production session never sees sandbox numbers. A listen's forwards (lane `cli`, the CLI's, not the
- * engine's) are left out.
+ * The attempt series are computed in SQL from the attempt log (delivery_attempts, each attempt with its delivery's
+ * environment and endpoint), a minute at a time: a background job counts each minute once it has ended
+ * ({@link countDueMinutes}, into attempt_rollups, migration 023), and a chart reads one row per counted minute plus
+ * the attempts of the minutes not counted yet (the last two or three). Its buckets are sums of minutes
+ * (domain/latency-histogram.ts). Every read starts with operator_id (the Citus distribution column) and always has
+ * the environment: a production session never sees sandbox numbers. A listen's forwards (lane `cli`, the CLI's, not
+ * the engine's) are left out.
  *
  * Queue depth cannot be read from the past: it is sampled (migration 019). This module owns every statement on
- * queue_sample_minutes and queue_samples: the sample itself ({@link sampleQueue}), the read and the pruning.
+ * queue_sample_minutes, queue_samples, attempt_minutes and attempt_rollups: the sample and the counts, the reads and
+ * the pruning.
  */
 import type { Queryable } from '../db/pool.js';
+import { bucketsFromMinutes, histSql, OUTCOMES, type BucketRow, type MinuteRow, type Outcome } from '../domain/latency-histogram.js';
 import { endpointHolds } from './queue.js';
 
 /** The windows the charts offer: how far back, and the width of one bucket. */
@@ -24,8 +29,7 @@ export type WindowName = keyof typeof WINDOWS;
 export const isWindow = (w: unknown): w is WindowName => typeof w === 'string' && Object.hasOwn(WINDOWS, w);
 
 /** The attempt outcomes counted (delivery_attempts.outcome; `held`: a 410 that disabled its endpoint). */
-export const OUTCOMES = ['succeeded', 'retry', 'failed', 'expired', 'held'] as const;
-export type Outcome = (typeof OUTCOMES)[number];
+export { OUTCOMES, type Outcome };
 
 /** The endpoint_id of a sample of all the deliveries of an environment. */
 export const ALL = '';
@@ -67,24 +71,157 @@ export function bucketsOf(window: WindowName, now: Date): { from: Date; to: Date
 /** The minute a sample taken at `at` belongs to. */
 export const minuteOf = (at: Date) => new Date(Math.floor(at.getTime() / 60_000) * 60_000);
 
-const attemptsSql = (byEndpoint: boolean) => `
-  WITH b AS (
-    SELECT generate_series($3::timestamptz, $4::timestamptz - $5::interval, $5::interval) AS t
-  ), a AS (
-    SELECT date_bin($5::interval, a.started_at, $3::timestamptz) AS t,
-           ${OUTCOMES.map((o) => `count(*) FILTER (WHERE a.outcome = '${o}')::int AS "${o}"`).join(', ')},
-           percentile_disc(0.5) WITHIN GROUP (ORDER BY a.latency_ms) AS p50,
-           percentile_disc(0.99) WITHIN GROUP (ORDER BY a.latency_ms) AS p99
-      FROM delivery_attempts a
-      JOIN deliveries d ON d.operator_id = a.operator_id AND d.id = a.delivery_id
-     WHERE a.operator_id = $1 AND d.operator_id = $1 AND d.environment = $2
-       AND a.started_at >= $3 AND a.started_at < $4
-       AND d.lane IS DISTINCT FROM 'cli'${byEndpoint ? ' AND d.endpoint_id = $6' : ''}
-     GROUP BY 1
+// --- The attempt log, a minute at a time (migration 023) -------------------------------------------------------------
+
+/** A minute is counted (pass 1) once it ended this long ago: an attempt's row is written when its outcome batch is,
+ * within the attempt's timeout (15 s by default) and a batch of that; a worker that dies mid-attempt writes none. */
+export const COUNT_AFTER_MS = 2 * 60_000;
+/** And counted again (pass 2) once it ended this long ago: an attempt written late (an outcome batch retried while
+ * the database was away, a worker whose clock runs behind) shows then. One written later still is not counted. */
+export const RECOUNT_AFTER_MS = 10 * 60_000;
+/** How far back the job counts minutes not counted yet (a process started after a pause): the longest window, and a
+ * minute more. It never goes before the oldest attempt in the log. */
+export const COUNT_BACK_MS = 24 * 3_600_000 + 60_000;
+
+const COUNTS = OUTCOMES.map((o) => `count(*) FILTER (WHERE outcome = '${o}')::int AS "${o}"`).join(', ');
+const PERCENTILES = 'percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50, percentile_disc(0.99) WITHIN GROUP (ORDER BY latency_ms) AS p99';
+/**
+ * An attempt's delivery (its environment, endpoint and lane): looked up by primary key, once per attempt (OFFSET 0
+ * keeps the planner from turning it into a hash join, which reads every delivery of the operator: the cost of a chart
+ * would then grow with the account's history instead of the window's attempts).
+ */
+const DELIVERY_OF = (op: string) =>
+  `CROSS JOIN LATERAL (SELECT d.environment, d.endpoint_id, d.lane FROM deliveries d WHERE d.operator_id = ${op} AND d.id = a.delivery_id OFFSET 0) d`;
+
+/**
+ * Counts the minute starting at `minute` into attempt_rollups, for every operator, environment and endpoint (and
+ * all the deliveries of each environment, endpoint_id ''), unless a process counted this pass of it already: one
+ * statement that claims (minute, pass) in attempt_minutes and, only if it won, reads the minute's attempts. A second
+ * pass replaces a row only with one that counts at least as many attempts (attempts are only ever added). Listen
+ * forwards (lane `cli`) are left out, as everywhere in the charts. Returns whether this call counted, and how many rows.
+ */
+export async function countMinute(db: Queryable, minute: Date, pass: 1 | 2, now: Date): Promise<{ counted: boolean; rows: number }> {
+  const sum = (t: string) => OUTCOMES.map((o) => `${t}."${o}"`).join(' + ');
+  const r = await db.query<{ won: boolean; n: number }>(
+    `WITH won AS (
+       INSERT INTO attempt_minutes (minute, pass, counted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING minute
+     ), src AS MATERIALIZED (
+       SELECT a.operator_id, d.environment, d.endpoint_id, a.outcome, a.latency_ms, ${histSql('a.latency_ms')} AS h
+         FROM delivery_attempts a
+         ${DELIVERY_OF('a.operator_id')}
+        WHERE EXISTS (SELECT 1 FROM won) AND a.started_at >= $1 AND a.started_at < $1::timestamptz + interval '1 minute'
+          AND d.lane IS DISTINCT FROM 'cli' AND d.environment IN ('sandbox', 'production')
+     ), agg AS (
+       SELECT operator_id, environment, coalesce(endpoint_id, '${ALL}') AS endpoint_key, ${COUNTS}, ${PERCENTILES}
+         FROM src
+        GROUP BY GROUPING SETS ((operator_id, environment, endpoint_id), (operator_id, environment))
+       HAVING GROUPING(endpoint_id) = 1 OR endpoint_id IS NOT NULL
+     ), hb AS (
+       SELECT operator_id, environment, coalesce(endpoint_id, '${ALL}') AS endpoint_key, h, count(*)::int AS n
+         FROM src WHERE h IS NOT NULL
+        GROUP BY GROUPING SETS ((operator_id, environment, endpoint_id, h), (operator_id, environment, h))
+       HAVING GROUPING(endpoint_id) = 1 OR endpoint_id IS NOT NULL
+     ), hist AS (
+       SELECT operator_id, environment, endpoint_key, array_agg(h::smallint ORDER BY h) AS hist_idx, array_agg(n ORDER BY h) AS hist_n
+         FROM hb GROUP BY 1, 2, 3
+     ), ins AS (
+       INSERT INTO attempt_rollups AS r (operator_id, environment, endpoint_id, minute, ${OUTCOMES.join(', ')}, p50, p99, hist_idx, hist_n)
+       SELECT g.operator_id, g.environment, g.endpoint_key, $1, ${OUTCOMES.map((o) => `g."${o}"`).join(', ')}, g.p50, g.p99,
+              coalesce(h.hist_idx, '{}'), coalesce(h.hist_n, '{}')
+         FROM agg g LEFT JOIN hist h USING (operator_id, environment, endpoint_key)
+       ON CONFLICT (operator_id, environment, endpoint_id, minute) DO UPDATE
+          SET ${OUTCOMES.map((o) => `"${o}" = excluded."${o}"`).join(', ')}, p50 = excluded.p50, p99 = excluded.p99,
+              hist_idx = excluded.hist_idx, hist_n = excluded.hist_n
+        WHERE ${sum('excluded')} >= ${sum('r')}
+       RETURNING 1
+     )
+     SELECT EXISTS (SELECT 1 FROM won) AS won, (SELECT count(*)::int FROM ins) AS n`,
+    [minute, pass, now],
+  );
+  return { counted: r.rows[0]!.won, rows: r.rows[0]!.n };
+}
+
+/**
+ * The (minute, pass) counts due at `now`, newest first, at most `limit`: pass 1 of every minute that ended
+ * {@link COUNT_AFTER_MS} ago or more, back to {@link COUNT_BACK_MS} and not before the oldest attempt; pass 2 of those
+ * that ended {@link RECOUNT_AFTER_MS} ago, unless their pass 1 was itself that late.
+ */
+export async function dueMinutes(db: Queryable, now: Date, limit: number): Promise<{ minute: Date; pass: 1 | 2 }[]> {
+  const r = await db.query<{ minute: Date; pass: 1 | 2 }>(
+    `WITH bounds AS (
+       -- No attempt at all: nothing to count (greatest() would skip the null).
+       SELECT CASE WHEN o.oldest IS NOT NULL THEN greatest(date_bin('1 minute', o.oldest, TIMESTAMPTZ 'epoch'),
+                   date_bin('1 minute', $1::timestamptz - $2 * interval '1 millisecond', TIMESTAMPTZ 'epoch')) END AS lo
+         FROM (SELECT min(started_at) AS oldest FROM delivery_attempts) o
+     )
+     SELECT m AS minute, 1 AS pass
+       FROM bounds, generate_series(bounds.lo, date_bin('1 minute', $1::timestamptz - $3 * interval '1 millisecond', TIMESTAMPTZ 'epoch') - interval '1 minute', interval '1 minute') m
+      WHERE NOT EXISTS (SELECT 1 FROM attempt_minutes c WHERE c.minute = m AND c.pass = 1)
+     UNION ALL
+     SELECT c.minute, 2
+       FROM bounds, attempt_minutes c
+      WHERE c.pass = 1 AND c.minute >= bounds.lo
+        AND c.minute + interval '1 minute' + $4 * interval '1 millisecond' <= $1
+        AND c.counted_at < c.minute + interval '1 minute' + $4 * interval '1 millisecond'
+        AND NOT EXISTS (SELECT 1 FROM attempt_minutes c2 WHERE c2.minute = c.minute AND c2.pass = 2)
+      ORDER BY minute DESC, pass
+      LIMIT $5`,
+    [now, COUNT_BACK_MS, COUNT_AFTER_MS, RECOUNT_AFTER_MS, limit],
+  );
+  return r.rows.map((x) => ({ minute: x.minute, pass: Number(x.pass) as 1 | 2 }));
+}
+
+/**
+ * One run of the counting job: the due counts, newest first, until none is left, `max` were made or `budgetMs` of
+ * `elapsed()` went by (a process catching up on a day of minutes spreads it over several runs). Returns how many
+ * this process counted (another process may have taken some).
+ */
+export async function countDueMinutes(db: Queryable, now: Date, o: { max?: number; budgetMs?: number; elapsed?: () => number } = {}): Promise<number> {
+  const max = o.max ?? 30;
+  const t0 = performance.now();
+  const elapsed = o.elapsed ?? (() => performance.now() - t0);
+  let counted = 0;
+  for (const { minute, pass } of await dueMinutes(db, now, max)) {
+    if (elapsed() >= (o.budgetMs ?? 10_000)) break;
+    if ((await countMinute(db, minute, pass, now)).counted) counted++;
+  }
+  return counted;
+}
+
+/**
+ * Every minute of one scope in [from, to): counted ones from attempt_rollups, the others (not counted yet: the last
+ * few, or a stretch no process was running for) from the attempt log, a minute at a time by its started_at index.
+ */
+export const minutesSql = (byEndpoint: boolean) => `
+  WITH counted AS MATERIALIZED (
+    SELECT minute FROM attempt_minutes WHERE pass = 1 AND minute >= $3 AND minute < $4
+  ), open AS MATERIALIZED (
+    SELECT m AS minute FROM generate_series($3::timestamptz, $4::timestamptz - interval '1 minute', interval '1 minute') m
+     WHERE m NOT IN (SELECT minute FROM counted)
+  ), src AS MATERIALIZED (
+    SELECT o.minute, x.outcome, x.latency_ms, ${histSql('x.latency_ms')} AS h
+      FROM open o
+      CROSS JOIN LATERAL (
+        SELECT a.outcome, a.latency_ms
+          FROM delivery_attempts a
+          ${DELIVERY_OF('$1')}
+         WHERE a.operator_id = $1 AND a.started_at >= o.minute AND a.started_at < o.minute + interval '1 minute'
+           AND d.environment = $2 AND d.lane IS DISTINCT FROM 'cli'${byEndpoint ? ' AND d.endpoint_id = $5' : ''}
+        OFFSET 0) x
+  ), raw AS (
+    SELECT minute, ${COUNTS}, ${PERCENTILES} FROM src GROUP BY minute
+  ), rawh AS (
+    SELECT minute, array_agg(h::smallint ORDER BY h) AS hist_idx, array_agg(n ORDER BY h) AS hist_n
+      FROM (SELECT minute, h, count(*)::int AS n FROM src WHERE h IS NOT NULL GROUP BY 1, 2) z
+     GROUP BY minute
   )
-  SELECT b.t, ${OUTCOMES.map((o) => `coalesce(a."${o}", 0) AS "${o}"`).join(', ')}, a.p50, a.p99
-    FROM b LEFT JOIN a ON a.t = b.t
-   ORDER BY b.t`;
+  SELECT r.minute, ${OUTCOMES.map((o) => `r."${o}"`).join(', ')}, r.p50, r.p99, coalesce(h.hist_idx, '{}') AS hist_idx, coalesce(h.hist_n, '{}') AS hist_n
+    FROM raw r LEFT JOIN rawh h USING (minute)
+  UNION ALL
+  SELECT minute, ${OUTCOMES.map((o) => `"${o}"`).join(', ')}, p50, p99, hist_idx, hist_n
+    FROM attempt_rollups
+   WHERE operator_id = $1 AND environment = $2 AND endpoint_id = $5 AND minute >= $3 AND minute < $4
+     AND minute IN (SELECT minute FROM counted)`;
 
 // A minute some process sampled (queue_sample_minutes) with no row for this scope had nothing pending: 0, not a gap.
 const QUEUE_SQL = `
@@ -100,65 +237,11 @@ const QUEUE_SQL = `
   )
   SELECT b.t, m.pending, m.due, coalesce(m.samples, 0) AS samples FROM b LEFT JOIN m ON m.t = b.t ORDER BY b.t`;
 
-type AttemptRow = Record<Outcome, number> & { t: Date; p50: number | null; p99: number | null };
-
-/**
- * A bucket of the attempt series is settled once it ended this long ago: an attempt's row carries its start time and
- * is usually written when its outcome batch is, within the attempt's timeout (15 s by default) and a batch of that; a
- * worker that dies mid-attempt writes no row at all (the delivery is claimed again later, with a new start). Past
- * this, little more arrives in the bucket, so it is kept in memory rather than read on every refresh. Little, not
- * nothing: the outcome writer retries a batch for as long as the database is unreachable, CASHWIRE_WEBHOOK_TIMEOUT_MS
- * has no upper bound, and a worker host's clock may run behind; so a kept bucket is only trusted for {@link KEEP_MS}.
- */
-export const SETTLED_MS = 5 * 60_000;
-/**
- * How long (of `now`, the injected clock) a settled bucket read from the database is trusted before it is read again:
- * an attempt written late (long after its started_at) shows within 10 minutes. Once a kept bucket is past this, it and
- * every bucket after it are read again (about one full read of the window per scope every 10 minutes; the refreshes
- * in between read only the last minutes).
- */
-export const KEEP_MS = 10 * 60_000;
-/** Scopes whose settled buckets this process keeps (the least recently asked for goes first). */
-const CACHED_SCOPES = 500;
-/** A settled bucket's row, and when (by `now`) it was read from the database. */
-type Kept = { row: AttemptRow; readAt: number };
-/** Settled buckets per database pool (a test's server, a process's pool), per scope and bucket width: start → kept row. */
-const settled = new WeakMap<object, Map<string, Map<number, Kept>>>();
-
-/** Whether a bucket kept since `readAt` may still be shown without reading it again at `now` (a clock stepped back: no). */
-const trusted = (readAt: number, now: number): boolean => now >= readAt && now - readAt < KEEP_MS;
-
-/**
- * The attempt series of [from, to), one row per bucket. The settled buckets this process has read in the last
- * {@link KEEP_MS} come from memory: a chart left open (it refreshes every 20 s) reads only the buckets of the last
- * minutes again, not the whole window (at 400,000 attempts an hour, 1 h of buckets took about 300 ms; the last few
- * take a few ms).
- */
-async function attemptRows(db: Queryable, scope: StatsScope, from: Date, to: Date, bucketMs: number, now: Date): Promise<AttemptRow[]> {
-  let byPool = settled.get(db);
-  if (!byPool) settled.set(db, (byPool = new Map()));
-  const key = `${scope.operatorId}|${scope.environment}|${scope.endpointId ?? ''}|${bucketMs}`;
-  const known = byPool.get(key) ?? new Map<number, Kept>();
-  byPool.delete(key);
-  byPool.set(key, known);
-  if (byPool.size > CACHED_SCOPES) byPool.delete(byPool.keys().next().value!);
-  // The first bucket not known (or kept too long): everything from there on is read (the ones shown from memory form
-  // a run from the window's start).
-  let start = from.getTime();
-  for (let k: Kept | undefined; start < to.getTime() && (k = known.get(start)) && trusted(k.readAt, now.getTime());) start += bucketMs;
+/** The attempt series of [from, to), one row per bucket, from the minutes in it (see minutesSql). */
+async function attemptRows(db: Queryable, scope: StatsScope, from: Date, to: Date, bucketMs: number): Promise<BucketRow[]> {
   const byEndpoint = scope.endpointId !== undefined;
-  const base = [scope.operatorId, scope.environment, new Date(start), to, `${bucketMs / 1000} seconds`];
-  const fresh = start < to.getTime() ? (await db.query<AttemptRow>(attemptsSql(byEndpoint), byEndpoint ? [...base, scope.endpointId] : base)).rows : [];
-  for (const r of fresh) if (r.t.getTime() + bucketMs <= now.getTime() - SETTLED_MS) known.set(r.t.getTime(), { row: r, readAt: now.getTime() });
-  for (const t of known.keys()) if (t < from.getTime()) known.delete(t);
-  const rows: AttemptRow[] = [];
-  for (let t = from.getTime(); t < start; t += bucketMs) rows.push(known.get(t)!.row);
-  return rows.concat(fresh);
-}
-
-/** Forgets the settled buckets kept for a pool: for tests that rewrite the attempt log's past (TRUNCATE). */
-export function forgetSettledStats(db: Queryable): void {
-  settled.delete(db);
+  const { rows } = await db.query<MinuteRow>(minutesSql(byEndpoint), [scope.operatorId, scope.environment, from, to, scope.endpointId ?? ALL]);
+  return bucketsFromMinutes(rows, from.getTime(), to.getTime(), bucketMs);
 }
 
 /** The charts' series for one scope over one window ending at `now`: two statements, run together. */
@@ -167,7 +250,7 @@ export async function deliveryStats(db: Queryable, scope: StatsScope, window: Wi
   const interval = `${bucketMs / 1000} seconds`;
   const base = [scope.operatorId, scope.environment, from, to, interval];
   const [attRows, q] = await Promise.all([
-    attemptRows(db, scope, from, to, bucketMs, now),
+    attemptRows(db, scope, from, to, bucketMs),
     db.query<{ t: Date; pending: number | null; due: number | null; samples: number }>(QUEUE_SQL, [...base, scope.endpointId ?? ALL]),
   ]);
   const att = { rows: attRows };
@@ -228,6 +311,14 @@ export async function sampleQueue(db: Queryable, at: Date): Promise<{ wrote: boo
     [minuteOf(at), at],
   );
   return { wrote: r.rows[0]!.won, rows: r.rows[0]!.n };
+}
+
+/** Retention: deletes up to `batch` minute rows of the attempt log's counts (and claimed minutes) older than `cutoff`. */
+export async function pruneAttemptRollups(db: Queryable, cutoff: Date, batch: number): Promise<number> {
+  const r = await db.query(`DELETE FROM attempt_rollups WHERE ctid = ANY (ARRAY(SELECT ctid FROM attempt_rollups WHERE minute < $1 LIMIT $2))`, [cutoff, batch]);
+  const n = r.rowCount ?? 0;
+  if (n < batch) await db.query('DELETE FROM attempt_minutes WHERE minute < $1', [cutoff]);
+  return n;
 }
 
 /** Retention: deletes up to `batch` samples (and claimed minutes) older than `cutoff`; returns how many samples. */

@@ -1,4 +1,4 @@
-import { sampleQueue } from '../delivery/stats.js';
+import { countDueMinutes, sampleQueue } from '../delivery/stats.js';
 import type { Deps } from '../payments/context.js';
 
 /** How often a process tries to sample the queue, unless CASHWIRE_QUEUE_SAMPLE_MS says otherwise. */
@@ -37,11 +37,13 @@ const realTimers: SamplerTimers = {
  * sampleQueue). Every process that runs the background jobs runs one; the first to claim a minute writes it and the
  * others write nothing, so several processes (with clocks a few seconds apart) still give one sample a minute. A
  * sampler that tries more often than once a minute only finds its minute taken. Samples past
- * CASHWIRE_QUEUE_SAMPLE_RETENTION_DAYS are pruned by the retention job. One run at a time: the next is aimed once the
- * previous one has ended; start() while started does nothing.
+ * CASHWIRE_QUEUE_SAMPLE_RETENTION_DAYS are pruned by the retention job. After the sample, the same run counts the
+ * attempt log's minutes that are due (delivery/stats.ts countDueMinutes: claimed per minute the same way; off with
+ * CASHWIRE_COUNT_ATTEMPT_MINUTES=off). One run at a time: the next is aimed once the previous one has ended;
+ * start() while started does nothing.
  */
 export function createQueueSampler(
-  deps: Pick<Deps, 'db' | 'clock' | 'log'> & { config: Pick<Deps['config'], 'queueSamples'> },
+  deps: Pick<Deps, 'db' | 'clock' | 'log'> & { config: Pick<Deps['config'], 'queueSamples'> & Partial<Pick<Deps['config'], 'countAttemptMinutes'>> },
   timers: SamplerTimers = realTimers,
 ) {
   let timer: unknown;
@@ -51,11 +53,15 @@ export function createQueueSampler(
   let started = false;
 
   const runOnce = () => sampleQueue(deps.db, deps.clock.now());
+  /** The attempt log's minutes due to be counted for the charts (delivery/stats.ts countDueMinutes), unless turned off. */
+  const countOnce = () => (deps.config.countAttemptMinutes === false ? Promise.resolve(0) : countDueMinutes(deps.db, deps.clock.now()));
 
   /** Runs a sample now, then aims the next one (`aimedAt`: the time this run was aimed at, by the clock). */
   function run(gen: number, aimedAt: number) {
     const p: Promise<unknown> = runOnce()
       .catch((err) => deps.log.warn({ err }, 'queue sample failed; trying again on the next tick'))
+      .then(() => countOnce())
+      .catch((err) => deps.log.warn({ err }, 'counting the attempt log failed; trying again on the next tick'))
       .finally(() => {
         if (running === p) running = undefined;
         if (gen !== generation) return;
@@ -72,6 +78,7 @@ export function createQueueSampler(
 
   return {
     runOnce,
+    countOnce,
     start() {
       if (started) return;
       started = true;
