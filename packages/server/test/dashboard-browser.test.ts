@@ -4,40 +4,41 @@
  * succeed, sign out. Then the endpoints page (create with the secret shown once, disable, enable) and the sandbox clock
  * (advance, a retry coming due). Screenshots at 1280 and 390 px go to /tmp/dashboard-shots/.
  */
-import type { BrowserContext } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newUser, payThroughPage, type Api, type Keys, type TestServer } from './helpers.js';
-import { openPage, shots, signInWithKey, startBrowserSetup, type BrowserSetup, type Receiver, type Workers } from './dashboard-kit.js';
+import { describe, expect, it } from 'vitest';
+import { newUser, payThroughPage } from './helpers.js';
+import { openPage, shots, useBrowserSetup } from './dashboard-kit.js';
 
-let s: TestServer;
-let keys: Keys;
-let api: Api;
-let rx: Receiver;
-let harness: Workers;
-let browser: BrowserContext;
-let setup: BrowserSetup | undefined;
-
-beforeAll(async () => {
-  ({ s, keys, api, rx, harness, browser } = setup = await startBrowserSetup('Acme <Casino> & Co', 'cw-dashboard-'));
-});
-afterAll(() => setup?.stop());
+const setup = useBrowserSetup('Acme <Casino> & Co', 'cw-dashboard-');
 
 describe('the dashboard in Chromium', () => {
   it('signs in, lists and filters events, shows the attempts of a failed delivery, resends, signs out', async () => {
-    const userId = await newUser(api);
+    const userId = await newUser(setup.api);
     // An event of another type, for the filter to leave out.
-    await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 100 }, 'cancel');
+    await payThroughPage(setup.s, setup.api, { direction: 'cash_in', user_id: userId, amount: 100 }, 'cancel');
     // A payment whose webhook fails once (500), as seen by a real receiver.
-    rx.setResponder(() => ({ status: 500, body: 'receiver down' }));
-    const { intent } = await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 4200, webhook_url: `${rx.url}/hook`, tag: 'order-77' });
-    const worker = harness.make();
+    setup.rx.setResponder(() => ({ status: 500, body: 'receiver down' }));
+    const { intent } = await payThroughPage(setup.s, setup.api, { direction: 'cash_in', user_id: userId, amount: 4200, webhook_url: `${setup.rx.url}/hook`, tag: 'order-77' });
+    const worker = setup.harness.make();
     expect(await worker.tick()).toBe(1);
-    expect(rx.received).toHaveLength(1);
-    const ev = (await api.get(`/events?intent_id=${intent.id}`)).body.data[0];
+    expect(setup.rx.received).toHaveLength(1);
+    const ev = (await setup.api.get(`/events?intent_id=${intent.id}`)).body.data[0];
 
-    const { page, problems } = await openPage(browser);
-    await page.goto(`${s.url}/dashboard/events`);
+    const { page, problems } = await openPage(setup.browser);
+    // The layout's icon loads, and no request for /favicon.ico fails (watch() leaves /favicon.ico out, so: here).
+    // Checked on this profile's first page: Chromium keeps an icon it has, and does not ask for it again.
+    const icon: number[] = [];
+    const favicon: string[] = [];
+    page.on('response', (r) => {
+      const p = new URL(r.url()).pathname;
+      if (p === '/dashboard/assets/icon.svg') icon.push(r.status());
+      if (p === '/favicon.ico' && r.status() >= 400) favicon.push(`${r.status()} ${r.url()}`);
+    });
+    page.on('requestfailed', (r) => {
+      if (new URL(r.url()).pathname === '/favicon.ico') favicon.push(`failed ${r.url()}`);
+    });
+    await page.goto(`${setup.s.url}/dashboard/events`);
     expect(new URL(page.url()).pathname).toBe('/dashboard/sign-in');
+    await expect.poll(() => icon).toContain(200);
 
     // A wrong key first: the form again, with an error.
     await page.fill('#key', 'cw_sk_test_wrong');
@@ -46,7 +47,7 @@ describe('the dashboard in Chromium', () => {
     problems.length = 0; // the 401 of the wrong key was expected
     await shots(page, 'sign-in-error');
 
-    await page.fill('#key', keys.sandbox);
+    await page.fill('#key', setup.keys.sandbox);
     await page.click('#sign-in');
     await page.waitForURL('**/dashboard/events');
     expect(await page.textContent('[data-testid=environment]')).toBe('SANDBOX');
@@ -88,12 +89,12 @@ describe('the dashboard in Chromium', () => {
     await shots(page, 'event-failed');
 
     // Resend: the pending delivery is due now; the receiver is back; a tick delivers it.
-    rx.setResponder(() => ({ status: 200, body: 'ok' }));
+    setup.rx.setResponder(() => ({ status: 200, body: 'ok' }));
     await page.click('#resend');
     await page.waitForURL((u) => u.searchParams.get('resent') === '1');
     expect(await page.textContent('[data-testid=notice]')).toContain('Resent');
     expect(await worker.tick()).toBe(1);
-    expect(rx.received).toHaveLength(2);
+    expect(setup.rx.received).toHaveLength(2);
     await page.reload();
     expect(await page.textContent('[data-testid=delivery-status]')).toBe('succeeded');
     expect(await attempts.count()).toBe(2);
@@ -103,19 +104,19 @@ describe('the dashboard in Chromium', () => {
     // Sign out: back to the form; the events page is out of reach again.
     await page.click('#sign-out');
     await page.waitForURL('**/dashboard/sign-in');
-    await page.goto(`${s.url}/dashboard/events`);
+    await page.goto(`${setup.s.url}/dashboard/events`);
     expect(new URL(page.url()).pathname).toBe('/dashboard/sign-in');
     expect(problems).toEqual([]);
+    expect(favicon).toEqual([]);
     await page.close();
   });
 
   it('creates an endpoint and sees its secret once, disables and enables it, advances the clock', async () => {
-    const { page, problems } = await openPage(browser);
-    await signInWithKey(page, s.url, keys.sandbox);
+    const { page, problems } = await setup.signedIn();
     await page.click('#nav-endpoints');
     await page.waitForURL('**/dashboard/endpoints');
 
-    await page.fill('#ep-url', `${rx.url}/endpoint-hook`);
+    await page.fill('#ep-url', `${setup.rx.url}/endpoint-hook`);
     await page.fill('#ep-events', 'intent.approved, intent.declined');
     await page.selectOption('#ep-format', 'standard');
     await page.click('#create-endpoint');
@@ -123,7 +124,7 @@ describe('the dashboard in Chromium', () => {
     const secret = (await page.textContent('[data-testid=secret]'))!;
     expect(secret).toMatch(/^whsec_/);
     expect(await page.textContent('[data-testid=notice]')).toContain('added');
-    const row = page.locator('[data-testid=endpoint-row]', { hasText: `${rx.url}/endpoint-hook` });
+    const row = page.locator('[data-testid=endpoint-row]', { hasText: `${setup.rx.url}/endpoint-hook` });
     expect(await row.count()).toBe(1);
     expect(await row.textContent()).toContain('intent.approved');
     await shots(page, 'endpoints-created');
@@ -143,15 +144,15 @@ describe('the dashboard in Chromium', () => {
     expect(await row.locator('[data-testid=endpoint-status]').textContent()).toBe('enabled');
 
     // The clock: a payment whose webhook fails waits for its retry; advancing from the page makes it due.
-    const userId = await newUser(api);
-    rx.setResponder(() => ({ status: 500, body: 'down' }));
-    await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 700, webhook_url: `${rx.url}/clock-hook` });
-    const worker = harness.make();
-    const received = rx.received.length;
+    const userId = await newUser(setup.api);
+    setup.rx.setResponder(() => ({ status: 500, body: 'down' }));
+    await payThroughPage(setup.s, setup.api, { direction: 'cash_in', user_id: userId, amount: 700, webhook_url: `${setup.rx.url}/clock-hook` });
+    const worker = setup.harness.make();
+    const received = setup.rx.received.length;
     expect(await worker.tick()).toBeGreaterThan(0);
-    expect(rx.received.length).toBeGreaterThan(received);
+    expect(setup.rx.received.length).toBeGreaterThan(received);
     expect(await worker.tick()).toBe(0); // the retry is not due yet
-    rx.setResponder(() => ({ status: 200, body: 'ok' }));
+    setup.rx.setResponder(() => ({ status: 200, body: 'ok' }));
     await page.click('#nav-clock');
     await page.waitForURL('**/dashboard/clock');
     const total = (await page.textContent('[data-testid=clock-total]'))!;
@@ -162,9 +163,9 @@ describe('the dashboard in Chromium', () => {
     expect(Number(await page.textContent('[data-testid=moved-deliveries]'))).toBeGreaterThan(0);
     expect(await page.textContent('[data-testid=clock-total]')).not.toBe(total);
     await shots(page, 'clock');
-    const n = rx.received.length;
+    const n = setup.rx.received.length;
     expect(await worker.tick()).toBeGreaterThan(0);
-    expect(rx.received.length).toBeGreaterThan(n);
+    expect(setup.rx.received.length).toBeGreaterThan(n);
     expect(problems).toEqual([]);
     await page.close();
   });

@@ -7,49 +7,41 @@
  * the next one draws; the refresh stops on pagehide and starts again (once) on a pageshow from the back/forward cache.
  * Screenshots at 1280 and 390 px to /tmp/dashboard-shots/.
  */
-import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { sampleQueue } from '../src/delivery/stats.js';
-import { newUser, payThroughPage, type Api, type Keys, type TestServer } from './helpers.js';
-import { watch } from './browser.js';
-import { shots as shotsOf, signInWithKey, startBrowserSetup, type BrowserSetup, type Receiver, type Workers } from './dashboard-kit.js';
+import { newUser, payThroughPage } from './helpers.js';
+import { openPage, shots as shotsOf, signInWithKey, useBrowserSetup } from './dashboard-kit.js';
 
 const MIN = 60_000;
-let s: TestServer;
-let keys: Keys;
-let api: Api;
-let rx: Receiver;
-let harness: Workers;
-let browser: BrowserContext;
-let setup: BrowserSetup | undefined;
+const setup = useBrowserSetup('Acme <Charts> & Co', 'cw-charts-');
 let endpointId: string;
 let seeded = 0;
 
-const q = (sql: string, params: unknown[] = []) => s.running.deps.db.query(sql, params);
+const q = (sql: string, params: unknown[] = []) => setup.s.running.deps.db.query(sql, params);
 
 /** `count` deliveries of the endpoint made `agoMin` minutes ago, each with one attempt of `outcome`, or pending. */
 async function history(agoMin: number, count: number, outcome: string | 'pending', latency: (k: number) => number): Promise<void> {
-  const t = new Date(s.clock.now().getTime() - agoMin * MIN);
+  const t = new Date(setup.s.clock.now().getTime() - agoMin * MIN);
   for (let k = 0; k < count; k++) {
     const n = ++seeded;
-    await q(`INSERT INTO events (operator_id, environment, id, type, data, created_at) VALUES ($1, 'sandbox', $2, 'intent.approved', '{}', $3)`, [keys.id, `evt_seed${n}`, t]);
+    await q(`INSERT INTO events (operator_id, environment, id, type, data, created_at) VALUES ($1, 'sandbox', $2, 'intent.approved', '{}', $3)`, [setup.keys.id, `evt_seed${n}`, t]);
     await q(`INSERT INTO deliveries (operator_id, id, environment, event_id, endpoint_id, lane, url, format, payload_version, status, next_attempt_at, created_at)
              VALUES ($1, $2, 'sandbox', $3, $4, 'ep:' || $4, 'https://hooks.example/x', 'pushcash', '2024-05', $5, $6, $6)`,
-    [keys.id, `dlv_seed${n}`, `evt_seed${n}`, endpointId, outcome === 'pending' ? 'pending' : outcome === 'retry' ? 'pending' : outcome, new Date(t.getTime() + 10 * MIN)]);
+    [setup.keys.id, `dlv_seed${n}`, `evt_seed${n}`, endpointId, outcome === 'pending' ? 'pending' : outcome === 'retry' ? 'pending' : outcome, new Date(t.getTime() + 10 * MIN)]);
     if (outcome !== 'pending') {
       // Within the minute of `t`, whatever the second `t` is: no attempt spills into the next bucket (past the window).
       await q(`INSERT INTO delivery_attempts (operator_id, delivery_id, attempt, worker, started_at, latency_ms, outcome) VALUES ($1, $2, 1, 'seed', $3, $4, $5)`,
-        [keys.id, `dlv_seed${n}`, new Date(Math.floor(t.getTime() / MIN) * MIN + 1_000 + k * 500), latency(k), outcome]);
+        [setup.keys.id, `dlv_seed${n}`, new Date(Math.floor(t.getTime() / MIN) * MIN + 1_000 + k * 500), latency(k), outcome]);
     }
   }
 }
 
 beforeAll(async () => {
-  ({ s, keys, api, rx, harness, browser } = setup = await startBrowserSetup('Acme <Charts> & Co', 'cw-charts-'));
-  endpointId = (await api.post('/webhook/endpoints', { url: `${rx.url}/ep`, events: ['*'] })).body.id;
+  endpointId = (await setup.api.post('/webhook/endpoints', { url: `${setup.rx.url}/ep`, events: ['*'] })).body.id;
   // An hour of history, minute by minute, sampled as it goes: a backlog that builds up and drains.
-  const start = s.clock.now().getTime();
-  s.clock.set(start - 59 * MIN);
+  const start = setup.s.clock.now().getTime();
+  setup.s.clock.set(start - 59 * MIN);
   for (let m = 59; m >= 1; m--) {
     const wave = Math.round(6 + 5 * Math.sin(m / 6));
     await history(0, wave, 'succeeded', (k) => 20 + ((k * 37 + m * 11) % 60));
@@ -57,23 +49,22 @@ beforeAll(async () => {
     if (m % 9 === 0) await history(0, 1, 'failed', () => 1500);
     if (m % 17 === 0) await history(0, 1, 'expired', () => 0);
     if (m > 20 && m < 40) await history(0, 3, 'pending', () => 0);
-    if (m === 20) await q(`UPDATE deliveries SET status = 'succeeded' WHERE operator_id = $1 AND status = 'pending' AND id LIKE 'dlv_seed%'`, [keys.id]);
-    await sampleQueue(s.running.deps.db, s.clock.now());
-    s.clock.advance(MIN);
+    if (m === 20) await q(`UPDATE deliveries SET status = 'succeeded' WHERE operator_id = $1 AND status = 'pending' AND id LIKE 'dlv_seed%'`, [setup.keys.id]);
+    await sampleQueue(setup.s.running.deps.db, setup.s.clock.now());
+    setup.s.clock.advance(MIN);
   }
-  s.clock.set(start);
+  setup.s.clock.set(start);
   // What the history left pending is done (no worker may try its made-up URL).
-  await q(`UPDATE deliveries SET status = 'succeeded' WHERE operator_id = $1 AND status = 'pending' AND id LIKE 'dlv_seed%'`, [keys.id]);
+  await q(`UPDATE deliveries SET status = 'succeeded' WHERE operator_id = $1 AND status = 'pending' AND id LIKE 'dlv_seed%'`, [setup.keys.id]);
   // And two real deliveries now, through a worker, to the receiver.
-  const userId = await newUser(api);
-  for (const amount of [100, 200]) await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount });
-  const w = harness.make();
+  const userId = await newUser(setup.api);
+  for (const amount of [100, 200]) await payThroughPage(setup.s, setup.api, { direction: 'cash_in', user_id: userId, amount });
+  const w = setup.harness.make();
   let n = 0;
   for (let k; (k = await w.tick()) > 0;) n += k;
   expect(n).toBe(2);
-  await sampleQueue(s.running.deps.db, s.clock.now());
+  await sampleQueue(setup.s.running.deps.db, setup.s.clock.now());
 });
-afterAll(() => setup?.stop());
 
 /** Screenshots at 1280 and 390 px, each once the visible chart has been resized to fit the width. */
 const shots = (page: Page, name: string) => shotsOf(page, name, {
@@ -102,10 +93,9 @@ function drawn(page: Page) {
 
 describe('the charts in Chromium', () => {
   it('draws outcomes, latency and queue depth with one point per minute, refreshes, and fits 390 px', async () => {
-    const page = await browser.newPage();
-    const problems = watch(page);
+    const { page, problems } = await openPage(setup.browser);
     await page.clock.install();
-    await signInWithKey(page, s.url, keys.sandbox);
+    await signInWithKey(page, setup.s.url, setup.keys.sandbox);
     await page.click('#nav-charts');
     await page.waitForURL('**/dashboard/charts');
     await expect.poll(() => page.getAttribute('#charts', 'data-drawn')).toBe('1');
@@ -118,7 +108,7 @@ describe('the charts in Chromium', () => {
     }
     const [outcomes, latency, queue] = charts;
     expect(outcomes!.sets.map((d) => d.label)).toEqual(['succeeded', 'retry', 'failed', 'expired', 'held']);
-    const api1 = (await api.get('/webhook/stats')).body;
+    const api1 = (await setup.api.get('/webhook/stats')).body;
     const sumOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     expect(outcomes!.sets.map((d) => d.sum)).toEqual(['succeeded', 'retry', 'failed', 'expired', 'held'].map((o) => sumOf(api1.attempts[o])));
     expect(outcomes!.sets[0]!.sum).toBeGreaterThan(300);
@@ -159,10 +149,8 @@ describe('the charts in Chromium', () => {
   });
 
   it('says "No deliveries in this window" for an environment without any', async () => {
-    const page = await browser.newPage();
-    const problems = watch(page);
-    await signInWithKey(page, s.url, keys.production);
-    await page.goto(`${s.url}/dashboard/charts`);
+    const { page, problems } = await setup.signedIn(setup.keys.production);
+    await page.goto(`${setup.s.url}/dashboard/charts`);
     await expect.poll(() => page.getAttribute('#charts', 'data-drawn')).toBe('1');
     expect(await page.isVisible('[data-testid=chart-outcomes-empty]')).toBe(true);
     expect(await page.textContent('[data-testid=chart-outcomes-empty]')).toBe('No deliveries in this window.');
@@ -175,17 +163,16 @@ describe('the charts in Chromium', () => {
     await page.close();
   });
   it('keeps refreshing after a failed refresh, says so until one succeeds, starts again on a back/forward pageshow, stops signed out', async () => {
-    const page = await browser.newPage();
-    const problems = watch(page);
+    const { page, problems } = await openPage(setup.browser);
     await page.clock.install();
-    await signInWithKey(page, s.url, keys.sandbox);
+    await signInWithKey(page, setup.s.url, setup.keys.sandbox);
     // Every fetch of the series, counted as the page makes it (before it is answered).
     let fetched = 0;
     await page.route('**/dashboard/charts/data?*', (route) => {
       fetched++;
       return route.continue();
     });
-    await page.goto(`${s.url}/dashboard/charts`);
+    await page.goto(`${setup.s.url}/dashboard/charts`);
     await expect.poll(() => page.getAttribute('#charts', 'data-drawn')).toBe('1');
     expect(fetched).toBe(1);
     const failedSum = async () => (await drawn(page))[0]!.sets[2]!.sum;
@@ -237,7 +224,7 @@ describe('the charts in Chromium', () => {
       expect(fetched).toBe(k + 3); // one fetch a tick: no timers piled up
     }
     // Signed out meanwhile: the refresh lands on the sign-in page, stops, and says why.
-    await browser.clearCookies();
+    await setup.browser.clearCookies();
     await page.clock.runFor(21_000);
     await expect.poll(() => page.getAttribute('#charts', 'data-stopped')).toBe('1');
     expect(await page.textContent('[data-testid=charts-retry]')).toBe('Signed out: reload the page to sign in again.');

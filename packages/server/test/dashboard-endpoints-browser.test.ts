@@ -5,34 +5,20 @@
  * head in the list. Screenshots at 1280 and 390 px go to /tmp/dashboard-shots/endpoint-*.
  */
 import { verify } from '@cashwire/webhooks';
-import type { BrowserContext } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Api, Keys, TestServer } from './helpers.js';
-import { openPage, shots, signInWithKey, startBrowserSetup, type BrowserSetup, type Receiver, type Workers } from './dashboard-kit.js';
+import { describe, expect, it } from 'vitest';
+import { shots, useBrowserSetup } from './dashboard-kit.js';
 
-let s: TestServer;
-let keys: Keys;
-let api: Api;
-let rx: Receiver;
-let harness: Workers;
-let browser: BrowserContext;
-let setup: BrowserSetup | undefined;
-
-beforeAll(async () => {
-  ({ s, keys, api, rx, harness, browser } = setup = await startBrowserSetup('Endpoint <Browser> & Co', 'cw-dashboard-endpoints-'));
-});
-afterAll(() => setup?.stop());
+const setup = useBrowserSetup('Endpoint <Browser> & Co', 'cw-dashboard-endpoints-');
 
 describe('the endpoints pages in Chromium', () => {
   it('creates, edits, reveals, sends a test event and sees it delivered, recovers', async () => {
-    const worker = harness.make();
-    const { page, problems } = await openPage(browser);
-    await signInWithKey(page, s.url, keys.sandbox);
+    const worker = setup.harness.make();
+    const { page, problems } = await setup.signedIn();
     await page.click('#nav-endpoints');
     await page.waitForURL('**/dashboard/endpoints');
 
     // Create: the secret once.
-    await page.fill('#ep-url', `${rx.url}/browser-hook`);
+    await page.fill('#ep-url', `${setup.rx.url}/browser-hook`);
     await page.fill('#ep-events', 'intent.approved');
     await page.selectOption('#ep-format', 'standard');
     await page.click('#create-endpoint');
@@ -40,18 +26,18 @@ describe('the endpoints pages in Chromium', () => {
     const secret = (await page.textContent('[data-testid=secret]'))!;
     expect(secret).toMatch(/^whsec_/);
     await shots(page, 'endpoint-created');
-    await page.goto(`${s.url}/dashboard/endpoints`);
+    await page.goto(`${setup.s.url}/dashboard/endpoints`);
     await page.reload();
     expect(await page.locator('[data-testid=secret]').count()).toBe(0);
     expect(await page.content()).not.toContain(secret);
 
     // Open it.
-    const row = page.locator('[data-testid=endpoint-row]', { hasText: `${rx.url}/browser-hook` });
+    const row = page.locator('[data-testid=endpoint-row]', { hasText: `${setup.rx.url}/browser-hook` });
     const id = (await row.getAttribute('data-endpoint-id'))!;
     await row.locator('[data-testid=manage]').click();
     await page.waitForURL(`**/dashboard/endpoints/${id}`);
     expect(await page.textContent('[data-testid=endpoint-id]')).toBe(id);
-    expect(await page.inputValue('#edit-url')).toBe(`${rx.url}/browser-hook`);
+    expect(await page.inputValue('#edit-url')).toBe(`${setup.rx.url}/browser-hook`);
 
     // Edit: an error first (the form again, with it), then a good change.
     await page.fill('#edit-url', 'ftp://nope.example/x');
@@ -61,13 +47,13 @@ describe('the endpoints pages in Chromium', () => {
     expect(await page.inputValue('#edit-url')).toBe('ftp://nope.example/x');
     problems.length = 0; // the 400 was expected
     await shots(page, 'endpoint-edit-error');
-    await page.fill('#edit-url', `${rx.url}/browser-hook-2`);
+    await page.fill('#edit-url', `${setup.rx.url}/browser-hook-2`);
     await page.fill('#edit-events', 'intent.approved, refund.approved');
     await page.click('#save-endpoint');
     await page.waitForURL((u) => u.searchParams.get('done') === 'edited');
     expect(await page.textContent('[data-testid=notice]')).toContain('Saved');
-    expect(await page.inputValue('#edit-url')).toBe(`${rx.url}/browser-hook-2`);
-    expect((await api.get(`/webhook/endpoints/${id}`)).body.events).toEqual(['intent.approved', 'refund.approved']);
+    expect(await page.inputValue('#edit-url')).toBe(`${setup.rx.url}/browser-hook-2`);
+    expect((await setup.api.get(`/webhook/endpoints/${id}`)).body.events).toEqual(['intent.approved', 'refund.approved']);
 
     // Reveal: on an explicit click, on its own page.
     expect(await page.content()).not.toContain(secret);
@@ -76,7 +62,7 @@ describe('the endpoints pages in Chromium', () => {
     expect(await page.textContent('[data-testid=secret]')).toBe(secret);
     expect(await page.textContent('[data-testid=secret-card]')).toContain('Anyone with this secret');
     await shots(page, 'endpoint-secret');
-    await page.goto(`${s.url}/dashboard/endpoints/${id}`);
+    await page.goto(`${setup.s.url}/dashboard/endpoints/${id}`);
 
     // A test event: sent, delivered by a worker, its event page opened from the link shown.
     await page.selectOption('#test-type', 'refund.approved');
@@ -86,9 +72,9 @@ describe('the endpoints pages in Chromium', () => {
     expect(await page.inputValue('#test-type')).toBe('refund.approved');
     await shots(page, 'endpoint-test-sent');
     expect(await worker.tick()).toBe(1);
-    const got = rx.received.find((r) => r.path === '/browser-hook-2')!;
+    const got = setup.rx.received.find((r) => r.path === '/browser-hook-2')!;
     expect(got).toBeTruthy();
-    const event = await verify('standard', { body: got.body, headers: got.headers as Record<string, string>, secrets: secret, now: s.clock.now() });
+    const event = await verify('standard', { body: got.body, headers: got.headers as Record<string, string>, secrets: secret, now: setup.s.clock.now() });
     expect(event.type).toBe('refund.approved');
     await page.click('[data-testid=test-event-link]');
     await page.waitForURL('**/dashboard/events/evt_*');
@@ -99,14 +85,14 @@ describe('the endpoints pages in Chromium', () => {
     await shots(page, 'endpoint-test-event');
 
     // Recover: a delivery that ended failed (one attempt allowed, a 500) is sent again from the form's default window.
-    await api.call('PATCH', '/operator/settings', { retry_schedules: { sandbox: { maxAttempts: 1 } } });
-    rx.setResponder(() => ({ status: 500, body: 'down' }));
-    const failed = await api.post(`/webhook/endpoints/${id}/test`, { type: 'intent.approved' });
+    await setup.api.call('PATCH', '/operator/settings', { retry_schedules: { sandbox: { maxAttempts: 1 } } });
+    setup.rx.setResponder(() => ({ status: 500, body: 'down' }));
+    const failed = await setup.api.post(`/webhook/endpoints/${id}/test`, { type: 'intent.approved' });
     expect(await worker.tick()).toBe(1);
-    expect((await api.get(`/events/${failed.body.event_id}`)).body.deliveries[0].status).toBe('expired');
-    await api.call('PATCH', '/operator/settings', { retry_schedules: { sandbox: { maxAttempts: 10 } } });
-    rx.setResponder(() => ({ status: 200, body: 'ok' }));
-    await page.goto(`${s.url}/dashboard/endpoints/${id}`);
+    expect((await setup.api.get(`/events/${failed.body.event_id}`)).body.deliveries[0].status).toBe('expired');
+    await setup.api.call('PATCH', '/operator/settings', { retry_schedules: { sandbox: { maxAttempts: 10 } } });
+    setup.rx.setResponder(() => ({ status: 200, body: 'ok' }));
+    await page.goto(`${setup.s.url}/dashboard/endpoints/${id}`);
     // A bad window first.
     const since = await page.inputValue('#recover-since');
     const until = await page.inputValue('#recover-until');
@@ -122,20 +108,20 @@ describe('the endpoints pages in Chromium', () => {
     await page.waitForURL((u) => u.searchParams.get('recovered') === '1');
     expect(await page.textContent('[data-testid=notice]')).toContain('Recovered: 1 delivery');
     await shots(page, 'endpoint-recovered');
-    const n = rx.received.length;
+    const n = setup.rx.received.length;
     expect(await worker.tick()).toBe(1);
-    expect(rx.received.length).toBe(n + 1);
-    expect(JSON.parse(rx.received.at(-1)!.body).type).toBe('intent.approved');
+    expect(setup.rx.received.length).toBe(n + 1);
+    expect(JSON.parse(setup.rx.received.at(-1)!.body).type).toBe('intent.approved');
 
     // A stuck fifo endpoint: its head in the list's health.
-    const fifo = await api.post('/webhook/endpoints', { url: `${rx.url}/fifo-stuck`, events: ['*'], format: 'pushcash', ordering: 'fifo' });
-    rx.setResponder((r) => (r.path === '/fifo-stuck' ? { status: 503, body: 'busy' } : { status: 200 }));
-    const head = await api.post(`/webhook/endpoints/${fifo.body.id}/test`, { type: 'intent.approved' });
-    await api.post(`/webhook/endpoints/${fifo.body.id}/test`, { type: 'intent.settled' });
+    const fifo = await setup.api.post('/webhook/endpoints', { url: `${setup.rx.url}/fifo-stuck`, events: ['*'], format: 'pushcash', ordering: 'fifo' });
+    setup.rx.setResponder((r) => (r.path === '/fifo-stuck' ? { status: 503, body: 'busy' } : { status: 200 }));
+    const head = await setup.api.post(`/webhook/endpoints/${fifo.body.id}/test`, { type: 'intent.approved' });
+    await setup.api.post(`/webhook/endpoints/${fifo.body.id}/test`, { type: 'intent.settled' });
     await worker.tick();
     await page.click('#nav-endpoints');
     await page.waitForURL('**/dashboard/endpoints');
-    const fifoRow = page.locator('[data-testid=endpoint-row]', { hasText: `${rx.url}/fifo-stuck` });
+    const fifoRow = page.locator('[data-testid=endpoint-row]', { hasText: `${setup.rx.url}/fifo-stuck` });
     const headText = (await fifoRow.locator('[data-testid=fifo-head]').textContent())!;
     expect(headText).toContain(head.body.event_id);
     expect(headText).toContain('1 attempt');

@@ -4,43 +4,30 @@
  * Retry now (due at once, a worker tick delivers it), then Resend (a new delivery). Screenshots at 1280 and 390 px go
  * to /tmp/dashboard-shots/event-detail-*.png; at 390 px nothing is wider than the screen.
  */
-import type { BrowserContext } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newUser, payThroughPage, type Api, type Keys, type TestServer } from './helpers.js';
-import { openPage, shots, signInWithKey, startBrowserSetup, type BrowserSetup, type Receiver, type Workers } from './dashboard-kit.js';
+import { describe, expect, it } from 'vitest';
+import { newUser, payThroughPage } from './helpers.js';
+import { shots, useBrowserSetup } from './dashboard-kit.js';
 
-let s: TestServer;
-let keys: Keys;
-let api: Api;
-let rx: Receiver;
-let harness: Workers;
-let browser: BrowserContext;
-let setup: BrowserSetup | undefined;
-
-beforeAll(async () => {
-  ({ s, keys, api, rx, harness, browser } = setup = await startBrowserSetup('Acme & Co', 'cw-event-'));
-});
-afterAll(() => setup?.stop());
+const setup = useBrowserSetup('Acme & Co', 'cw-event-');
 
 describe('the event page in Chromium', () => {
   it('shows a failed attempt in detail, retries it now, then resends the event', async () => {
-    const ep = (await api.post('/webhook/endpoints', {
-      url: `${rx.url}/hooks/a-rather-long-path/that-has-to-wrap-on-a-phone?tenant=acme-casino-production-eu-west-1&verbose=true`, events: ['intent.approved'],
+    const ep = (await setup.api.post('/webhook/endpoints', {
+      url: `${setup.rx.url}/hooks/a-rather-long-path/that-has-to-wrap-on-a-phone?tenant=acme-casino-production-eu-west-1&verbose=true`, events: ['intent.approved'],
     })).body as { id: string; secret: string };
-    rx.setResponder(() => ({
+    setup.rx.setResponder(() => ({
       status: 500,
       headers: { 'x-debug-id': 'dbg-7f3a9c', 'x-long-header': 'a-very-long-header-value-without-any-spaces-'.repeat(6), 'retry-after': '120' },
       body: Buffer.concat([Buffer.from('{"error":"database is down","trace":"'), Buffer.from([0x00, 0xff]), Buffer.from('"}')]),
     }));
-    const { intent } = await payThroughPage(s, api, { direction: 'cash_in', user_id: await newUser(api), amount: 4200 });
-    const ev = (await api.get(`/events?intent_id=${intent.id}`)).body.data[0] as { id: string };
-    const worker = harness.make();
+    const { intent } = await payThroughPage(setup.s, setup.api, { direction: 'cash_in', user_id: await newUser(setup.api), amount: 4200 });
+    const ev = (await setup.api.get(`/events?intent_id=${intent.id}`)).body.data[0] as { id: string };
+    const worker = setup.harness.make();
     expect(await worker.tick()).toBe(1);
-    expect(rx.received).toHaveLength(1);
+    expect(setup.rx.received).toHaveLength(1);
 
-    const { page, problems } = await openPage(browser);
-    await signInWithKey(page, s.url, keys.sandbox);
-    await page.goto(`${s.url}/dashboard/events/${ev.id}`);
+    const { page, problems } = await setup.signedIn();
+    await page.goto(`${setup.s.url}/dashboard/events/${ev.id}`);
     expect(await page.textContent('[data-testid=delivery-status]')).toBe('pending');
     const attempts = page.locator('[data-testid=attempt]');
     expect(await attempts.count()).toBe(1);
@@ -51,7 +38,7 @@ describe('the event page in Chromium', () => {
     expect(await page.locator('[data-testid=request-headers]').first().isVisible()).toBe(false);
     await detail.locator('summary').click();
     await expect.poll(() => page.locator('[data-testid=request-headers]').first().isVisible()).toBe(true);
-    const sent = rx.received[0]!;
+    const sent = setup.rx.received[0]!;
     const reqHeaders = await page.locator('[data-testid=request-headers]').first().textContent();
     expect(reqHeaders).toContain('x-webhook-signature');
     expect(reqHeaders).toContain(String(sent.headers['x-webhook-signature']));
@@ -63,12 +50,12 @@ describe('the event page in Chromium', () => {
     await shots(page, 'event-detail-failed', { fits390: true });
 
     // Retry now: due at once; the receiver is back; a tick delivers it.
-    rx.setResponder(() => ({ status: 200, body: 'ok' }));
+    setup.rx.setResponder(() => ({ status: 200, body: 'ok' }));
     await page.click('[data-testid=retry-now]');
     await page.waitForURL((u) => u.searchParams.has('retried'));
     expect(await page.textContent('[data-testid=notice]')).toContain('Retrying now');
     expect(await worker.tick()).toBe(1);
-    expect(rx.received).toHaveLength(2);
+    expect(setup.rx.received).toHaveLength(2);
     await page.reload();
     expect(await page.textContent('[data-testid=delivery-status]')).toBe('succeeded');
     expect(await attempts.count()).toBe(2);
@@ -76,7 +63,7 @@ describe('the event page in Chromium', () => {
     expect(await page.locator('[data-testid=retry-now]').count()).toBe(0);
     await attempts.nth(1).locator('summary').click();
     await expect.poll(() => attempts.nth(1).locator('[data-testid=request-headers]').isVisible()).toBe(true);
-    expect(await attempts.nth(1).locator('[data-testid=request-headers]').textContent()).toContain(String(rx.received[1]!.headers['x-webhook-signature']));
+    expect(await attempts.nth(1).locator('[data-testid=request-headers]').textContent()).toContain(String(setup.rx.received[1]!.headers['x-webhook-signature']));
     // A success keeps no response headers.
     expect(await attempts.nth(1).locator('[data-testid=response-headers]').count()).toBe(0);
     await shots(page, 'event-detail-retried', { fits390: true });
@@ -87,8 +74,8 @@ describe('the event page in Chromium', () => {
     expect(await page.textContent('[data-testid=notice]')).toContain('Resent');
     expect(await page.locator('[data-testid=delivery]').count()).toBe(2);
     expect(await worker.tick()).toBe(1);
-    expect(rx.received).toHaveLength(3);
-    expect(rx.received[2]!.headers['x-webhook-id']).toBe(rx.received[0]!.headers['x-webhook-id']);
+    expect(setup.rx.received).toHaveLength(3);
+    expect(setup.rx.received[2]!.headers['x-webhook-id']).toBe(setup.rx.received[0]!.headers['x-webhook-id']);
     await page.reload();
     expect(await page.locator('[data-testid=delivery-status]').allTextContents()).toEqual(['succeeded', 'succeeded']);
     expect(problems).toEqual([]);

@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import type { BrowserContext, Page } from 'playwright-core';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { client, newOperator, startTestServer, testWorkers, type Api, type Keys, type TestServer } from './helpers.js';
 import { startReceiver } from './receiver.js';
 import { launchChromium, watch } from './browser.js';
@@ -93,6 +93,13 @@ export async function signInWithKey(page: Page, baseUrl: string, key: string): P
   await page.waitForURL('**/dashboard/events');
 }
 
+/** A new page (openPage), signed in through the form with `key`. */
+async function signedInPage(browser: BrowserContext, baseUrl: string, key: string): Promise<{ page: Page; problems: string[] }> {
+  const opened = await openPage(browser);
+  await signInWithKey(opened.page, baseUrl, key);
+  return opened;
+}
+
 export interface BrowserSetup {
   s: TestServer;
   keys: Keys;
@@ -101,6 +108,8 @@ export interface BrowserSetup {
   rx: Receiver;
   harness: Workers;
   browser: BrowserContext;
+  /** A new page (openPage), signed in through the form with `key` (the sandbox key unless told). */
+  signedIn(key?: string): Promise<{ page: Page; problems: string[] }>;
   /** Stops all of it (the workers reset first, so that nothing is in flight to the receiver). */
   stop(): Promise<void>;
 }
@@ -129,9 +138,25 @@ export async function startBrowserSetup(operatorName: string, profilePrefix: str
     rx = await startReceiver();
     harness = testWorkers(s);
     browser = await launchChromium(profilePrefix);
-    return { s, keys, api, rx, harness, browser, stop };
+    const started = { s, keys, api, rx, harness, browser, stop };
+    return { ...started, signedIn: (key = keys.sandbox) => signedInPage(started.browser, started.s.url, key) };
   } catch (e) {
     await stop();
     throw e;
   }
+}
+
+/**
+ * startBrowserSetup as a file's beforeAll, its stop() as the file's afterAll: call it at the top level. The object it
+ * returns is filled in before the first test (and before the file's own beforeAll, registered after this call).
+ */
+export function useBrowserSetup(operatorName: string, profilePrefix: string): BrowserSetup {
+  const setup = {} as BrowserSetup;
+  let started: BrowserSetup | undefined;
+  beforeAll(async () => {
+    started = await startBrowserSetup(operatorName, profilePrefix);
+    Object.assign(setup, started);
+  });
+  afterAll(() => started?.stop());
+  return setup;
 }

@@ -5,16 +5,12 @@
  * 390 px go to /tmp/dashboard-shots/objects-*.png; at 390 px no page is wider than the screen.
  */
 import { createHmac } from 'node:crypto';
-import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, newOperator, newUser, payThroughPage, startTestServer, type Api, type Keys, type TestServer } from './helpers.js';
-import { launchChromium, watch } from './browser.js';
-import { shots as shotsOf, signInWithKey } from './dashboard-kit.js';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { client, newUser, payThroughPage } from './helpers.js';
+import { openPage, shots as shotsOf, signInWithKey, useBrowserSetup } from './dashboard-kit.js';
 
-let s: TestServer;
-let keys: Keys;
-let api: Api;
-let browser: BrowserContext;
+const setup = useBrowserSetup('Acme <Casino> & Co', 'cw-dashboard-objects-');
 let userId: string;
 let intentId: string;
 let refundId: string;
@@ -22,44 +18,32 @@ let disputeId: string;
 let transferId: string;
 
 beforeAll(async () => {
-  s = await startTestServer();
-  keys = await newOperator(s, 'Acme <Casino> & Co');
-  api = client(s.url, keys.sandbox);
-  userId = await newUser(api, { tag: 'player-<7>' });
-  await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 500 }, 'decline');
-  s.clock.advance(1000);
-  const refunded = await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 9900 });
-  refundId = (await api.post('/refund', { intent_id: refunded.intent.id })).body.id;
-  s.clock.advance(1000);
-  const disputed = await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 25000 });
-  disputeId = (await api.post('/simulate/dispute', { intent_id: disputed.intent.id, code: 'R10' })).body.id;
-  s.clock.advance(1000);
-  const { intent } = await payThroughPage(s, api, { direction: 'cash_in', user_id: userId, amount: 123456, tag: 'order-42' });
+  userId = await newUser(setup.api, { tag: 'player-<7>' });
+  await payThroughPage(setup.s, setup.api, { direction: 'cash_in', user_id: userId, amount: 500 }, 'decline');
+  setup.s.clock.advance(1000);
+  const refunded = await payThroughPage(setup.s, setup.api, { direction: 'cash_in', user_id: userId, amount: 9900 });
+  refundId = (await setup.api.post('/refund', { intent_id: refunded.intent.id })).body.id;
+  setup.s.clock.advance(1000);
+  const disputed = await payThroughPage(setup.s, setup.api, { direction: 'cash_in', user_id: userId, amount: 25000 });
+  disputeId = (await setup.api.post('/simulate/dispute', { intent_id: disputed.intent.id, code: 'R10' })).body.id;
+  setup.s.clock.advance(1000);
+  const { intent } = await payThroughPage(setup.s, setup.api, { direction: 'cash_in', user_id: userId, amount: 123456, tag: 'order-42' });
   intentId = intent.id;
-  await api.post(`/user/${userId}/limits_request`, { requested_daily_limit: 900000 });
-  const ob = (await api.post('/sendcash/onboarding', { webhook_url: 'http://127.0.0.1:9/sendcash' })).body;
+  await setup.api.post(`/user/${userId}/limits_request`, { requested_daily_limit: 900000 });
+  const ob = (await setup.api.post('/sendcash/onboarding', { webhook_url: 'http://127.0.0.1:9/sendcash' })).body;
   const sig = createHmac('sha256', ob.secret_key).update('sc_user_1:ref-77:1111:0690000031:044').digest('hex');
-  const t = await client(s.url).post('/sendcash/charges', {
+  const t = await client(setup.s.url).post('/sendcash/charges', {
     publicKey: ob.public_key, signature: sig, userId: 'sc_user_1', paymentReference: 'ref-77', amount: '11.11', destinationAccountNumber: '0690000031', destinationBankCode: '044',
   });
   transferId = t.body.transfer?.id ?? t.body.id;
-  browser = await launchChromium('cw-dashboard-objects-');
-});
-afterAll(async () => {
-  await browser?.close();
-  await s?.stop();
 });
 
 /** Screenshots at 1280 and 390 px; at 390 px the page must not scroll sideways. */
 const shots = (page: Page, name: string) => shotsOf(page, `objects-${name}`, { fits390: true });
 
-const signIn = (page: Page, key: string) => signInWithKey(page, s.url, key);
-
 describe('the object pages in Chromium', () => {
   it('opens intents, clicks an intent, sees its events, clicks through to the event page', async () => {
-    const page = await browser.newPage();
-    const problems = watch(page);
-    await signIn(page, keys.sandbox);
+    const { page, problems } = await setup.signedIn();
     await page.click('#nav-intents');
     await page.waitForURL('**/dashboard/intents');
     expect(await page.locator('[data-testid=intent-row]').count()).toBe(4);
@@ -71,7 +55,7 @@ describe('the object pages in Chromium', () => {
     await page.click('#filter');
     await page.waitForURL('**/dashboard/intents?status=declined');
     expect(await page.locator('[data-testid=intent-row]').count()).toBe(1);
-    await page.goto(`${s.url}/dashboard/intents`);
+    await page.goto(`${setup.s.url}/dashboard/intents`);
 
     await page.click(`[data-testid=intent-row] a[href="/dashboard/intents/${intentId}"]`);
     await page.waitForURL(`**/dashboard/intents/${intentId}`);
@@ -101,9 +85,8 @@ describe('the object pages in Chromium', () => {
   });
 
   it('shows the users, refunds, disputes and transfers pages and their details', async () => {
-    const page = await browser.newPage();
-    const problems = watch(page);
-    await page.goto(`${s.url}/dashboard/events`);
+    const { page, problems } = await openPage(setup.browser);
+    await page.goto(`${setup.s.url}/dashboard/events`);
     await page.click('#nav-users');
     await page.waitForURL('**/dashboard/users');
     expect(await page.locator('[data-testid=user-row]').count()).toBe(1);
@@ -142,7 +125,7 @@ describe('the object pages in Chromium', () => {
 
     expect(problems).toEqual([]);
 
-    const r = await page.goto(`${s.url}/dashboard/intents/${'x'.repeat(300)}`);
+    const r = await page.goto(`${setup.s.url}/dashboard/intents/${'x'.repeat(300)}`);
     expect(r!.status()).toBe(404);
     expect(await page.textContent('[data-testid=error]')).toContain('There is no intent');
     await shots(page, 'not-found');
@@ -150,11 +133,11 @@ describe('the object pages in Chromium', () => {
   });
 
   it("a production key's session sees none of the sandbox's objects", async () => {
-    const page = await browser.newPage();
-    await page.goto(`${s.url}/dashboard/events`);
+    const page = await setup.browser.newPage();
+    await page.goto(`${setup.s.url}/dashboard/events`);
     await page.click('#sign-out');
     await page.waitForURL('**/dashboard/sign-in');
-    await signIn(page, keys.production);
+    await signInWithKey(page, setup.s.url, setup.keys.production);
     expect(await page.textContent('[data-testid=environment]')).toBe('PRODUCTION');
     for (const nav of ['intents', 'users', 'refunds', 'disputes', 'transfers']) {
       await page.click(`#nav-${nav}`);
@@ -164,7 +147,7 @@ describe('the object pages in Chromium', () => {
     }
     await page.click('#nav-intents');
     await shots(page, 'production-intents');
-    const r = await page.goto(`${s.url}/dashboard/intents/${intentId}`);
+    const r = await page.goto(`${setup.s.url}/dashboard/intents/${intentId}`);
     expect(r!.status()).toBe(404);
     expect(await page.textContent('[data-testid=error]')).toContain('in production');
     await page.close();

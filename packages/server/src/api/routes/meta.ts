@@ -10,6 +10,7 @@ import { getEvent, listEvents, resendEvent } from '../../payments/events/events.
 import { authenticate } from '../auth.js';
 import { DomainError, errorBody, errors } from '../errors.js';
 import { EventsQuery, IdParams } from '../schemas.js';
+import { ICON } from './dashboard/kit.js';
 import { esc } from './hosted-brand.js';
 
 /** Where the API reference is served (README: "The API"). */
@@ -36,7 +37,7 @@ function homePage(base: string): string {
   const b = esc(base);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Cashwire</title><style>${HOME_STYLE}</style></head>
+<title>Cashwire</title><link rel="icon" type="image/svg+xml" href="${ICON}"><style>${HOME_STYLE}</style></head>
 <body><main>
  <h1>Cashwire</h1>
  <p class="muted">A self-hostable, Push Cash-compatible payments API with webhook delivery. This server is running.</p>
@@ -88,7 +89,7 @@ export const metaRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
   app.get('/', { schema: { hide: true } }, async (_req, reply) => {
     return reply
       .type('text/html; charset=utf-8')
-      .header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+      .header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
       .header('X-Content-Type-Options', 'nosniff')
       .send(homePage(deps.config.publicUrl));
   });

@@ -2,7 +2,9 @@
  * The dashboard's scripts, served from this server under /dashboard/assets/ (no CDN: the dashboard works offline, and
  * the Content-Security-Policy allows scripts from this origin only). Libraries come from node_modules, at the version
  * package-lock.json pins: htmx (live updates of the events list), its SSE extension, Chart.js (the charts). Cashwire's
- * own scripts are plain files in packages/server/assets/dashboard/. Each is read once, on first request.
+ * own scripts are plain files in packages/server/assets/dashboard/, as is its icon (icon.svg, which the dashboard's and
+ * the landing page's <link rel="icon"> name, so that Chromium does not ask for /favicon.ico, a JSON 404). Each is read
+ * once, on first request.
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -27,7 +29,7 @@ const cache = new Map<string, Promise<Buffer>>();
 function load(name: string): Promise<Buffer> | undefined {
   let file: string | undefined;
   if (Object.hasOwn(FILES, name)) file = FILES[name]!();
-  else if (/^[a-z][a-z0-9-]*\.js$/.test(name)) file = path.join(OWN_ASSETS, name);
+  else if (/^[a-z][a-z0-9-]*\.js$/.test(name) || name === 'icon.svg') file = path.join(OWN_ASSETS, name);
   if (!file) return undefined;
   let p = cache.get(name);
   if (!p) {
@@ -44,7 +46,7 @@ export function assetRoutes(app: FastifyInstance): void {
     const body = await load(name)?.catch(() => undefined);
     if (!body) return errorPage(reply, 404, 'Not found', 'There is no such dashboard file.');
     return reply
-      .header('content-type', 'text/javascript; charset=utf-8')
+      .header('content-type', name.endsWith('.svg') ? 'image/svg+xml' : 'text/javascript; charset=utf-8')
       .header('cache-control', 'public, max-age=3600')
       .header('x-content-type-options', 'nosniff')
       .send(body);

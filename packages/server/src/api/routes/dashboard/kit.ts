@@ -108,6 +108,9 @@ function current(title: string, label: string): boolean {
   return t === l || t.startsWith(`${l.replace(/s$/, '')} `) || (l === 'clock' && t.includes('clock'));
 }
 
+/** The dashboard's icon (assets.ts serves it; img-src 'self' allows it): linked, so that Chromium asks for no /favicon.ico. */
+export const ICON = '/dashboard/assets/icon.svg';
+
 /** A page: `scripts` are names under /dashboard/assets/ (htmx.min.js, …), loaded deferred, in order. */
 export function layout(title: string, body: string, s?: Session, scripts: string[] = []): string {
   const head = s
@@ -121,7 +124,7 @@ export function layout(title: string, body: string, s?: Session, scripts: string
   const tags = scripts.map((n) => `<script src="/dashboard/assets/${esc(n)}" defer></script>`).join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${esc(title)} · Cashwire dashboard</title><style>${STYLE}</style>${tags}</head>
+<title>${esc(title)} · Cashwire dashboard</title><link rel="icon" type="image/svg+xml" href="${ICON}"><style>${STYLE}</style>${tags}</head>
 <body>${head}<div class="wrap">${body}</div></body></html>`;
 }
 
