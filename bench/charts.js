@@ -23,8 +23,7 @@ import { machineInfo } from './_common.js';
 const ROOT = process.env.BENCH_ROOT ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => import(path.join(ROOT, 'packages/server/dist', p));
 const { migrate } = await dist('db/migrate.js');
-const { countDueMinutes, countMinute, deliveryStats, minutesSql, sampleQueue } = await dist('delivery/stats.js');
-const MINUTES_SQL_FOR_EXPLAIN = minutesSql(false);
+const { countDueMinutes, countMinute, deliveryStats, rawMinutesSql, sampleQueue } = await dist('delivery/stats.js');
 
 const ADMIN = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ATTEMPTS = Number(process.env.BENCH_CHARTS_ATTEMPTS ?? 200_000);
@@ -57,7 +56,7 @@ const pgVersion = (await admin.query('SELECT version()')).rows[0].version.split(
 await admin.query(`CREATE DATABASE ${name}`);
 const u = new URL(ADMIN);
 u.pathname = `/${name}`;
-const db = new pg.Pool({ connectionString: u.toString(), max: 4 });
+const db = new pg.Pool({ connectionString: u.toString(), max: 4, options: '-c jit=off' }); // as the server's pool (db/pool.ts)
 db.on('error', () => {}); // the DROP DATABASE at the end ends idle connections
 const rows = [];
 try {
@@ -125,7 +124,9 @@ try {
   for (let k; (k = await countDueMinutes(db, NOW, { max: 500, budgetMs: 600_000 })) > 0;) counted += k;
   console.log(`counted ${counted} more minutes (the last 25 h) in ${(ms(t1) / 1000).toFixed(1)} s`);
   await chartRows(', counted minutes (+ the last 2 to 3 from the log)');
-  const plan = (await db.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) ${MINUTES_SQL_FOR_EXPLAIN}`, [scope.operatorId, scope.environment, new Date(NOW.getTime() - 3600_000), NOW, ''])).rows.map((r) => r['QUERY PLAN']);
+  // The plan of the minutes not counted yet (the last three), read a minute at a time.
+  const last3 = [3, 2, 1].map((k) => new Date(Math.floor(NOW.getTime() / 60_000) * 60_000 - (k - 1) * 60_000));
+  const plan = (await db.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) ${rawMinutesSql(false, 'lookup')}`, [scope.operatorId, scope.environment, last3])).rows.map((r) => r['QUERY PLAN']);
   console.log(plan.filter((l) => /Scan|Join|Loop|Execution/.test(l)).map((l) => `  ${l.trim()}`).join('\n'));
 
   // The sampler: each run a new minute (the minute claimed, then every lane counted).

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { ManualClock } from '../src/clock.js';
-import { bucketsOf, OUTCOMES, countDueMinutes, countMinute, COUNT_AFTER_MS, deliveryStats, dueMinutes, minuteOf, RECOUNT_AFTER_MS, sampleQueue } from '../src/delivery/stats.js';
+import { bucketsOf, LOOKUP_MINUTES, OUTCOMES, countDueMinutes, countMinute, COUNT_AFTER_MS, deliveryStats, dueMinutes, minuteOf, RECOUNT_AFTER_MS, sampleQueue } from '../src/delivery/stats.js';
 import { createQueueSampler, nextRunDelay, SAMPLE_OFFSET_MS, type SamplerTimers } from '../src/jobs/queue-sampler.js';
 import { pruneOnce } from '../src/jobs/retention.js';
 import { loadConfig } from '../src/config.js';
@@ -188,6 +188,8 @@ describe('the attempt log counted a minute at a time (attempt_rollups)', () => {
       await attempt(a.id, ds[Math.floor(r() * ds.length)]!, started, OUT[Math.floor(r() * OUT.length)]!, latency);
       if (i % 10 === 0) await attempt(b.id, other, started, 'succeeded', latency);
     }
+    // And some in each of the last 12 minutes, read a minute at a time once the minutes before are counted.
+    for (let k = 0; k < 12 * 4; k++) await attempt(a.id, ds[k % ds.length]!, new Date(NOW - Math.floor(k / 4) * MIN - 7_000 * (k % 4)), OUT[k % OUT.length]!, 5 + k * 13);
     const scopes: [string, string, string?][] = [[a.id, 'sandbox'], [a.id, 'sandbox', ep1], [a.id, 'sandbox', ep2], [a.id, 'production'], [a.id, 'production', prodEp], [b.id, 'sandbox']];
     const windows = ['1h', '6h', '24h'] as const;
     const all = async () => Promise.all(scopes.flatMap(([op, env, ep]) => windows.map((w) => stats(op, env, w, ep))));
@@ -195,6 +197,12 @@ describe('the attempt log counted a minute at a time (attempt_rollups)', () => {
     expect(fromLog[0]!.totals.attempts).toBeGreaterThan(10); // the 1 h window has something to compare
     expect(fromLog.reduce((n, st) => n + st.totals.attempts, 0)).toBeGreaterThan(1000);
 
+    // Every minute counted but the last 12 or so: the 1 h window reads those a minute at a time (LOOKUP_MINUTES).
+    const hourOf = async () => Promise.all(scopes.map(([op, env, ep]) => stats(op, env, '1h', ep)));
+    const hourFromLog = await hourOf();
+    await countAll(new Date(minuteOf(new Date(NOW)).getTime() - 25 * 60 * MIN), new Date(minuteOf(new Date(NOW)).getTime() - 11 * MIN));
+    expect(LOOKUP_MINUTES).toBeGreaterThanOrEqual(12);
+    expect(await hourOf()).toEqual(hourFromLog);
     // Count every minute of the last 25 hours except the last three (not due yet), then read again.
     await countAll(new Date(minuteOf(new Date(NOW)).getTime() - 25 * 60 * MIN), new Date(minuteOf(new Date(NOW)).getTime() - 2 * MIN));
     const counted = (await q('SELECT count(*)::int AS n FROM attempt_rollups')).rows[0].n;

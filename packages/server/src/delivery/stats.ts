@@ -188,26 +188,14 @@ export async function countDueMinutes(db: Queryable, now: Date, o: { max?: numbe
   return counted;
 }
 
-/**
- * Every minute of one scope in [from, to): counted ones from attempt_rollups, the others (not counted yet: the last
- * few, or a stretch no process was running for) from the attempt log, a minute at a time by its started_at index.
- */
-export const minutesSql = (byEndpoint: boolean) => `
-  WITH counted AS MATERIALIZED (
-    SELECT minute FROM attempt_minutes WHERE pass = 1 AND minute >= $3 AND minute < $4
-  ), open AS MATERIALIZED (
-    SELECT m AS minute FROM generate_series($3::timestamptz, $4::timestamptz - interval '1 minute', interval '1 minute') m
-     WHERE m NOT IN (SELECT minute FROM counted)
-  ), src AS MATERIALIZED (
-    SELECT o.minute, x.outcome, x.latency_ms, ${histSql('x.latency_ms')} AS h
-      FROM open o
-      CROSS JOIN LATERAL (
-        SELECT a.outcome, a.latency_ms
-          FROM delivery_attempts a
-          ${DELIVERY_OF('$1')}
-         WHERE a.operator_id = $1 AND a.started_at >= o.minute AND a.started_at < o.minute + interval '1 minute'
-           AND d.environment = $2 AND d.lane IS DISTINCT FROM 'cli'${byEndpoint ? ' AND d.endpoint_id = $5' : ''}
-        OFFSET 0) x
+/** Up to this many minutes not counted, a chart reads them a minute at a time, each attempt's delivery by primary key;
+ * past it (a stretch no process counted: a first start, or the counts turned off) the whole range in one join that
+ * the planner chooses (a hash join over the operator's deliveries beats 100,000 lookups). */
+export const LOOKUP_MINUTES = 15;
+
+/** The columns of a minute row, from the attempts of `src` (minute, outcome, latency_ms, h), one row per minute. */
+const minuteRowsOf = (src: string) => `
+  WITH src AS MATERIALIZED (${src}
   ), raw AS (
     SELECT minute, ${COUNTS}, ${PERCENTILES} FROM src GROUP BY minute
   ), rawh AS (
@@ -216,12 +204,32 @@ export const minutesSql = (byEndpoint: boolean) => `
      GROUP BY minute
   )
   SELECT r.minute, ${OUTCOMES.map((o) => `r."${o}"`).join(', ')}, r.p50, r.p99, coalesce(h.hist_idx, '{}') AS hist_idx, coalesce(h.hist_n, '{}') AS hist_n
-    FROM raw r LEFT JOIN rawh h USING (minute)
-  UNION ALL
-  SELECT minute, ${OUTCOMES.map((o) => `"${o}"`).join(', ')}, p50, p99, hist_idx, hist_n
-    FROM attempt_rollups
-   WHERE operator_id = $1 AND environment = $2 AND endpoint_id = $5 AND minute >= $3 AND minute < $4
-     AND minute IN (SELECT minute FROM counted)`;
+    FROM raw r LEFT JOIN rawh h USING (minute)`;
+
+/**
+ * The minutes of one scope not counted yet, read from the attempt log. `lookup`: the minutes $3 (an array), a minute
+ * at a time through the started_at index, each attempt's delivery by primary key. `range`: [$3, $4) in one join.
+ * The endpoint, when there is one, is $5.
+ */
+export const rawMinutesSql = (byEndpoint: boolean, how: 'lookup' | 'range') => minuteRowsOf(how === 'lookup'
+  ? `
+    SELECT o.minute, x.outcome, x.latency_ms, ${histSql('x.latency_ms')} AS h
+      FROM unnest($3::timestamptz[]) o(minute)
+      CROSS JOIN LATERAL (
+        SELECT a.outcome, a.latency_ms
+          FROM delivery_attempts a
+          ${DELIVERY_OF('$1')}
+         WHERE a.operator_id = $1 AND a.started_at >= o.minute AND a.started_at < o.minute + interval '1 minute'
+           AND d.environment = $2 AND d.lane IS DISTINCT FROM 'cli'${byEndpoint ? ' AND d.endpoint_id = $4' : ''}
+        OFFSET 0) x`
+  : `
+    SELECT date_bin('1 minute', a.started_at, TIMESTAMPTZ 'epoch') AS minute, a.outcome, a.latency_ms, ${histSql('a.latency_ms')} AS h
+      FROM delivery_attempts a
+      JOIN deliveries d ON d.operator_id = a.operator_id AND d.id = a.delivery_id
+     WHERE a.operator_id = $1 AND d.operator_id = $1 AND d.environment = $2 AND a.started_at >= $3 AND a.started_at < $4
+       AND d.lane IS DISTINCT FROM 'cli'${byEndpoint ? ' AND d.endpoint_id = $5' : ''}`);
+
+const ROLLUP_COLUMNS = `minute, ${OUTCOMES.map((o) => `"${o}"`).join(', ')}, p50, p99, hist_idx, hist_n`;
 
 // A minute some process sampled (queue_sample_minutes) with no row for this scope had nothing pending: 0, not a gap.
 const QUEUE_SQL = `
@@ -237,11 +245,27 @@ const QUEUE_SQL = `
   )
   SELECT b.t, m.pending, m.due, coalesce(m.samples, 0) AS samples FROM b LEFT JOIN m ON m.t = b.t ORDER BY b.t`;
 
-/** The attempt series of [from, to), one row per bucket, from the minutes in it (see minutesSql). */
+/**
+ * The attempt series of [from, to), one row per bucket, from its minutes: the counted ones from attempt_rollups, the
+ * others (the last two or three; more after a stretch no process counted) from the attempt log (rawMinutesSql).
+ */
 async function attemptRows(db: Queryable, scope: StatsScope, from: Date, to: Date, bucketMs: number): Promise<BucketRow[]> {
   const byEndpoint = scope.endpointId !== undefined;
-  const { rows } = await db.query<MinuteRow>(minutesSql(byEndpoint), [scope.operatorId, scope.environment, from, to, scope.endpointId ?? ALL]);
-  return bucketsFromMinutes(rows, from.getTime(), to.getTime(), bucketMs);
+  const [claimed, kept] = await Promise.all([
+    db.query<{ minute: Date }>('SELECT minute FROM attempt_minutes WHERE pass = 1 AND minute >= $1 AND minute < $2', [from, to]),
+    db.query<MinuteRow>(`SELECT ${ROLLUP_COLUMNS} FROM attempt_rollups WHERE operator_id = $1 AND environment = $2 AND endpoint_id = $3 AND minute >= $4 AND minute < $5`,
+      [scope.operatorId, scope.environment, scope.endpointId ?? ALL, from, to]),
+  ]);
+  const counted = new Set(claimed.rows.map((r) => r.minute.getTime()));
+  const open: Date[] = [];
+  for (let m = from.getTime(); m < to.getTime(); m += 60_000) if (!counted.has(m)) open.push(new Date(m));
+  const ep = byEndpoint ? [scope.endpointId] : [];
+  const raw = open.length === 0 ? [] : open.length <= LOOKUP_MINUTES
+    ? (await db.query<MinuteRow>(rawMinutesSql(byEndpoint, 'lookup'), [scope.operatorId, scope.environment, open, ...ep])).rows
+    : (await db.query<MinuteRow>(rawMinutesSql(byEndpoint, 'range'), [scope.operatorId, scope.environment, open[0], to, ...ep])).rows;
+  // A counted minute is read from its counts only (a range read also goes through the counted minutes in it).
+  const minutes = [...kept.rows.filter((r) => counted.has(r.minute.getTime())), ...raw.filter((r) => !counted.has(r.minute.getTime()))];
+  return bucketsFromMinutes(minutes, from.getTime(), to.getTime(), bucketMs);
 }
 
 /** The charts' series for one scope over one window ending at `now`: two statements, run together. */
