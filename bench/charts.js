@@ -125,8 +125,9 @@ try {
   console.log(`counted ${counted} more minutes (the last 25 h) in ${(ms(t1) / 1000).toFixed(1)} s`);
   await chartRows(', counted minutes (+ the last 2 to 3 from the log)');
   // The plan of the minutes not counted yet (the last three), read a minute at a time.
-  const last3 = [3, 2, 1].map((k) => new Date(Math.floor(NOW.getTime() / 60_000) * 60_000 - (k - 1) * 60_000));
-  const plan = (await db.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) ${rawMinutesSql(false, 'lookup')}`, [scope.operatorId, scope.environment, last3])).rows.map((r) => r['QUERY PLAN']);
+  const minuteNow = Math.floor(NOW.getTime() / 60_000) * 60_000;
+  const plan = (await db.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) ${rawMinutesSql(false, 'lookup')}`,
+    [scope.operatorId, scope.environment, new Date(minuteNow - 2 * 60_000), new Date(minuteNow + 60_000)])).rows.map((r) => r['QUERY PLAN']);
   console.log(plan.filter((l) => /Scan|Join|Loop|Execution/.test(l)).map((l) => `  ${l.trim()}`).join('\n'));
 
   // The sampler: each run a new minute (the minute claimed, then every lane counted).

@@ -10,6 +10,8 @@
 -- it taken. A minute with pass 1 claimed and no row for a scope had no attempt there; a minute not claimed is read
 -- from the attempt log. Rows older than CASHWIRE_QUEUE_SAMPLE_RETENTION_DAYS (default 7) are pruned.
 
+-- attempt_minutes is not a tenant's table (one row per minute and pass for everyone): under Citus, a reference table,
+-- as queue_sample_minutes.
 CREATE TABLE attempt_minutes (
   minute      timestamptz NOT NULL,
   pass        smallint NOT NULL CHECK (pass IN (1, 2)),

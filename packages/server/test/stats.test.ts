@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { ManualClock } from '../src/clock.js';
-import { bucketsOf, LOOKUP_MINUTES, OUTCOMES, countDueMinutes, countMinute, COUNT_AFTER_MS, deliveryStats, dueMinutes, minuteOf, RECOUNT_AFTER_MS, sampleQueue } from '../src/delivery/stats.js';
+import { bucketsOf, countDelays, LOOKUP_MINUTES, OUTCOMES, countDueMinutes, countMinute, COUNT_AFTER_MS, deliveryStats, dueMinutes, minuteOf, RECOUNT_AFTER_MS, sampleQueue } from '../src/delivery/stats.js';
 import { createQueueSampler, nextRunDelay, SAMPLE_OFFSET_MS, type SamplerTimers } from '../src/jobs/queue-sampler.js';
 import { pruneOnce } from '../src/jobs/retention.js';
 import { loadConfig } from '../src/config.js';
@@ -188,6 +188,13 @@ describe('the attempt log counted a minute at a time (attempt_rollups)', () => {
       await attempt(a.id, ds[Math.floor(r() * ds.length)]!, started, OUT[Math.floor(r() * OUT.length)]!, latency);
       if (i % 10 === 0) await attempt(b.id, other, started, 'succeeded', latency);
     }
+    // On the minutes' edges: the first and the last millisecond of a minute belong to it, and to it only.
+    for (const m of [11 * 60 + 20, 9 * 60 + 5, 3 * 60]) {
+      const start = new Date(NOW - 30_000 - m * MIN); // NOW is 12:00:30, so this is a minute's first instant
+      await attempt(a.id, ds[0]!, start, 'succeeded', 1);
+      await attempt(a.id, ds[0]!, new Date(start.getTime() - 1), 'failed', 2);
+      await attempt(a.id, ds[0]!, new Date(start.getTime() + MIN - 1), 'retry', 3);
+    }
     // And some in each of the last 12 minutes, read a minute at a time once the minutes before are counted.
     for (let k = 0; k < 12 * 4; k++) await attempt(a.id, ds[k % ds.length]!, new Date(NOW - Math.floor(k / 4) * MIN - 7_000 * (k % 4)), OUT[k % OUT.length]!, 5 + k * 13);
     const scopes: [string, string, string?][] = [[a.id, 'sandbox'], [a.id, 'sandbox', ep1], [a.id, 'sandbox', ep2], [a.id, 'production'], [a.id, 'production', prodEp], [b.id, 'sandbox']];
@@ -257,6 +264,12 @@ describe('the attempt log counted a minute at a time (attempt_rollups)', () => {
     expect((await stats(a.id, 'sandbox')).attempts.succeeded[idx(await stats(a.id, 'sandbox'), at(11, 40))]).toBe(5);
   });
 
+  it('waits longer for a longer webhook timeout: a minute is counted a minute past the timeout at the earliest', () => {
+    expect(countDelays()).toEqual({ afterMs: COUNT_AFTER_MS, recountMs: RECOUNT_AFTER_MS });
+    expect(countDelays(15_000)).toEqual({ afterMs: 2 * MIN, recountMs: 10 * MIN });
+    expect(countDelays(5 * MIN)).toEqual({ afterMs: 6 * MIN, recountMs: 14 * MIN });
+  });
+
   it('knows which minutes are due: the ended ones not counted, newest first, back to the oldest attempt or a day; again 10 minutes after', async () => {
     const db = s.running.deps.db;
     expect(await dueMinutes(db, new Date(NOW), 100)).toEqual([]); // no attempt at all: nothing to count
@@ -282,6 +295,10 @@ describe('the attempt log counted a minute at a time (attempt_rollups)', () => {
     await attempt(a.id, d, new Date(NOW - 3 * 86_400_000), 'succeeded');
     const oldest = (await dueMinutes(db, new Date(NOW), 10_000)).at(-1)!.minute;
     expect(oldest.getTime()).toBe(minuteOf(new Date(NOW - 24 * 3_600_000 - MIN)).getTime());
+    // With a 5-minute webhook timeout, the minutes of the last 6 minutes wait.
+    await q('TRUNCATE attempt_minutes');
+    const slow = await dueMinutes(db, new Date(NOW), 5, countDelays(5 * MIN));
+    expect(slow[0]).toEqual({ minute: at(11, 53), pass: 1 });
     // A run stops at its budget.
     let t = 0;
     expect(await countDueMinutes(db, new Date(NOW), { budgetMs: 3, elapsed: () => t++ })).toBe(3);
@@ -326,6 +343,10 @@ describe('the attempt log counted a minute at a time (attempt_rollups)', () => {
     const pruned = await pruneOnce(s.running.deps, 30 * 86_400_000, 1000, 7 * 86_400_000);
     expect(pruned.rollups).toBe(1);
     expect((await q('SELECT (SELECT count(*) FROM attempt_rollups)::int AS r, (SELECT count(*) FROM attempt_minutes)::int AS m')).rows[0]).toEqual({ r: 0, m: 0 });
+    // Never within the day the job counts back: those would only be counted again.
+    s.clock.set(NOW);
+    await countMinute(s.running.deps.db, at(11, 40), 1, s.clock.now());
+    expect((await pruneOnce(s.running.deps, 30 * 86_400_000, 1000, 0)).rollups).toBe(0);
   });
 });
 

@@ -79,6 +79,16 @@ export const COUNT_AFTER_MS = 2 * 60_000;
 /** And counted again (pass 2) once it ended this long ago: an attempt written late (an outcome batch retried while
  * the database was away, a worker whose clock runs behind) shows then. One written later still is not counted. */
 export const RECOUNT_AFTER_MS = 10 * 60_000;
+/**
+ * When a minute is counted, for a webhook timeout of `totalTimeoutMs` (CASHWIRE_WEBHOOK_TIMEOUT_MS): an attempt's row
+ * comes at most its timeout and an outcome batch after its start, so a longer timeout waits longer (a minute of slack
+ * past it), and the second count comes 8 minutes after the first at least.
+ */
+export function countDelays(totalTimeoutMs = 15_000): { afterMs: number; recountMs: number } {
+  const afterMs = Math.max(COUNT_AFTER_MS, totalTimeoutMs + 60_000);
+  return { afterMs, recountMs: Math.max(RECOUNT_AFTER_MS, afterMs + 8 * 60_000) };
+}
+
 /** How far back the job counts minutes not counted yet (a process started after a pause): the longest window, and a
  * minute more. It never goes before the oldest attempt in the log. */
 export const COUNT_BACK_MS = 24 * 3_600_000 + 60_000;
@@ -144,9 +154,11 @@ export async function countMinute(db: Queryable, minute: Date, pass: 1 | 2, now:
 /**
  * The (minute, pass) counts due at `now`, newest first, at most `limit`: pass 1 of every minute that ended
  * {@link COUNT_AFTER_MS} ago or more, back to {@link COUNT_BACK_MS} and not before the oldest attempt; pass 2 of those
- * that ended {@link RECOUNT_AFTER_MS} ago, unless their pass 1 was itself that late.
+ * that ended {@link RECOUNT_AFTER_MS} ago, unless their pass 1 was itself that late (both longer for a longer webhook
+ * timeout: {@link countDelays}). `now` is the jobs' clock, which follows the database's (db/clock-sync.ts), so
+ * processes whose hosts' clocks disagree agree on what is due.
  */
-export async function dueMinutes(db: Queryable, now: Date, limit: number): Promise<{ minute: Date; pass: 1 | 2 }[]> {
+export async function dueMinutes(db: Queryable, now: Date, limit: number, delays = countDelays()): Promise<{ minute: Date; pass: 1 | 2 }[]> {
   const r = await db.query<{ minute: Date; pass: 1 | 2 }>(
     `WITH bounds AS (
        -- No attempt at all: nothing to count (greatest() would skip the null).
@@ -166,7 +178,7 @@ export async function dueMinutes(db: Queryable, now: Date, limit: number): Promi
         AND NOT EXISTS (SELECT 1 FROM attempt_minutes c2 WHERE c2.minute = c.minute AND c2.pass = 2)
       ORDER BY minute DESC, pass
       LIMIT $5`,
-    [now, COUNT_BACK_MS, COUNT_AFTER_MS, RECOUNT_AFTER_MS, limit],
+    [now, COUNT_BACK_MS, delays.afterMs, delays.recountMs, limit],
   );
   return r.rows.map((x) => ({ minute: x.minute, pass: Number(x.pass) as 1 | 2 }));
 }
@@ -176,21 +188,22 @@ export async function dueMinutes(db: Queryable, now: Date, limit: number): Promi
  * `elapsed()` went by (a process catching up on a day of minutes spreads it over several runs). Returns how many
  * this process counted (another process may have taken some).
  */
-export async function countDueMinutes(db: Queryable, now: Date, o: { max?: number; budgetMs?: number; elapsed?: () => number } = {}): Promise<number> {
+export async function countDueMinutes(db: Queryable, now: Date, o: { max?: number; budgetMs?: number; elapsed?: () => number; delays?: { afterMs: number; recountMs: number } } = {}): Promise<number> {
   const max = o.max ?? 30;
   const t0 = performance.now();
   const elapsed = o.elapsed ?? (() => performance.now() - t0);
   let counted = 0;
-  for (const { minute, pass } of await dueMinutes(db, now, max)) {
+  for (const { minute, pass } of await dueMinutes(db, now, max, o.delays)) {
     if (elapsed() >= (o.budgetMs ?? 10_000)) break;
     if ((await countMinute(db, minute, pass, now)).counted) counted++;
   }
   return counted;
 }
 
-/** Up to this many minutes not counted, a chart reads them a minute at a time, each attempt's delivery by primary key;
- * past it (a stretch no process counted: a first start, or the counts turned off) the whole range in one join that
- * the planner chooses (a hash join over the operator's deliveries beats 100,000 lookups). */
+/** When the minutes not counted are only the last few (since this many minutes before now's: the usual two or three),
+ * a chart reads their attempts with each attempt's delivery by primary key; from further back (a stretch no process
+ * counted: a first start, the counts turned off) in one join that the planner chooses (a hash join over the
+ * operator's deliveries beats 100,000 lookups). */
 export const LOOKUP_MINUTES = 15;
 
 /** The columns of a minute row, from the attempts of `src` (minute, outcome, latency_ms, h), one row per minute. */
@@ -207,29 +220,18 @@ const minuteRowsOf = (src: string) => `
     FROM raw r LEFT JOIN rawh h USING (minute)`;
 
 /**
- * The minutes of one scope not counted yet, read from the attempt log. `lookup`: the minutes $3 (an array), a minute
- * at a time through the started_at index, each attempt's delivery by primary key. `range`: [$3, $4) in one join.
- * The endpoint, when there is one, is $5.
+ * The minutes of one scope in [$3, $4), read from the attempt log (the caller leaves out those that are counted).
+ * `lookup`: each attempt's delivery by primary key (OFFSET 0 keeps the planner from a hash join, which reads every
+ * delivery of the operator: the cost would grow with the account's history instead of the attempts read); `range`:
+ * a plain join, the planner's choice. The bounds are constants, so the planner sees how short the range is and takes
+ * the started_at index. The endpoint, when there is one, is $5.
  */
-export const rawMinutesSql = (byEndpoint: boolean, how: 'lookup' | 'range') => minuteRowsOf(how === 'lookup'
-  ? `
-    SELECT o.minute, x.outcome, x.latency_ms, ${histSql('x.latency_ms')} AS h
-      FROM unnest($3::timestamptz[]) o(minute)
-      CROSS JOIN LATERAL (
-        SELECT a.outcome, a.latency_ms
-          FROM delivery_attempts a
-          ${DELIVERY_OF('$1')}
-         WHERE a.operator_id = $1 AND a.started_at >= o.minute AND a.started_at < o.minute + interval '1 minute'
-           AND d.environment = $2 AND d.lane IS DISTINCT FROM 'cli'${byEndpoint ? ' AND d.endpoint_id = $4' : ''}
-        OFFSET 0) x`
-  : `
+export const rawMinutesSql = (byEndpoint: boolean, how: 'lookup' | 'range') => minuteRowsOf(`
     SELECT date_bin('1 minute', a.started_at, TIMESTAMPTZ 'epoch') AS minute, a.outcome, a.latency_ms, ${histSql('a.latency_ms')} AS h
       FROM delivery_attempts a
-      JOIN deliveries d ON d.operator_id = a.operator_id AND d.id = a.delivery_id
-     WHERE a.operator_id = $1 AND d.operator_id = $1 AND d.environment = $2 AND a.started_at >= $3 AND a.started_at < $4
+      ${how === 'lookup' ? DELIVERY_OF('$1') : 'JOIN deliveries d ON d.operator_id = a.operator_id AND d.id = a.delivery_id'}
+     WHERE a.operator_id = $1${how === 'range' ? ' AND d.operator_id = $1' : ''} AND d.environment = $2 AND a.started_at >= $3 AND a.started_at < $4
        AND d.lane IS DISTINCT FROM 'cli'${byEndpoint ? ' AND d.endpoint_id = $5' : ''}`);
-
-const ROLLUP_COLUMNS = `minute, ${OUTCOMES.map((o) => `"${o}"`).join(', ')}, p50, p99, hist_idx, hist_n`;
 
 // A minute some process sampled (queue_sample_minutes) with no row for this scope had nothing pending: 0, not a gap.
 const QUEUE_SQL = `
@@ -249,23 +251,29 @@ const QUEUE_SQL = `
  * The attempt series of [from, to), one row per bucket, from its minutes: the counted ones from attempt_rollups, the
  * others (the last two or three; more after a stretch no process counted) from the attempt log (rawMinutesSql).
  */
-async function attemptRows(db: Queryable, scope: StatsScope, from: Date, to: Date, bucketMs: number): Promise<BucketRow[]> {
+async function attemptRows(db: Queryable, scope: StatsScope, from: Date, to: Date, bucketMs: number, now: Date): Promise<BucketRow[]> {
   const byEndpoint = scope.endpointId !== undefined;
-  const [claimed, kept] = await Promise.all([
-    db.query<{ minute: Date }>('SELECT minute FROM attempt_minutes WHERE pass = 1 AND minute >= $1 AND minute < $2', [from, to]),
-    db.query<MinuteRow>(`SELECT ${ROLLUP_COLUMNS} FROM attempt_rollups WHERE operator_id = $1 AND environment = $2 AND endpoint_id = $3 AND minute >= $4 AND minute < $5`,
-      [scope.operatorId, scope.environment, scope.endpointId ?? ALL, from, to]),
-  ]);
-  const counted = new Set(claimed.rows.map((r) => r.minute.getTime()));
-  const open: Date[] = [];
-  for (let m = from.getTime(); m < to.getTime(); m += 60_000) if (!counted.has(m)) open.push(new Date(m));
-  const ep = byEndpoint ? [scope.endpointId] : [];
-  const raw = open.length === 0 ? [] : open.length <= LOOKUP_MINUTES
-    ? (await db.query<MinuteRow>(rawMinutesSql(byEndpoint, 'lookup'), [scope.operatorId, scope.environment, open, ...ep])).rows
-    : (await db.query<MinuteRow>(rawMinutesSql(byEndpoint, 'range'), [scope.operatorId, scope.environment, open[0], to, ...ep])).rows;
-  // A counted minute is read from its counts only (a range read also goes through the counted minutes in it).
-  const minutes = [...kept.rows.filter((r) => counted.has(r.minute.getTime())), ...raw.filter((r) => !counted.has(r.minute.getTime()))];
-  return bucketsFromMinutes(minutes, from.getTime(), to.getTime(), bucketMs);
+  // The counted minutes and their rows in one statement, one snapshot: read apart, a minute counted between the two
+  // reads would be taken for counted with no row (zeros). A counted minute with no row for the scope had no attempt.
+  const { rows: counted } = await db.query<MinuteRow>(
+    `SELECT m.minute, ${OUTCOMES.map((o) => `coalesce(r."${o}", 0) AS "${o}"`).join(', ')}, r.p50, r.p99,
+            coalesce(r.hist_idx, '{}') AS hist_idx, coalesce(r.hist_n, '{}') AS hist_n
+       FROM attempt_minutes m
+       LEFT JOIN attempt_rollups r ON r.operator_id = $1 AND r.environment = $2 AND r.endpoint_id = $3 AND r.minute = m.minute
+      WHERE m.pass = 1 AND m.minute >= $4 AND m.minute < $5`,
+    [scope.operatorId, scope.environment, scope.endpointId ?? ALL, from, to],
+  );
+  const isCounted = new Set(counted.map((r) => r.minute.getTime()));
+  let firstOpen: number | undefined;
+  for (let m = from.getTime(); m < to.getTime() && firstOpen === undefined; m += 60_000) if (!isCounted.has(m)) firstOpen = m;
+  let raw: MinuteRow[] = [];
+  if (firstOpen !== undefined) {
+    const how = firstOpen > minuteOf(now).getTime() - LOOKUP_MINUTES * 60_000 ? 'lookup' : 'range';
+    const params = [scope.operatorId, scope.environment, new Date(firstOpen), to, ...(byEndpoint ? [scope.endpointId] : [])];
+    // A minute counted since the statement above is read from the log here: the same numbers.
+    raw = (await db.query<MinuteRow>(rawMinutesSql(byEndpoint, how), params)).rows.filter((r) => !isCounted.has(r.minute.getTime()));
+  }
+  return bucketsFromMinutes([...counted, ...raw], from.getTime(), to.getTime(), bucketMs);
 }
 
 /** The charts' series for one scope over one window ending at `now`: two statements, run together. */
@@ -274,7 +282,7 @@ export async function deliveryStats(db: Queryable, scope: StatsScope, window: Wi
   const interval = `${bucketMs / 1000} seconds`;
   const base = [scope.operatorId, scope.environment, from, to, interval];
   const [attRows, q] = await Promise.all([
-    attemptRows(db, scope, from, to, bucketMs),
+    attemptRows(db, scope, from, to, bucketMs, now),
     db.query<{ t: Date; pending: number | null; due: number | null; samples: number }>(QUEUE_SQL, [...base, scope.endpointId ?? ALL]),
   ]);
   const att = { rows: attRows };
@@ -337,12 +345,16 @@ export async function sampleQueue(db: Queryable, at: Date): Promise<{ wrote: boo
   return { wrote: r.rows[0]!.won, rows: r.rows[0]!.n };
 }
 
-/** Retention: deletes up to `batch` minute rows of the attempt log's counts (and claimed minutes) older than `cutoff`. */
-export async function pruneAttemptRollups(db: Queryable, cutoff: Date, batch: number): Promise<number> {
-  const r = await db.query(`DELETE FROM attempt_rollups WHERE ctid = ANY (ARRAY(SELECT ctid FROM attempt_rollups WHERE minute < $1 LIMIT $2))`, [cutoff, batch]);
-  const n = r.rowCount ?? 0;
-  if (n < batch) await db.query('DELETE FROM attempt_minutes WHERE minute < $1', [cutoff]);
-  return n;
+/**
+ * Retention: deletes the attempt log's counts older than `cutoff` (never within {@link COUNT_BACK_MS} of `now`, where
+ * the job would count them again), up to `batch` rows a call. The claimed minutes go first: a minute whose claim is
+ * gone is read from the log (its rows, if some are still there, are not read), never as a counted minute with no row.
+ */
+export async function pruneAttemptRollups(db: Queryable, cutoff: Date, batch: number, now = new Date()): Promise<number> {
+  const before = new Date(Math.min(cutoff.getTime(), now.getTime() - COUNT_BACK_MS));
+  await db.query('DELETE FROM attempt_minutes WHERE minute < $1', [before]);
+  const r = await db.query(`DELETE FROM attempt_rollups WHERE ctid = ANY (ARRAY(SELECT ctid FROM attempt_rollups WHERE minute < $1 LIMIT $2))`, [before, batch]);
+  return r.rowCount ?? 0;
 }
 
 /** Retention: deletes up to `batch` samples (and claimed minutes) older than `cutoff`; returns how many samples. */

@@ -5,7 +5,8 @@
  *
  * The histogram's buckets grow by 10%: bucket 0 holds 0 ms, bucket i >= 1 holds [1.1^(i-1), 1.1^i) ms, and the last
  * ({@link HIST_LAST}, from about 65 minutes on) everything above. A percentile read from it is the geometric middle
- * of its bucket: within 5% of an attempt's latency that falls in the same bucket, and exact for 1 to 10 ms.
+ * of its bucket, rounded to the millisecond: within 5% (and that half millisecond) of an attempt's latency that falls
+ * in the same bucket, and exact for 1 to 10 ms.
  */
 
 export const HIST_RATIO = 1.1;

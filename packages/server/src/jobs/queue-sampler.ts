@@ -1,4 +1,4 @@
-import { countDueMinutes, sampleQueue } from '../delivery/stats.js';
+import { countDelays, countDueMinutes, sampleQueue } from '../delivery/stats.js';
 import type { Deps } from '../payments/context.js';
 
 /** How often a process tries to sample the queue, unless CASHWIRE_QUEUE_SAMPLE_MS says otherwise. */
@@ -43,7 +43,7 @@ const realTimers: SamplerTimers = {
  * start() while started does nothing.
  */
 export function createQueueSampler(
-  deps: Pick<Deps, 'db' | 'clock' | 'log'> & { config: Pick<Deps['config'], 'queueSamples'> & Partial<Pick<Deps['config'], 'countAttemptMinutes'>> },
+  deps: Pick<Deps, 'db' | 'clock' | 'log'> & { config: Pick<Deps['config'], 'queueSamples'> & Partial<Pick<Deps['config'], 'countAttemptMinutes' | 'worker'>> },
   timers: SamplerTimers = realTimers,
 ) {
   let timer: unknown;
@@ -54,7 +54,8 @@ export function createQueueSampler(
 
   const runOnce = () => sampleQueue(deps.db, deps.clock.now());
   /** The attempt log's minutes due to be counted for the charts (delivery/stats.ts countDueMinutes), unless turned off. */
-  const countOnce = () => (deps.config.countAttemptMinutes === false ? Promise.resolve(0) : countDueMinutes(deps.db, deps.clock.now()));
+  const delays = countDelays(deps.config.worker?.totalTimeoutMs);
+  const countOnce = () => (deps.config.countAttemptMinutes === false ? Promise.resolve(0) : countDueMinutes(deps.db, deps.clock.now(), { delays }));
 
   /** Runs a sample now, then aims the next one (`aimedAt`: the time this run was aimed at, by the clock). */
   function run(gen: number, aimedAt: number) {

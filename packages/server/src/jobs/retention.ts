@@ -41,6 +41,6 @@ export async function pruneOnce(deps: Pick<Deps, 'db' | 'clock'>, retentionMs: n
   const samplesCutoff = new Date(deps.clock.now().getTime() - samplesRetentionMs);
   total.samples = await each((db, _cutoff, n) => pruneQueueSamples(db, samplesCutoff, n));
   // The attempt log's per-minute counts (charts) are kept as long as the samples beside them.
-  total.rollups = await each((db, _cutoff, n) => pruneAttemptRollups(db, samplesCutoff, n));
+  total.rollups = await each((db, _cutoff, n) => pruneAttemptRollups(db, samplesCutoff, n, deps.clock.now()));
   return total;
 }
