@@ -23,7 +23,7 @@ import { machineInfo } from './_common.js';
 const ROOT = process.env.BENCH_ROOT ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => import(path.join(ROOT, 'packages/server/dist', p));
 const { migrate } = await dist('db/migrate.js');
-const { countDueMinutes, countMinute, deliveryStats, rawMinutesSql, sampleQueue } = await dist('delivery/stats.js');
+const { COUNTED_SQL, countDueMinutes, countMinute, deliveryStats, rawMinutesSql, sampleQueue } = await dist('delivery/stats.js');
 
 const ADMIN = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ATTEMPTS = Number(process.env.BENCH_CHARTS_ATTEMPTS ?? 200_000);
@@ -129,6 +129,10 @@ try {
   const plan = (await db.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) ${rawMinutesSql(false, 'lookup')}`,
     [scope.operatorId, scope.environment, new Date(minuteNow - 2 * 60_000), new Date(minuteNow + 60_000)])).rows.map((r) => r['QUERY PLAN']);
   console.log(plan.filter((l) => /Scan|Join|Loop|Execution/.test(l)).map((l) => `  ${l.trim()}`).join('\n'));
+  // And of the counted minutes of the 24 h window, with their rows.
+  const plan24 = (await db.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) ${COUNTED_SQL}`,
+    [scope.operatorId, scope.environment, '', new Date(minuteNow - 24 * 3_600_000), new Date(minuteNow + 60_000)])).rows.map((r) => r['QUERY PLAN']);
+  console.log(plan24.filter((l) => /Scan|Join|Loop|Execution|Cond|Filter/.test(l)).map((l) => `  ${l.trim()}`).join('\n'));
 
   // The sampler: each run a new minute (the minute claimed, then every lane counted).
   let minute = 0;
