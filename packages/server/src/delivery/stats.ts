@@ -90,7 +90,7 @@ export function countDelays(totalTimeoutMs = 15_000): { afterMs: number; recount
 }
 
 /** How far back the job counts minutes not counted yet (a process started after a pause): the longest window, and a
- * minute more. It never goes before the oldest attempt in the log. */
+ * minute more. */
 export const COUNT_BACK_MS = 24 * 3_600_000 + 60_000;
 
 const COUNTS = OUTCOMES.map((o) => `count(*) FILTER (WHERE outcome = '${o}')::int AS "${o}"`).join(', ');
@@ -153,7 +153,7 @@ export async function countMinute(db: Queryable, minute: Date, pass: 1 | 2, now:
 
 /**
  * The (minute, pass) counts due at `now`, newest first, at most `limit`: pass 1 of every minute that ended
- * {@link COUNT_AFTER_MS} ago or more, back to {@link COUNT_BACK_MS} and not before the oldest attempt; pass 2 of those
+ * {@link COUNT_AFTER_MS} ago or more, back to {@link COUNT_BACK_MS} (none while the log is empty); pass 2 of those
  * that ended {@link RECOUNT_AFTER_MS} ago, unless their pass 1 was itself that late (both longer for a longer webhook
  * timeout: {@link countDelays}). `now` is the jobs' clock, which follows the database's (db/clock-sync.ts), so
  * processes whose hosts' clocks disagree agree on what is due.
@@ -161,10 +161,9 @@ export async function countMinute(db: Queryable, minute: Date, pass: 1 | 2, now:
 export async function dueMinutes(db: Queryable, now: Date, limit: number, delays = countDelays()): Promise<{ minute: Date; pass: 1 | 2 }[]> {
   const r = await db.query<{ minute: Date; pass: 1 | 2 }>(
     `WITH bounds AS (
-       -- No attempt at all: nothing to count (greatest() would skip the null).
-       SELECT CASE WHEN o.oldest IS NOT NULL THEN greatest(date_bin('1 minute', o.oldest, TIMESTAMPTZ 'epoch'),
-                   date_bin('1 minute', $1::timestamptz - $2 * interval '1 millisecond', TIMESTAMPTZ 'epoch')) END AS lo
-         FROM (SELECT min(started_at) AS oldest FROM delivery_attempts) o
+       -- No attempt at all: nothing to count yet. Once there is one, every minute back a day, those before the
+       -- oldest attempt too (empty, cheap to count): a 24 h chart then reads only counted minutes.
+       SELECT CASE WHEN EXISTS (SELECT 1 FROM delivery_attempts) THEN date_bin('1 minute', $1::timestamptz - $2 * interval '1 millisecond', TIMESTAMPTZ 'epoch') END AS lo
      )
      SELECT m AS minute, 1 AS pass
        FROM bounds, generate_series(bounds.lo, date_bin('1 minute', $1::timestamptz - $3 * interval '1 millisecond', TIMESTAMPTZ 'epoch') - interval '1 minute', interval '1 minute') m
@@ -189,7 +188,7 @@ export async function dueMinutes(db: Queryable, now: Date, limit: number, delays
  * this process counted (another process may have taken some).
  */
 export async function countDueMinutes(db: Queryable, now: Date, o: { max?: number; budgetMs?: number; elapsed?: () => number; delays?: { afterMs: number; recountMs: number } } = {}): Promise<number> {
-  const max = o.max ?? 30;
+  const max = o.max ?? 120;
   const t0 = performance.now();
   const elapsed = o.elapsed ?? (() => performance.now() - t0);
   let counted = 0;
@@ -252,6 +251,19 @@ const QUEUE_SQL = `
  * others (the last two or three; more after a stretch no process counted) from the attempt log (rawMinutesSql).
  */
 /**
+ * A window with no minute counted (the counts off, or not started yet): its buckets straight from the attempt log,
+ * exact percentiles over each bucket, in one join the planner chooses. $3 from, $4 to, $5 the bucket width, $6 the
+ * endpoint.
+ */
+export const bucketsSql = (byEndpoint: boolean) => `
+  SELECT date_bin($5::interval, a.started_at, $3::timestamptz) AS t, ${COUNTS}, ${PERCENTILES}
+    FROM delivery_attempts a
+    JOIN deliveries d ON d.operator_id = a.operator_id AND d.id = a.delivery_id
+   WHERE a.operator_id = $1 AND d.operator_id = $1 AND d.environment = $2 AND a.started_at >= $3 AND a.started_at < $4
+     AND d.lane IS DISTINCT FROM 'cli'${byEndpoint ? ' AND d.endpoint_id = $6' : ''}
+   GROUP BY 1`;
+
+/**
  * The counted minutes of [$4, $5) (claim rows: counts null) and the scope's rows of them, in one statement (one
  * snapshot) and without a join: two index range scans, whatever the planner thinks of a table just filled.
  */
@@ -270,6 +282,11 @@ async function attemptRows(db: Queryable, scope: StatsScope, from: Date, to: Dat
   const isCounted = new Set(read.filter((r) => r.claim).map((r) => r.minute.getTime()));
   // A row of a minute whose claim is gone (retention deletes the claim first) is not read: the minute is read from the log.
   const counted = read.filter((r) => !r.claim && isCounted.has(r.minute.getTime()));
+  if (isCounted.size === 0) {
+    const params = [scope.operatorId, scope.environment, from, to, `${bucketMs / 1000} seconds`, ...(byEndpoint ? [scope.endpointId] : [])];
+    const byT = new Map((await db.query<BucketRow>(bucketsSql(byEndpoint), params)).rows.map((r) => [r.t.getTime(), r]));
+    return bucketsFromMinutes([], from.getTime(), to.getTime(), bucketMs).map((empty) => byT.get(empty.t.getTime()) ?? empty);
+  }
   let firstOpen: number | undefined;
   for (let m = from.getTime(); m < to.getTime() && firstOpen === undefined; m += 60_000) if (!isCounted.has(m)) firstOpen = m;
   let raw: MinuteRow[] = [];
