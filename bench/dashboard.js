@@ -128,7 +128,7 @@ async function main() {
         continue;
       }
       const [title, url, headers] = page;
-      // The first request is timed alone: for the charts it is the cold one (a refresh reads only the recent buckets).
+      // The first request is timed alone (the first view of a page; no cache is warm yet).
       const t0 = performance.now();
       const probe = await fetch(base + url, { redirect: 'manual', headers: headers ?? { cookie } });
       await probe.arrayBuffer();
