@@ -5,6 +5,7 @@
 import { EVENT_TYPES, SENDCASH_EVENT_TYPES } from '@cashwire/webhooks';
 import { InvalidArgumentError, type Command } from 'commander';
 import { print, remote, withRemote, type RemoteOptions } from './remote.js';
+import { dash, table } from './table.js';
 import { register as registerStats } from './stats.js';
 
 interface Out extends RemoteOptions { json?: boolean }
@@ -34,16 +35,6 @@ function eventList(v: string): string[] {
   if (list.length === 0) throw new InvalidArgumentError('name at least one event type, or "*"');
   return list;
 }
-
-/** Rows as aligned columns; the last column is not padded. */
-export function table(rows: string[][], header?: string[]): string {
-  const all = header ? [header, ...rows] : rows;
-  if (all.length === 0) return '';
-  const widths = all[0]!.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  return `${all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n')}\n`;
-}
-
-const dash = (v: unknown) => (v === null || v === undefined || v === '' ? '-' : String(v));
 
 function enc(id: string): string {
   return encodeURIComponent(id);

@@ -5,8 +5,8 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { isWindow, OUTCOMES, WINDOWS, type DeliveryStats, type WindowName } from '../delivery/stats.js';
-import { table } from './commands.js';
 import { print, remote, withRemote, type RemoteOptions } from './remote.js';
+import { dash, table } from './table.js';
 
 interface StatsOptions extends RemoteOptions { window: WindowName; endpoint?: string; json?: boolean }
 
@@ -18,7 +18,6 @@ function windowName(v: string): WindowName {
   return v;
 }
 
-const dash = (v: number | null | undefined) => (v === null || v === undefined ? '-' : String(v));
 /** `2026-01-15 11:01`: a 24 h window spans two dates, so the date is always shown. */
 const utc = (iso: string) => iso.slice(0, 16).replace('T', ' ');
 const span = (seconds: number) => (seconds % 3600 === 0 ? `${seconds / 3600} h` : seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`);

@@ -102,6 +102,9 @@ const PERCENTILES = 'percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms) AS 
  */
 const DELIVERY_OF = (op: string) =>
   `CROSS JOIN LATERAL (SELECT d.environment, d.endpoint_id, d.lane FROM deliveries d WHERE d.operator_id = ${op} AND d.id = a.delivery_id OFFSET 0) d`;
+/** An attempt's delivery as a plain join, which the planner may make a hash join of (for a long range: cheaper than
+ * a lookup per attempt). */
+const JOIN_DELIVERY = 'JOIN deliveries d ON d.operator_id = a.operator_id AND d.id = a.delivery_id';
 
 /**
  * Counts the minute starting at `minute` into attempt_rollups, for every operator, environment and endpoint (and
@@ -228,7 +231,7 @@ const minuteRowsOf = (src: string) => `
 export const rawMinutesSql = (byEndpoint: boolean, how: 'lookup' | 'range') => minuteRowsOf(`
     SELECT date_bin('1 minute', a.started_at, TIMESTAMPTZ 'epoch') AS minute, a.outcome, a.latency_ms, ${histSql('a.latency_ms')} AS h
       FROM delivery_attempts a
-      ${how === 'lookup' ? DELIVERY_OF('$1') : 'JOIN deliveries d ON d.operator_id = a.operator_id AND d.id = a.delivery_id'}
+      ${how === 'lookup' ? DELIVERY_OF('$1') : JOIN_DELIVERY}
      WHERE a.operator_id = $1${how === 'range' ? ' AND d.operator_id = $1' : ''} AND d.environment = $2 AND a.started_at >= $3 AND a.started_at < $4
        AND d.lane IS DISTINCT FROM 'cli'${byEndpoint ? ' AND d.endpoint_id = $5' : ''}`);
 
@@ -247,10 +250,6 @@ const QUEUE_SQL = `
   SELECT b.t, m.pending, m.due, coalesce(m.samples, 0) AS samples FROM b LEFT JOIN m ON m.t = b.t ORDER BY b.t`;
 
 /**
- * The attempt series of [from, to), one row per bucket, from its minutes: the counted ones from attempt_rollups, the
- * others (the last two or three; more after a stretch no process counted) from the attempt log (rawMinutesSql).
- */
-/**
  * A window with no minute counted (the counts off, or not started yet): its buckets straight from the attempt log,
  * exact percentiles over each bucket, in one join the planner chooses. $3 from, $4 to, $5 the bucket width, $6 the
  * endpoint.
@@ -258,7 +257,7 @@ const QUEUE_SQL = `
 export const bucketsSql = (byEndpoint: boolean) => `
   SELECT date_bin($5::interval, a.started_at, $3::timestamptz) AS t, ${COUNTS}, ${PERCENTILES}
     FROM delivery_attempts a
-    JOIN deliveries d ON d.operator_id = a.operator_id AND d.id = a.delivery_id
+    ${JOIN_DELIVERY}
    WHERE a.operator_id = $1 AND d.operator_id = $1 AND d.environment = $2 AND a.started_at >= $3 AND a.started_at < $4
      AND d.lane IS DISTINCT FROM 'cli'${byEndpoint ? ' AND d.endpoint_id = $6' : ''}
    GROUP BY 1`;
@@ -274,6 +273,10 @@ export const COUNTED_SQL = `
   SELECT minute, false, ${OUTCOMES.map((o) => `"${o}"`).join(', ')}, p50, p99, hist_idx, hist_n
     FROM attempt_rollups WHERE operator_id = $1 AND environment = $2 AND endpoint_id = $3 AND minute >= $4 AND minute < $5`;
 
+/**
+ * The attempt series of [from, to), one row per bucket, from its minutes: the counted ones from attempt_rollups, the
+ * others (the last two or three; more after a stretch no process counted) from the attempt log (rawMinutesSql).
+ */
 async function attemptRows(db: Queryable, scope: StatsScope, from: Date, to: Date, bucketMs: number, now: Date): Promise<BucketRow[]> {
   const byEndpoint = scope.endpointId !== undefined;
   // The counted minutes and their rows in one statement, one snapshot: read apart, a minute counted between the two

@@ -53,8 +53,8 @@ export function createQueueSampler(
   let started = false;
 
   const runOnce = () => sampleQueue(deps.db, deps.clock.now());
-  /** The attempt log's minutes due to be counted for the charts (delivery/stats.ts countDueMinutes), unless turned off. */
   const delays = countDelays(deps.config.worker?.totalTimeoutMs);
+  /** The attempt log's minutes due to be counted for the charts (delivery/stats.ts countDueMinutes), unless turned off. */
   const countOnce = () => (deps.config.countAttemptMinutes === false ? Promise.resolve(0) : countDueMinutes(deps.db, deps.clock.now(), { delays }));
 
   /** Runs a sample now, then aims the next one (`aimedAt`: the time this run was aimed at, by the clock). */
